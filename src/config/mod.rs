@@ -1,0 +1,348 @@
+//! One settings tree: defaults in code, then an optional TOML file, then
+//! `IMAGINATOR_*` environment overrides, then `validate()`. Anything invalid
+//! stops start-up with one line naming the key and the problem.
+
+mod units;
+
+pub use units::{ByteSize, HumanDuration};
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Prefix of every environment override; nested keys use `__`
+/// (`IMAGINATOR_LIMITS__MAX_WIDTH` sets `limits.max_width`).
+pub const ENV_PREFIX: &str = "IMAGINATOR_";
+/// Environment variable naming the configuration file (like `--config`).
+pub const ENV_CONFIG_FILE: &str = "IMAGINATOR_CONFIG";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the HTTP server binds (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Where originals and cached results live.
+    pub data_dir: PathBuf,
+    /// Directory of `*.toml` alias files, loaded and validated at start-up.
+    pub aliases_dir: PathBuf,
+    /// ImageMagick worker threads. Default: available parallelism (respects
+    /// the cgroup CPU quota on Linux).
+    pub workers: usize,
+    /// Jobs that may wait for a worker; when full, requests get 503. Default 4 x workers.
+    pub queue: Option<usize>,
+    /// Wall-clock budget of one job, queue wait included.
+    pub job_deadline: HumanDuration,
+    /// How long SIGTERM waits for in-flight requests before giving up on them.
+    pub shutdown_grace: HumanDuration,
+    /// Largest accepted request body, enforced while streaming.
+    pub max_body: ByteSize,
+    /// Seconds suggested to clients in `Retry-After` when the queue is full.
+    pub retry_after_secs: u32,
+    pub limits: Limits,
+    pub log: LogSettings,
+}
+
+/// Bounds on a single image, checked on the header before any decode, and
+/// ImageMagick's own resource limits (process-wide).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted source width and height, in pixels.
+    pub max_width: u32,
+    pub max_height: u32,
+    /// Largest accepted source area (width x height), in pixels.
+    pub max_pixels: u64,
+    /// Largest accepted number of frames (GIF, TIFF pages).
+    pub max_frames: u32,
+    /// ImageMagick pixel-cache memory; past it the cache goes to `map`, then `disk`.
+    pub magick_memory: ByteSize,
+    pub magick_map: ByteSize,
+    /// 0 keeps the pixel cache from ever spilling to disk.
+    pub magick_disk: ByteSize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `auto` (JSON unless stderr is a terminal), `json` or `text`.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `imaginator=debug,tower=warn`); `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("./data"),
+            aliases_dir: PathBuf::from("./aliases"),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            queue: None,
+            job_deadline: HumanDuration(Duration::from_secs(30)),
+            shutdown_grace: HumanDuration(Duration::from_secs(25)),
+            max_body: ByteSize::mib(32),
+            retry_after_secs: 1,
+            limits: Limits::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_width: 16_384,
+            max_height: 16_384,
+            max_pixels: 50_000_000,
+            max_frames: 100,
+            magick_memory: ByteSize::mib(512),
+            magick_map: ByteSize::mib(1024),
+            magick_disk: ByteSize(0),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Auto,
+            filter: "info".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("invalid configuration: {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `$IMAGINATOR_CONFIG`), then the given
+    /// environment, and validates the result. `env` is passed in so tests do not
+    /// have to mutate the process environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Settings, Vec<String>), ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let file_from_env = env
+            .iter()
+            .find(|(k, _)| k == ENV_CONFIG_FILE)
+            .map(|(_, v)| PathBuf::from(v));
+        let file = file.map(Path::to_path_buf).or(file_from_env);
+
+        let mut tree = toml::Value::Table(toml::Table::new());
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            tree = toml::from_str::<toml::Table>(&text)
+                .map(toml::Value::Table)
+                .map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    message: e.message().to_string(),
+                })?;
+            // Reject unknown keys and wrong types in the file before env is merged,
+            // so the message can name the file.
+            deserialize(tree.clone()).map_err(|(key, message)| ConfigError::File {
+                path: path.clone(),
+                message: format!("{key}: {message}"),
+            })?;
+        }
+
+        let warnings = overlay_env(&mut tree, &env)?;
+        let mut settings = deserialize(tree).map_err(|(key, message)| invalid(&key, message))?;
+        settings.validate()?;
+        settings.resolve_paths();
+        Ok((settings, warnings))
+    }
+
+    /// Jobs that may wait for a worker.
+    pub fn queue_capacity(&self) -> usize {
+        self.queue.unwrap_or(4 * self.workers)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 || self.workers > 256 {
+            return Err(invalid(
+                "workers",
+                format!("must be between 1 and 256, got {}", self.workers),
+            ));
+        }
+        if let Some(q) = self.queue
+            && q > 100_000
+        {
+            return Err(invalid("queue", format!("must be at most 100000, got {q}")));
+        }
+        if self.job_deadline.0.is_zero() {
+            return Err(invalid("job_deadline", "must be greater than zero"));
+        }
+        if self.max_body.0 == 0 {
+            return Err(invalid("max_body", "must be greater than zero"));
+        }
+        let l = &self.limits;
+        if l.max_width == 0 || l.max_height == 0 || l.max_pixels == 0 || l.max_frames == 0 {
+            return Err(invalid(
+                "limits",
+                "max_width, max_height, max_pixels and max_frames must be greater than zero",
+            ));
+        }
+        if l.magick_memory.0 < 16 << 20 {
+            return Err(invalid(
+                "limits.magick_memory",
+                format!("must be at least 16MiB, got {}", l.magick_memory),
+            ));
+        }
+        if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return Err(invalid(
+                "log.filter",
+                format!("`{}` is not a valid tracing filter", self.log.filter),
+            ));
+        }
+        for (key, path) in [("data_dir", &self.data_dir), ("aliases_dir", &self.aliases_dir)] {
+            if path.as_os_str().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes directory paths absolute once, at start-up, so nothing later
+    /// depends on the current directory.
+    fn resolve_paths(&mut self) {
+        for path in [&mut self.data_dir, &mut self.aliases_dir] {
+            if let Ok(abs) = std::path::absolute(&*path) {
+                *path = abs;
+            }
+        }
+    }
+
+    /// The effective configuration as TOML (for `--print-config`).
+    pub fn to_toml(&self) -> String {
+        let mut resolved = self.clone();
+        resolved.queue = Some(self.queue_capacity());
+        toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+    }
+}
+
+fn deserialize(tree: toml::Value) -> Result<Settings, (String, String)> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        (
+            if key == "." { "configuration".into() } else { key },
+            e.inner().message().to_string(),
+        )
+    })
+}
+
+/// Merges `IMAGINATOR_SECTION__KEY=value` into `tree`. The value is read with
+/// the type of the default at the same path (so `IMAGINATOR_WORKERS=8` is a
+/// number and `IMAGINATOR_DATA_DIR=123` a path). Variables naming no setting are
+/// returned as warnings, not errors: Kubernetes injects `IMAGINATOR_PORT` and
+/// friends for a Service named `imaginator`.
+fn overlay_env(tree: &mut toml::Value, env: &[(String, String)]) -> Result<Vec<String>, ConfigError> {
+    let defaults = toml::Value::try_from(Settings {
+        queue: Some(0),
+        ..Settings::default()
+    })
+    .map_err(|e| invalid("configuration", e.to_string()))?;
+    let mut warnings = Vec::new();
+    let mut vars: Vec<&(String, String)> = env.iter().collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if name == ENV_CONFIG_FILE {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let Some(default) = lookup(&defaults, &path) else {
+            warnings.push(format!("ignoring {name}: it names no setting"));
+            continue;
+        };
+        let key = path.join(".");
+        let value = coerce(default, raw).map_err(|message| invalid(&format!("{name} ({key})"), message))?;
+        insert(tree, &path, value);
+    }
+    Ok(warnings)
+}
+
+fn lookup<'a>(tree: &'a toml::Value, path: &[String]) -> Option<&'a toml::Value> {
+    path.iter().try_fold(tree, |node, key| node.as_table()?.get(key))
+}
+
+fn insert(tree: &mut toml::Value, path: &[String], value: toml::Value) {
+    let mut node = tree;
+    for key in &path[..path.len() - 1] {
+        let table = node.as_table_mut().expect("config tree nodes are tables");
+        node = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    if let Some(table) = node.as_table_mut() {
+        table.insert(path[path.len() - 1].clone(), value);
+    }
+}
+
+fn coerce(default: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    let raw = raw.trim();
+    match default {
+        toml::Value::Integer(_) => raw
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("`{raw}` is not a whole number")),
+        toml::Value::Float(_) => raw
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .map_err(|_| format!("`{raw}` is not a number")),
+        toml::Value::Boolean(_) => match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("`{raw}` is not true or false")),
+        },
+        toml::Value::Array(_) => {
+            if raw.starts_with('[') {
+                toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .ok_or_else(|| format!("`{raw}` is not a TOML array"))
+            } else {
+                Ok(toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_string()))
+                        .collect(),
+                ))
+            }
+        }
+        toml::Value::Table(_) => Err("names a whole section; set its keys with SECTION__KEY".to_string()),
+        _ => Ok(toml::Value::String(raw.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

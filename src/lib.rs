@@ -1,0 +1,4 @@
+//! imaginator: a fast, safe HTTP interface to ImageMagick.
+
+pub mod config;
+pub mod pipeline;

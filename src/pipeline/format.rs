@@ -1,0 +1,140 @@
+//! Image formats: recognised from magic bytes only (never from a name or a
+//! Content-Type), with their MIME type and ImageMagick coder name.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    Gif,
+    Webp,
+    Tiff,
+    Avif,
+    Heic,
+}
+
+impl ImageFormat {
+    pub const ALL: [ImageFormat; 7] = [
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Gif,
+        ImageFormat::Webp,
+        ImageFormat::Tiff,
+        ImageFormat::Avif,
+        ImageFormat::Heic,
+    ];
+
+    /// Recognises a format from the first bytes of a file.
+    pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
+        match bytes {
+            [0xFF, 0xD8, 0xFF, ..] => Some(ImageFormat::Jpeg),
+            [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(ImageFormat::Png),
+            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(ImageFormat::Gif),
+            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(ImageFormat::Webp),
+            [b'I', b'I', 0x2A, 0x00, ..] | [b'M', b'M', 0x00, 0x2A, ..] => Some(ImageFormat::Tiff),
+            [_, _, _, _, b'f', b't', b'y', b'p', brand @ ..] if brand.len() >= 4 => match &brand[..4] {
+                b"avif" | b"avis" => Some(ImageFormat::Avif),
+                b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1" => {
+                    Some(ImageFormat::Heic)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ImageFormat> {
+        match name.to_ascii_lowercase().as_str() {
+            "jpeg" | "jpg" => Some(ImageFormat::Jpeg),
+            "png" => Some(ImageFormat::Png),
+            "gif" => Some(ImageFormat::Gif),
+            "webp" => Some(ImageFormat::Webp),
+            "tiff" | "tif" => Some(ImageFormat::Tiff),
+            "avif" => Some(ImageFormat::Avif),
+            "heic" | "heif" => Some(ImageFormat::Heic),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "jpeg",
+            ImageFormat::Png => "png",
+            ImageFormat::Gif => "gif",
+            ImageFormat::Webp => "webp",
+            ImageFormat::Tiff => "tiff",
+            ImageFormat::Avif => "avif",
+            ImageFormat::Heic => "heic",
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Png => "image/png",
+            ImageFormat::Gif => "image/gif",
+            ImageFormat::Webp => "image/webp",
+            ImageFormat::Tiff => "image/tiff",
+            ImageFormat::Avif => "image/avif",
+            ImageFormat::Heic => "image/heic",
+        }
+    }
+
+    /// The ImageMagick coder that reads and writes this format.
+    pub fn coder(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "JPEG",
+            ImageFormat::Png => "PNG",
+            ImageFormat::Gif => "GIF",
+            ImageFormat::Webp => "WEBP",
+            ImageFormat::Tiff => "TIFF",
+            ImageFormat::Avif => "AVIF",
+            ImageFormat::Heic => "HEIC",
+        }
+    }
+
+    /// Whether the format can carry an alpha channel.
+    pub fn has_alpha(self) -> bool {
+        !matches!(self, ImageFormat::Jpeg)
+    }
+}
+
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_each_supported_format_from_magic_bytes() {
+        assert_eq!(
+            ImageFormat::sniff(b"\xFF\xD8\xFF\xE0\0\x10JFIF"),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(ImageFormat::sniff(b"\x89PNG\r\n\x1a\n\0\0"), Some(ImageFormat::Png));
+        assert_eq!(ImageFormat::sniff(b"GIF89a\x01\0"), Some(ImageFormat::Gif));
+        assert_eq!(ImageFormat::sniff(b"RIFF\x10\0\0\0WEBPVP8 "), Some(ImageFormat::Webp));
+        assert_eq!(ImageFormat::sniff(b"II*\0\x08\0\0\0"), Some(ImageFormat::Tiff));
+        assert_eq!(ImageFormat::sniff(b"MM\0*\0\0\0\x08"), Some(ImageFormat::Tiff));
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x1cftypavif\0\0"), Some(ImageFormat::Avif));
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x18ftypheic\0\0"), Some(ImageFormat::Heic));
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_allowed_image() {
+        assert_eq!(ImageFormat::sniff(b""), None);
+        assert_eq!(ImageFormat::sniff(b"\xFF\xD8"), None);
+        assert_eq!(ImageFormat::sniff(b"%!PS-Adobe-3.0"), None);
+        assert_eq!(ImageFormat::sniff(b"<svg xmlns="), None);
+        assert_eq!(ImageFormat::sniff(b"push graphic-context"), None);
+        assert_eq!(ImageFormat::sniff(b"\0\0\0\x18ftypmp42\0\0"), None);
+        assert_eq!(ImageFormat::sniff(b"BM\x36\0"), None, "BMP is not on the allow list");
+    }
+}

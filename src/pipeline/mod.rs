@@ -1,0 +1,83 @@
+//! Pure image-pipeline logic: the filter language, aliases, operations and
+//! their geometry. No I/O, no FFI, no HTTP: `magick` applies plans, `http`
+//! builds them from requests.
+
+pub mod alias;
+pub mod format;
+pub mod ops;
+pub mod parse;
+
+use format::ImageFormat;
+use ops::{Op, Size};
+use serde::{Deserialize, Serialize};
+
+/// What to write: format, quality and the default clean-ups.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSpec {
+    pub format: ImageFormat,
+    /// Encoder quality, 1..=100.
+    pub quality: u8,
+    /// Input formats written back as themselves (e.g. `["png"]` keeps PNG with alpha).
+    pub keep: Vec<ImageFormat>,
+    /// Remove metadata (EXIF, comments, profiles other than colour).
+    pub strip: bool,
+    /// Apply the EXIF orientation before anything else.
+    pub auto_orient: bool,
+}
+
+impl Default for OutputSpec {
+    fn default() -> Self {
+        OutputSpec {
+            format: ImageFormat::Jpeg,
+            quality: 85,
+            keep: Vec::new(),
+            strip: true,
+            auto_orient: true,
+        }
+    }
+}
+
+/// A validated, fully bound list of operations and the output to write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub ops: Vec<Op>,
+    pub output: OutputSpec,
+}
+
+/// Decode-time reduction is only worth asking for when the pipeline shrinks the
+/// image by more than this headroom; the hint keeps this much resolution above
+/// the target so the final resize still has pixels to filter.
+pub const DECODE_HEADROOM: f64 = 2.0;
+
+impl Plan {
+    /// The size the image has after every operation, from its (oriented) input size.
+    pub fn output_size(&self, input: Size) -> Size {
+        self.ops.iter().fold(input, |size, op| op.output_size(size))
+    }
+
+    /// The linear scale (< 1) at which the source may be decoded without losing
+    /// anything the pipeline needs: the first operation's scale, with headroom.
+    /// Aspect-aware by construction (one factor for both sides).
+    pub fn decode_scale(&self, input: Size) -> Option<f64> {
+        let target = self.ops.first()?.scaled_size(input)?;
+        let sx = f64::from(target.width) / f64::from(input.width);
+        let sy = f64::from(target.height) / f64::from(input.height);
+        let scale = sx.max(sy) * DECODE_HEADROOM;
+        (scale < 1.0).then_some(scale)
+    }
+
+    /// A canonical text form of the work: cache-key material.
+    pub fn canonical(&self) -> String {
+        let ops: Vec<String> = self.ops.iter().map(ToString::to_string).collect();
+        format!(
+            "{}|{}:q{}:strip={}:orient={}:keep={:?}",
+            ops.join(":"),
+            self.output.format,
+            self.output.quality,
+            self.output.strip,
+            self.output.auto_orient,
+            self.output.keep
+        )
+    }
+}
