@@ -1,4 +1,14 @@
 //! imaginator: a fast, safe HTTP interface to ImageMagick.
 
+pub mod app;
 pub mod config;
+pub mod error;
+pub mod http;
+pub mod magick;
+pub mod memory;
+pub mod metrics;
 pub mod pipeline;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Settings;

@@ -1,0 +1,106 @@
+//! Builds the service from settings (listener bound, pool started, aliases
+//! loaded) and runs it until a shutdown future resolves, then drains.
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::magick::{self, Pool};
+use crate::metrics::Metrics;
+use crate::pipeline::alias::AliasSet;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Everything that can fail at start-up fails here, with a message naming
+    /// the culprit: aliases, data directory, listen address.
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
+        let aliases = AliasSet::load_dir(&settings.aliases_dir).context("cannot load aliases")?;
+        if aliases.aliases.is_empty() {
+            anyhow::bail!("no aliases (*.toml) found in {}", settings.aliases_dir.display());
+        }
+        magick::init(&settings.limits);
+        let metrics = Metrics::new();
+        let pool = Pool::new(settings.workers, settings.queue_capacity(), metrics.clone());
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            workers = settings.workers,
+            queue = settings.queue_capacity(),
+            aliases = aliases.aliases.len(),
+            imagemagick = %magick::version(),
+            "imaginator started"
+        );
+        let state = AppState {
+            settings: Arc::new(settings),
+            aliases: Arc::new(aliases),
+            pool: Arc::new(pool),
+            metrics,
+        };
+        Ok(App { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight
+    /// requests finish within the grace period, and joins the workers.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let grace = self.state.settings.shutdown_grace.0;
+        let pool = Arc::clone(&self.state.pool);
+        let draining = Arc::new(Notify::new());
+        let notify = Arc::clone(&draining);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!(grace = ?grace, "shutdown requested: draining in-flight requests");
+            notify.notify_one();
+        };
+        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(signal);
+        tokio::select! {
+            result = server => result.context("HTTP server failed")?,
+            _ = async { draining.notified().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("grace period over; closing the remaining connections");
+            }
+        }
+        tokio::task::spawn_blocking(move || pool.shutdown())
+            .await
+            .context("joining the workers")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,111 @@
+//! The one error type at the HTTP edge: a status, a stable snake_case code and
+//! a public message, rendered as `{"error":{"code","message"}}`. Internal
+//! detail is logged here and never sent to the client.
+
+use crate::magick::{JobError, SubmitError};
+use crate::pipeline::alias::ParamError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds for `Retry-After` (503 only).
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server failed to process this request; it has been logged",
+        )
+    }
+
+    pub fn overloaded(retry_after: u32) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "all image workers are busy; retry after the indicated delay",
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string())
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> ApiError {
+        match e {
+            JobError::Decode(detail) => {
+                tracing::info!(%detail, "undecodable image");
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "undecodable_image",
+                    "the image is damaged or cannot be decoded",
+                )
+            }
+            JobError::TooLarge(message) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", message),
+            JobError::Deadline => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "deadline_exceeded",
+                "the image could not be processed within the time limit",
+            ),
+            JobError::Failed(detail) => {
+                tracing::error!(%detail, "ImageMagick failed on a decodable image");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl ApiError {
+    pub fn from_submit(e: SubmitError, retry_after: u32) -> ApiError {
+        match e {
+            SubmitError::Overloaded => ApiError::overloaded(retry_after),
+            SubmitError::ShuttingDown => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "the service is shutting down",
+                )
+            },
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! One log line and one metric sample per request, labelled by matched route.
+
+use super::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tracing::Instrument;
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("request", id, method = %method, route = %route);
+    let response = next.run(request).instrument(span.clone()).await;
+
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    let m = &state.metrics;
+    m.http_requests
+        .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+        .inc();
+    m.http_duration
+        .with_label_values(&[method.as_str(), route.as_str()])
+        .observe(elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "{method} {route} {status}"
+        )
+    });
+    response
+}

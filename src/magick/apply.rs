@@ -1,0 +1,213 @@
+//! Runs one job on a worker thread: header checks, decode (reduced for JPEG
+//! when the plan allows it), the operations, and the encode.
+
+use super::pool::Outcome;
+use super::wand::{Wand, WandError};
+use crate::config::Limits;
+use crate::pipeline::Plan;
+use crate::pipeline::format::ImageFormat;
+use crate::pipeline::ops::{Filter, Op, Size};
+use magick_rust::bindings as im;
+use std::time::Instant;
+
+pub struct Job {
+    pub input: bytes::Bytes,
+    /// Sniffed from magic bytes by the caller.
+    pub format: ImageFormat,
+    pub plan: Plan,
+    pub limits: Limits,
+    pub deadline: Instant,
+}
+
+#[derive(Debug)]
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub format: ImageFormat,
+    pub size: Size,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The header or pixels cannot be decoded.
+    #[error("{0}")]
+    Decode(String),
+    /// The image is larger than the configured limits.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("the job did not finish before its deadline")]
+    Deadline,
+    /// ImageMagick failed on a valid image: a server-side problem.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Outcome for Result<Rendered, JobError> {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Ok(_) => "ok",
+            Err(JobError::Decode(_)) => "bad_input",
+            Err(JobError::TooLarge(_)) => "too_large",
+            Err(JobError::Deadline) => "deadline",
+            Err(JobError::Failed(_)) => "error",
+        }
+    }
+}
+
+/// ImageMagick's `ResourceLimitError` severity.
+const RESOURCE_LIMIT_ERROR: u32 = 400;
+
+fn decode_error(e: WandError) -> JobError {
+    if e.deadline {
+        JobError::Deadline
+    } else if e.severity == RESOURCE_LIMIT_ERROR {
+        JobError::TooLarge(format!("image exceeds a resource limit: {}", e.message))
+    } else {
+        JobError::Decode(e.message)
+    }
+}
+
+fn op_error(e: WandError) -> JobError {
+    if e.deadline {
+        JobError::Deadline
+    } else {
+        JobError::Failed(e.message)
+    }
+}
+
+pub fn run(job: Job) -> Result<Rendered, JobError> {
+    let coder = job.format.coder();
+    let plan = &job.plan;
+
+    // 1. Header only: dimensions and frames against the limits, before any pixel is decoded.
+    let mut probe = Wand::new(job.deadline);
+    probe.ping(&job.input, coder).map_err(decode_error)?;
+    let stored = probe.size();
+    let frames = probe.frames();
+    let swaps = plan.output.auto_orient && probe.orientation_swaps_sides();
+    drop(probe);
+    check_limits(stored, frames, &job.limits)?;
+
+    // 2. Decode, at a reduced size when the plan shrinks a JPEG a lot.
+    let mut wand = Wand::new(job.deadline);
+    let oriented = if swaps {
+        Size::new(stored.height, stored.width)
+    } else {
+        stored
+    };
+    if job.format == ImageFormat::Jpeg
+        && let Some(scale) = plan.decode_scale(oriented)
+    {
+        let hint = format!(
+            "{}x{}",
+            (f64::from(stored.width) * scale).ceil() as u32,
+            (f64::from(stored.height) * scale).ceil() as u32
+        );
+        wand.set_option("jpeg:size", &hint).map_err(op_error)?;
+    }
+    wand.read(&job.input, coder).map_err(decode_error)?;
+    wand.keep_first_frame().map_err(op_error)?;
+    if plan.output.auto_orient {
+        wand.auto_orient().map_err(op_error)?;
+    }
+
+    // 3. The operations, with the deadline checked between them.
+    for op in &plan.ops {
+        if wand.past_deadline() {
+            return Err(JobError::Deadline);
+        }
+        apply_op(&mut wand, op).map_err(op_error)?;
+    }
+    if wand.past_deadline() {
+        return Err(JobError::Deadline);
+    }
+
+    // 4. Encode.
+    let format = plan.output.format_for(job.format);
+    if !format.has_alpha() && wand.has_alpha() {
+        wand.flatten_onto("white").map_err(op_error)?;
+    }
+    if plan.output.strip {
+        wand.strip().map_err(op_error)?;
+    }
+    wand.set_quality(plan.output.quality).map_err(op_error)?;
+    wand.set_format(format.coder()).map_err(op_error)?;
+    let size = wand.size();
+    let bytes = wand.to_blob().map_err(op_error)?;
+    Ok(Rendered { bytes, format, size })
+}
+
+fn check_limits(size: Size, frames: usize, limits: &Limits) -> Result<(), JobError> {
+    if size.width == 0 || size.height == 0 {
+        return Err(JobError::Decode("the image header declares no pixels".into()));
+    }
+    if size.width > limits.max_width || size.height > limits.max_height {
+        return Err(JobError::TooLarge(format!(
+            "image is {}x{}, larger than the {}x{} limit",
+            size.width, size.height, limits.max_width, limits.max_height
+        )));
+    }
+    let pixels = u64::from(size.width) * u64::from(size.height);
+    if pixels > limits.max_pixels {
+        return Err(JobError::TooLarge(format!(
+            "image has {pixels} pixels, more than the {} limit",
+            limits.max_pixels
+        )));
+    }
+    if frames > limits.max_frames as usize {
+        return Err(JobError::TooLarge(format!(
+            "image has {frames} frames, more than the {} limit",
+            limits.max_frames
+        )));
+    }
+    Ok(())
+}
+
+fn filter_for(filter: Filter, from: Size, to: Size) -> im::FilterType {
+    match filter {
+        // Triangle when reducing: with ImageMagick's support scaling it is an
+        // area filter, visually equal to Lanczos at thumbnail sizes and much
+        // faster. Catmull-Rom when enlarging.
+        Filter::Auto if to.width <= from.width && to.height <= from.height => im::FilterType::Triangle,
+        Filter::Auto => im::FilterType::Catrom,
+        Filter::Point => im::FilterType::Point,
+        Filter::Box => im::FilterType::Box,
+        Filter::Triangle => im::FilterType::Triangle,
+        Filter::Catrom => im::FilterType::Catrom,
+        Filter::Mitchell => im::FilterType::Mitchell,
+        Filter::Lanczos => im::FilterType::Lanczos,
+    }
+}
+
+fn apply_op(wand: &mut Wand, op: &Op) -> Result<(), WandError> {
+    let current = wand.size();
+    match op {
+        Op::Resize(r) => {
+            let to = r.output_size(current);
+            if to != current {
+                wand.resize(to, filter_for(r.filter, current, to))?;
+            }
+        }
+        Op::FitIn(f) => {
+            let to = f.output_size(current);
+            if to != current {
+                wand.resize(to, filter_for(Filter::Auto, current, to))?;
+            }
+        }
+        Op::Cover(c) => {
+            let scaled = c.scaled_size(current);
+            if scaled != current {
+                wand.resize(scaled, filter_for(Filter::Auto, current, scaled))?;
+            }
+            let (x, y) = c.crop_offset(current);
+            let to = c.output_size(current);
+            if to != scaled {
+                wand.crop(x, y, to)?;
+            }
+        }
+        Op::Crop(c) => {
+            let (x, y, to) = c.window(current);
+            wand.crop(x, y, to)?;
+        }
+    }
+    Ok(())
+}

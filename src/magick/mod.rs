@@ -1,0 +1,49 @@
+//! The only module that touches ImageMagick: process-wide set-up and limits,
+//! the worker pool, and applying a `pipeline::Plan` to an image.
+
+mod apply;
+pub mod pool;
+mod wand;
+
+pub use apply::{Job, JobError, Rendered, run};
+pub use pool::{JobResult, Outcome, Pool, SubmitError};
+
+use crate::config::Limits;
+use magick_rust::bindings as im;
+use std::ffi::CStr;
+use std::sync::Once;
+
+static GENESIS: Once = Once::new();
+
+/// Starts ImageMagick once per process and applies resource limits.
+/// ImageMagick's own thread count is pinned to 1: concurrency comes from our
+/// pool, and nested OpenMP threads would oversubscribe the cores.
+pub fn init(limits: &Limits) {
+    GENESIS.call_once(magick_rust::magick_wand_genesis);
+    let set = |resource: im::ResourceType, value: u64| {
+        // SAFETY: after genesis; setting a resource limit has no other precondition.
+        unsafe { im::SetMagickResourceLimit(resource, value as im::MagickSizeType) };
+    };
+    set(im::ResourceType::Thread, 1);
+    set(im::ResourceType::Width, u64::from(limits.max_width));
+    set(im::ResourceType::Height, u64::from(limits.max_height));
+    set(im::ResourceType::Area, limits.max_pixels);
+    set(im::ResourceType::ListLength, u64::from(limits.max_frames));
+    set(im::ResourceType::Memory, limits.magick_memory.0);
+    set(im::ResourceType::Map, limits.magick_map.0);
+    set(im::ResourceType::Disk, limits.magick_disk.0);
+}
+
+/// ImageMagick's version line, e.g. `ImageMagick 7.1.1-43 Q16 x86_64 ...`.
+pub fn version() -> String {
+    let mut number = 0usize;
+    // SAFETY: returns a static string owned by ImageMagick.
+    unsafe {
+        let text = im::MagickGetVersion(&mut number);
+        if text.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(text).to_string_lossy().into_owned()
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Test harness: the real server on port 0 with a private data directory,
+//! real image fixtures, and image comparison helpers.
+#![allow(dead_code)]
+
+use image::{DynamicImage, GenericImageView};
+use imaginator::{App, Settings};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dirs: Vec<TempDir>,
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(repo_path("tests/fixtures").join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// A copy of the shipped aliases plus `extra` (name, TOML text).
+pub fn aliases_with(extra: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo_path("aliases")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    for (name, text) in extra {
+        std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+    }
+    dir
+}
+
+/// An alias that enlarges to 22 MP: seconds of work, for load and deadline tests.
+pub const HEAVY: (&str, &str) = (
+    "heavy",
+    "chain = \"resize(6000,3750,lanczos)\"\n[output]\nformat = \"png\"\n",
+);
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(&[], |_| {}).await
+    }
+
+    pub async fn start_with(extra_aliases: &[(&str, &str)], configure: impl FnOnce(&mut Settings)) -> TestServer {
+        let data = tempfile::tempdir().unwrap();
+        let aliases = aliases_with(extra_aliases);
+        let env = vec![
+            ("IMAGINATOR_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+            ("IMAGINATOR_DATA_DIR".to_string(), data.path().display().to_string()),
+            (
+                "IMAGINATOR_ALIASES_DIR".to_string(),
+                aliases.path().display().to_string(),
+            ),
+            ("IMAGINATOR_WORKERS".to_string(), "2".to_string()),
+        ];
+        let (mut settings, _) = Settings::load(None, env).expect("test settings");
+        configure(&mut settings);
+        let app = App::build(settings).await.expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _dirs: vec![data, aliases],
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran cleanly");
+        }
+    }
+}
+
+/// Reads a counter or gauge sample from a Prometheus text scrape.
+pub fn metric_value(scrape: &str, name_and_labels: &str) -> f64 {
+    scrape
+        .lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// An error response's `error.code`, checking the JSON shape on the way.
+pub async fn error_code(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.expect("error body is JSON");
+    let code = body["error"]["code"].as_str().expect("error.code").to_string();
+    let message = body["error"]["message"].as_str().expect("error.message").to_string();
+    (status, code, message)
+}
+
+pub fn decode(bytes: &[u8]) -> (image::ImageFormat, DynamicImage) {
+    let format = image::guess_format(bytes).expect("a known image format");
+    (format, image::load_from_memory(bytes).expect("decodable image"))
+}
+
+/// Peak signal-to-noise ratio of two same-sized images over RGB, in dB.
+pub fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    assert_eq!(
+        a.dimensions(),
+        b.dimensions(),
+        "images to compare must have the same size"
+    );
+    let (a, b) = (a.to_rgb8(), b.to_rgb8());
+    let mse: f64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
