@@ -55,8 +55,9 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     let result = runtime.block_on(async {
+        let shutdown = app::shutdown_signal()?;
         let app = App::build(settings).await?;
-        app.run(app::shutdown_signal()).await
+        app.run(shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,7 +132,7 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
     wand.set_quality(plan.output.quality).map_err(op_error)?;
     wand.set_format(format.coder()).map_err(op_error)?;
     let size = wand.size();
-    let bytes = wand.to_blob().map_err(op_error)?;
+    let bytes = wand.encode().map_err(op_error)?;
     Ok(Rendered { bytes, format, size })
 }
 

@@ -268,7 +268,7 @@ impl Wand {
     }
 
     /// Encodes the current image list in its format.
-    pub fn to_blob(&mut self) -> Result<Vec<u8>, WandError> {
+    pub fn encode(&mut self) -> Result<Vec<u8>, WandError> {
         let mut len = 0usize;
         // SAFETY: valid wand; the returned buffer is copied then relinquished.
         unsafe {

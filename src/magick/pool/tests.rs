@@ -2,6 +2,7 @@ use super::*;
 use std::sync::mpsc;
 use std::time::Duration;
 
+#[derive(Debug)]
 struct Ok_(u32);
 impl Outcome for Ok_ {
     fn outcome(&self) -> &'static str {
