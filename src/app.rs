@@ -4,6 +4,7 @@
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::magick::{self, Pool};
+use crate::memory::{self, JemallocStats, MemoryState};
 use crate::metrics::Metrics;
 use crate::pipeline::alias::AliasSet;
 use anyhow::Context;
@@ -12,6 +13,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+
+/// How often the heap size is sampled for the growth verdict.
+const HEAP_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Checks once that C allocations (ImageMagick's included) are served and
+/// counted by jemalloc, and says so in the log.
+fn check_allocator() -> MemoryState {
+    let c = memory::c_malloc_tracked();
+    let im = magick::allocations_tracked();
+    if c && im {
+        tracing::info!("jemalloc serves C malloc: ImageMagick's memory is in heap statistics and profiles");
+    } else {
+        tracing::error!(
+            c_malloc_tracked = c,
+            imagemagick_malloc_tracked = im,
+            "C allocations bypass jemalloc: heap statistics and profiles miss ImageMagick"
+        );
+    }
+    MemoryState::new(c, im)
+}
 
 pub struct App {
     listener: TcpListener,
@@ -29,6 +50,7 @@ impl App {
             anyhow::bail!("no aliases (*.toml) found in {}", settings.aliases_dir.display());
         }
         magick::init(&settings.limits);
+        let memory = Arc::new(check_allocator());
         let metrics = Metrics::new();
         let pool = Pool::new(settings.workers, settings.queue_capacity(), metrics.clone());
         let listener = TcpListener::bind(settings.listen)
@@ -47,8 +69,24 @@ impl App {
             aliases: Arc::new(aliases),
             pool: Arc::new(pool),
             metrics,
+            memory,
         };
+        let source = state.clone();
+        state.metrics.register_memory(Box::new(move || source.memory_report()));
+        let memory = Arc::clone(&state.memory);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEAP_SAMPLE_EVERY);
+            loop {
+                every.tick().await;
+                memory.history.record(JemallocStats::read().allocated);
+            }
+        });
         Ok(App { listener, state })
+    }
+
+    /// The router with its state, for driving requests in-process.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
     }
 
     pub fn local_addr(&self) -> SocketAddr {

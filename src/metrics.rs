@@ -101,3 +101,158 @@ impl Default for Metrics {
         Metrics::new()
     }
 }
+
+/// Memory gauges, read fresh from a `MemoryReport` at every scrape. A figure
+/// that does not exist here (no cgroup, for example) is left out of the
+/// scrape rather than reported as 0.
+pub const MEMORY_GAUGES: [(&str, &str); 27] = [
+    (
+        "imaginator_jemalloc_allocated_bytes",
+        "Bytes in live allocations (Rust and ImageMagick)",
+    ),
+    ("imaginator_jemalloc_active_bytes", "Bytes in active jemalloc pages"),
+    (
+        "imaginator_jemalloc_resident_bytes",
+        "Bytes of resident pages jemalloc maps",
+    ),
+    ("imaginator_jemalloc_mapped_bytes", "Bytes in jemalloc's mapped extents"),
+    (
+        "imaginator_jemalloc_retained_bytes",
+        "Bytes jemalloc retains as virtual memory (not resident)",
+    ),
+    ("imaginator_jemalloc_metadata_bytes", "Bytes of jemalloc metadata"),
+    ("imaginator_process_rss_bytes", "Process resident set size"),
+    (
+        "imaginator_process_rss_anon_bytes",
+        "Process anonymous resident memory (heap, stacks)",
+    ),
+    (
+        "imaginator_process_rss_file_bytes",
+        "Process file-backed resident memory (binary, libraries)",
+    ),
+    (
+        "imaginator_process_rss_shmem_bytes",
+        "Process shared-memory resident memory",
+    ),
+    ("imaginator_process_pss_bytes", "Process proportional set size"),
+    (
+        "imaginator_process_anonymous_bytes",
+        "Process anonymous memory from smaps_rollup",
+    ),
+    (
+        "imaginator_cgroup_memory_current_bytes",
+        "Memory charged to the container's cgroup, page cache included",
+    ),
+    ("imaginator_cgroup_memory_max_bytes", "The cgroup's memory limit"),
+    ("imaginator_cgroup_anon_bytes", "Anonymous memory charged to the cgroup"),
+    ("imaginator_cgroup_file_bytes", "Page cache charged to the cgroup"),
+    (
+        "imaginator_cgroup_active_file_bytes",
+        "Active page cache charged to the cgroup (counted in the working set)",
+    ),
+    (
+        "imaginator_cgroup_inactive_file_bytes",
+        "Inactive page cache charged to the cgroup",
+    ),
+    ("imaginator_cgroup_shmem_bytes", "Shared memory charged to the cgroup"),
+    ("imaginator_cgroup_kernel_bytes", "Kernel memory charged to the cgroup"),
+    (
+        "imaginator_cgroup_working_set_bytes",
+        "memory_current - inactive_file, as cAdvisor's working set",
+    ),
+    (
+        "imaginator_imagemagick_memory_bytes",
+        "ImageMagick pixel-cache memory in use",
+    ),
+    (
+        "imaginator_imagemagick_map_bytes",
+        "ImageMagick memory-mapped pixel cache in use",
+    ),
+    (
+        "imaginator_imagemagick_disk_bytes",
+        "ImageMagick disk pixel cache in use",
+    ),
+    ("imaginator_imagemagick_area_pixels", "ImageMagick pixel area in use"),
+    (
+        "imaginator_allocator_c_malloc_tracked",
+        "1 when C malloc (ImageMagick) is served and counted by jemalloc",
+    ),
+    (
+        "imaginator_heap_profiling_active",
+        "1 while jemalloc heap profiling samples allocations",
+    ),
+];
+
+fn memory_values(r: &crate::memory::report::MemoryReport) -> [Option<u64>; 27] {
+    let (j, p, c, im) = (&r.jemalloc, &r.process, &r.cgroup, &r.imagemagick);
+    [
+        Some(j.allocated),
+        Some(j.active),
+        Some(j.resident),
+        Some(j.mapped),
+        Some(j.retained),
+        Some(j.metadata),
+        p.rss,
+        p.rss_anon,
+        p.rss_file,
+        p.rss_shmem,
+        p.pss,
+        p.anonymous,
+        c.memory_current,
+        c.memory_max,
+        c.anon,
+        c.file,
+        c.active_file,
+        c.inactive_file,
+        c.shmem,
+        c.kernel,
+        c.working_set,
+        Some(im.memory),
+        Some(im.map),
+        Some(im.disk),
+        Some(im.area),
+        Some(u64::from(r.allocator.c_malloc_tracked)),
+        Some(u64::from(r.allocator.profiling_active)),
+    ]
+}
+
+type ReportSource = Box<dyn Fn() -> crate::memory::report::MemoryReport + Send + Sync>;
+
+struct MemoryCollector {
+    source: ReportSource,
+    descs: Vec<prometheus::core::Desc>,
+}
+
+impl prometheus::core::Collector for MemoryCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let report = (self.source)();
+        MEMORY_GAUGES
+            .iter()
+            .zip(memory_values(&report))
+            .filter_map(|((name, help), value)| {
+                let gauge = prometheus::Gauge::new(*name, *help).ok()?;
+                gauge.set(value? as f64);
+                Some(prometheus::core::Collector::collect(&gauge))
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+impl Metrics {
+    /// Exports the memory gauges, computed by `source` at each scrape.
+    pub fn register_memory(&self, source: ReportSource) {
+        let descs = MEMORY_GAUGES
+            .iter()
+            .filter_map(|(name, help)| {
+                let gauge = prometheus::Gauge::new(*name, *help).ok()?;
+                prometheus::core::Collector::desc(&gauge).into_iter().next().cloned()
+            })
+            .collect();
+        let _ = self.registry.register(Box::new(MemoryCollector { source, descs }));
+    }
+}

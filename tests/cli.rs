@@ -33,7 +33,13 @@ fn print_config_shows_the_effective_settings_with_env_overrides() {
         .env("IMAGINATOR_JOB_DEADLINE", "5s"));
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for line in ["listen = \"127.0.0.1:3000\"", "workers = 3", "queue = 12", "max_width = 1234", "job_deadline = \"5s\""] {
+    for line in [
+        "listen = \"127.0.0.1:3000\"",
+        "workers = 3",
+        "queue = 12",
+        "max_width = 1234",
+        "job_deadline = \"5s\"",
+    ] {
         assert!(text.contains(line), "`{line}` missing from:\n{text}");
     }
 }
@@ -43,7 +49,11 @@ fn a_config_file_is_read_and_env_wins_over_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("imaginator.toml");
     std::fs::write(&file, "workers = 5\nqueue = 1\n").unwrap();
-    let out = run(imaginator().arg("--print-config").arg("--config").arg(&file).env("IMAGINATOR_QUEUE", "9"));
+    let out = run(imaginator()
+        .arg("--print-config")
+        .arg("--config")
+        .arg(&file)
+        .env("IMAGINATOR_QUEUE", "9"));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("workers = 5") && text.contains("queue = 9"), "{text}");
 }
@@ -131,7 +141,10 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().unwrap().is_none(), "the server waits for the in-flight request");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server waits for the in-flight request"
+    );
     assert!(TcpStream::connect(&addr).is_err(), "no new connections once draining");
 
     stream.write_all(rest).unwrap();

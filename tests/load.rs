@@ -83,7 +83,10 @@ async fn a_job_past_its_deadline_answers_504_and_frees_its_worker() {
     let response = server.post("/transform/thumbnail?width=50", fixture("photo.gif")).await;
     assert_eq!(response.status(), 200);
     let scrape = server.metrics().await;
-    assert_eq!(metric_value(&scrape, "imaginator_jobs_total{outcome=\"deadline\"}"), 1.0);
+    assert_eq!(
+        metric_value(&scrape, "imaginator_jobs_total{outcome=\"deadline\"}"),
+        1.0
+    );
     assert_eq!(metric_value(&scrape, "imaginator_jobs_total{outcome=\"ok\"}"), 1.0);
     server.stop().await;
 }

@@ -39,6 +39,9 @@ pub struct Settings {
     pub max_body: ByteSize,
     /// Seconds suggested to clients in `Retry-After` when the queue is full.
     pub retry_after_secs: u32,
+    /// Bearer token that opens the admin endpoints (`/dump_profile`, `/debug/*`)
+    /// to non-loopback callers. Empty: loopback only. Never logged.
+    pub admin_token: String,
     pub limits: Limits,
     pub log: LogSettings,
 }
@@ -91,6 +94,7 @@ impl Default for Settings {
             shutdown_grace: HumanDuration(Duration::from_secs(25)),
             max_body: ByteSize::mib(32),
             retry_after_secs: 1,
+            admin_token: String::new(),
             limits: Limits::default(),
             log: LogSettings::default(),
         }
@@ -239,10 +243,13 @@ impl Settings {
         }
     }
 
-    /// The effective configuration as TOML (for `--print-config`).
+    /// The effective configuration as TOML (for `--print-config`), secrets masked.
     pub fn to_toml(&self) -> String {
         let mut resolved = self.clone();
         resolved.queue = Some(self.queue_capacity());
+        if !resolved.admin_token.is_empty() {
+            resolved.admin_token = "<set>".into();
+        }
         toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
     }
 }

@@ -1,7 +1,9 @@
 //! Routers and handlers only: requests in, plans and jobs out, responses back.
 //! No image logic lives here.
 
+mod admin;
 mod aliases;
+mod debug;
 mod health;
 mod observe;
 mod state;
@@ -24,6 +26,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/aliases", get(aliases::list))
         .route("/transform/{alias}", post(transform::transform))
+        .route("/dump_profile", get(debug::dump_profile))
+        .route("/debug/memory", get(debug::memory))
+        .route("/debug/profiling", post(debug::profiling))
+        .route("/debug/heap_growth", get(debug::heap_growth))
+        .route("/debug/heap_baseline", post(debug::heap_baseline))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))

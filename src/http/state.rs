@@ -3,6 +3,8 @@
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::magick::{self, Job, JobResult, Pool, Rendered};
+use crate::memory::MemoryState;
+use crate::memory::report::{MemoryReport, ResultCacheMemory};
 use crate::metrics::Metrics;
 use crate::pipeline::Plan;
 use crate::pipeline::alias::AliasSet;
@@ -17,9 +19,15 @@ pub struct AppState {
     pub aliases: Arc<AliasSet>,
     pub pool: Arc<Pool>,
     pub metrics: Metrics,
+    pub memory: Arc<MemoryState>,
 }
 
 impl AppState {
+    /// Every memory figure, now.
+    pub fn memory_report(&self) -> MemoryReport {
+        self.memory.report(magick::resources(), ResultCacheMemory::default())
+    }
+
     /// Runs `plan` on `input` in the worker pool, within the job deadline.
     pub async fn render(&self, input: Bytes, format: ImageFormat, plan: Plan) -> Result<Rendered, ApiError> {
         let deadline = Instant::now() + self.settings.job_deadline.0;

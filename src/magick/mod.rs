@@ -47,3 +47,28 @@ pub fn version() -> String {
         }
     }
 }
+
+/// ImageMagick's own accounting of what it holds now (bytes; area in pixels).
+pub fn resources() -> crate::memory::report::ImageMagickMemory {
+    // SAFETY: reading resource counters has no precondition beyond genesis.
+    let get = |r: im::ResourceType| unsafe { im::GetMagickResource(r) };
+    crate::memory::report::ImageMagickMemory {
+        memory: get(im::ResourceType::Memory),
+        map: get(im::ResourceType::Map),
+        disk: get(im::ResourceType::Disk),
+        area: get(im::ResourceType::Area),
+    }
+}
+
+/// Whether memory ImageMagick allocates (`AcquireMagickMemory`, its malloc)
+/// is counted by jemalloc.
+pub fn allocations_tracked() -> bool {
+    GENESIS.call_once(magick_rust::magick_wand_genesis);
+    crate::memory::allocation_is_tracked(
+        // SAFETY: a block from ImageMagick's allocator, released by its own free.
+        |n| unsafe { im::AcquireMagickMemory(n) as *mut u8 },
+        |p| unsafe {
+            im::RelinquishMagickMemory(p as *mut std::ffi::c_void);
+        },
+    )
+}

@@ -39,7 +39,10 @@ pub fn aliases_with(extra: &[(&str, &str)]) -> TempDir {
 
 /// An alias that enlarges to 10 MP with Lanczos: about half a second of work
 /// in ImageMagick, for load and deadline tests.
-pub const HEAVY: (&str, &str) = ("heavy", "chain = \"resize(4000,2500,lanczos)\"\n[output]\nformat = \"jpeg\"\n");
+pub const HEAVY: (&str, &str) = (
+    "heavy",
+    "chain = \"resize(4000,2500,lanczos)\"\n[output]\nformat = \"jpeg\"\n",
+);
 
 impl TestServer {
     pub async fn start() -> TestServer {

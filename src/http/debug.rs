@@ -1,0 +1,202 @@
+//! Operators' memory endpoints: the memory report, heap profiles in three
+//! formats, profile growth over a window or since a baseline, and the
+//! profiling switch. All admin only; dumps run one at a time (429 otherwise).
+
+use super::AppState;
+use super::admin::Admin;
+use crate::error::ApiError;
+use crate::memory::profile::{self, ProfileError};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Deserialize, Default)]
+pub struct FormatQuery {
+    format: Option<String>,
+}
+
+pub async fn memory(_: Admin, State(state): State<AppState>, Query(q): Query<FormatQuery>) -> Response {
+    let report = state.memory_report();
+    match q.format.as_deref() {
+        Some("text") => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], report.to_text()).into_response(),
+        _ => Json(report).into_response(),
+    }
+}
+
+impl From<ProfileError> for ApiError {
+    fn from(e: ProfileError) -> ApiError {
+        match e {
+            ProfileError::Disabled => ApiError::new(StatusCode::CONFLICT, "profiling_disabled", e.to_string()),
+            other => {
+                tracing::error!(error = %other, "heap profile failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "profile_in_progress",
+        "another heap profile is being taken; try again when it is done",
+    )
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())
+}
+
+/// `GET /dump_profile[?format=raw|pprof|svg]`: activates sampling if needed and
+/// returns the current heap profile (jemalloc `heap_v2` text by default, for
+/// `jeprof --show_bytes BINARY heap.prof`).
+pub async fn dump_profile(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<FormatQuery>,
+) -> Result<Response, ApiError> {
+    let _guard = state.memory.profiling.try_lock().map_err(|_| busy())?;
+    if !profile::active() {
+        profile::set_active(true)?;
+        tracing::info!("heap profiling activated by /dump_profile");
+    }
+    let raw = blocking(profile::dump).await??;
+    render(
+        raw,
+        None,
+        q.format.as_deref().unwrap_or("raw"),
+        "imaginator heap (in use)",
+    )
+    .await
+}
+
+async fn render(raw: Vec<u8>, base: Option<Vec<u8>>, format: &str, title: &'static str) -> Result<Response, ApiError> {
+    let format = format.to_string();
+    if base.is_none() && format == "raw" {
+        return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], raw).into_response());
+    }
+    blocking(move || -> Result<Response, ApiError> {
+        let after = profile::parse(&raw)?;
+        let profile = match &base {
+            Some(before) => profile::growth(&profile::parse(before)?, &after),
+            None => after,
+        };
+        Ok(match format.as_str() {
+            "pprof" => (
+                [(header::CONTENT_TYPE, "application/octet-stream")],
+                profile::to_pprof(&profile),
+            )
+                .into_response(),
+            "svg" => (
+                [(header::CONTENT_TYPE, "image/svg+xml")],
+                profile::to_flamegraph(&profile, title)?,
+            )
+                .into_response(),
+            "collapsed" | "raw" => (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                profile::collapsed(&profile),
+            )
+                .into_response(),
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_parameter",
+                    format!("format `{other}` is not one of raw, pprof, svg, collapsed"),
+                ));
+            }
+        })
+    })
+    .await?
+}
+
+#[derive(Deserialize)]
+pub struct GrowthQuery {
+    /// Seconds between the two profiles (1..=600, default 30).
+    seconds: Option<u64>,
+    /// `baseline`: compare against the stored baseline instead of waiting.
+    since: Option<String>,
+    /// `collapsed` (default) or `svg`.
+    format: Option<String>,
+}
+
+/// `GET /debug/heap_growth?seconds=N` or `?since=baseline`: only the stacks
+/// whose live bytes grew, as collapsed stacks or a flame graph. This is
+/// `jeprof --base` done by the service.
+pub async fn heap_growth(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<GrowthQuery>,
+) -> Result<Response, ApiError> {
+    let _guard = state.memory.profiling.try_lock().map_err(|_| busy())?;
+    if !profile::active() {
+        profile::set_active(true)?;
+    }
+    let format = q.format.unwrap_or_else(|| "collapsed".into());
+    let before = match q.since.as_deref() {
+        Some("baseline") => state
+            .memory
+            .baseline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "no_baseline",
+                    "no baseline stored: POST /debug/heap_baseline first",
+                )
+            })?,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                format!("since=`{other}`: only `baseline` is known"),
+            ));
+        }
+        None => {
+            let seconds = q.seconds.unwrap_or(30);
+            if !(1..=600).contains(&seconds) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_parameter",
+                    "seconds must be between 1 and 600",
+                ));
+            }
+            let first = blocking(profile::dump).await??;
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            first
+        }
+    };
+    let after = blocking(profile::dump).await??;
+    render(after, Some(before), &format, "imaginator heap growth").await
+}
+
+/// `POST /debug/heap_baseline`: stores the current profile for `?since=baseline`.
+pub async fn heap_baseline(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
+    let _guard = state.memory.profiling.try_lock().map_err(|_| busy())?;
+    if !profile::active() {
+        profile::set_active(true)?;
+    }
+    let raw = blocking(profile::dump).await??;
+    let bytes = raw.len();
+    *state.memory.baseline.lock().unwrap_or_else(|e| e.into_inner()) = Some(raw);
+    Ok(Json(serde_json::json!({"stored": true, "profile_bytes": bytes})).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ProfilingSwitch {
+    active: bool,
+}
+
+/// `POST /debug/profiling` with `{"active": true|false}`.
+pub async fn profiling(_: Admin, Json(switch): Json<ProfilingSwitch>) -> Result<Json<serde_json::Value>, ApiError> {
+    profile::set_active(switch.active)?;
+    tracing::info!(active = switch.active, "heap profiling switched");
+    Ok(Json(serde_json::json!({
+        "active": profile::active(),
+        "sample_bytes": profile::sample_bytes(),
+    })))
+}

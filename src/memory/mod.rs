@@ -1,0 +1,151 @@
+//! Memory you can explain. jemalloc is the allocator of the whole process:
+//! Rust through `#[global_allocator]`, and C (ImageMagick, libjpeg, libpng,
+//! ...) because the `unprefixed_malloc_on_supported_platforms` feature makes
+//! jemalloc export `malloc`/`free` themselves. One allocator means one set of
+//! statistics and heap profiles that include ImageMagick.
+//!
+//! - `jemalloc`: statistics and the start-up check that C `malloc` is counted.
+//! - `report`: process, cgroup and allocator figures reconciled in one report.
+//! - `profile`: heap profiles (jemalloc, pprof, flame graph) and their growth.
+
+pub mod profile;
+pub mod report;
+
+use serde::Serialize;
+use tikv_jemalloc_ctl::{epoch, stats};
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's compiled-in options, read at its first allocation; `MALLOC_CONF`
+/// (not `_RJEM_MALLOC_CONF`, since the build is unprefixed) overrides them.
+///
+/// - `prof:true,prof_active:false`: heap profiling compiled in and armed but
+///   inactive, so it costs nothing until an operator turns it on.
+/// - `lg_prof_sample:19`: when active, sample one allocation per 512 KiB on
+///   average.
+/// - `background_thread:true` with `dirty_decay_ms:1000,muzzy_decay_ms:1000`:
+///   freed pages go back to the OS about a second after a burst, by a
+///   background thread, so RSS follows the heap down without waiting for the
+///   next allocation.
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "malloc_conf")]
+pub static malloc_conf: Option<&'static std::ffi::c_char> = Some(
+    // SAFETY: a pointer to the first byte of a static NUL-terminated string.
+    unsafe {
+        &*c"prof:true,prof_active:false,lg_prof_sample:19,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000"
+            .as_ptr()
+    },
+);
+
+/// jemalloc's own accounting, in bytes.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct JemallocStats {
+    /// Bytes in live allocations.
+    pub allocated: u64,
+    /// Bytes in active pages (allocated plus fragmentation within pages).
+    pub active: u64,
+    /// Bytes in physically resident pages jemalloc maps (includes dirty pages not yet returned).
+    pub resident: u64,
+    /// Bytes in mapped extents.
+    pub mapped: u64,
+    /// Bytes retained as virtual memory, unmapped from RAM (not RSS).
+    pub retained: u64,
+    /// Bytes of jemalloc's own metadata.
+    pub metadata: u64,
+}
+
+impl JemallocStats {
+    pub fn read() -> JemallocStats {
+        // Statistics are cached; advancing the epoch refreshes them.
+        let _ = epoch::advance();
+        let get = |r: tikv_jemalloc_ctl::Result<usize>| r.map_or(0, |v| v as u64);
+        JemallocStats {
+            allocated: get(stats::allocated::read()),
+            active: get(stats::active::read()),
+            resident: get(stats::resident::read()),
+            mapped: get(stats::mapped::read()),
+            retained: get(stats::retained::read()),
+            metadata: get(stats::metadata::read()),
+        }
+    }
+}
+
+/// Size of the probe allocation: large enough to stand out of any noise from
+/// other threads, and served directly from extents (not thread caches).
+const PROBE_BYTES: usize = 64 << 20;
+
+/// Whether memory obtained with `alloc` and released with `free` is counted by
+/// jemalloc (`stats.allocated` grows by at least the probe size meanwhile).
+pub fn allocation_is_tracked(alloc: impl FnOnce(usize) -> *mut u8, free: impl FnOnce(*mut u8)) -> bool {
+    let before = JemallocStats::read().allocated;
+    let ptr = alloc(PROBE_BYTES);
+    if ptr.is_null() {
+        return false;
+    }
+    let during = JemallocStats::read().allocated;
+    free(ptr);
+    during.saturating_sub(before) >= PROBE_BYTES as u64
+}
+
+/// Whether a plain C `malloc` in this process is served by jemalloc.
+pub fn c_malloc_tracked() -> bool {
+    allocation_is_tracked(
+        // SAFETY: malloc/free of a block we own for the duration of the probe.
+        |n| unsafe { libc::malloc(n) as *mut u8 },
+        |p| unsafe { libc::free(p as *mut libc::c_void) },
+    )
+}
+
+use report::{
+    AllocatorInfo, CgroupMemory, HeapHistory, ImageMagickMemory, MemoryReport, ProcessMemory, ResultCacheMemory,
+    TREND_WINDOW,
+};
+use std::sync::Mutex;
+
+/// What the service keeps about its memory: start-up checks, the heap's
+/// history, and the profiling state operators drive.
+pub struct MemoryState {
+    pub history: HeapHistory,
+    pub c_malloc_tracked: bool,
+    pub imagemagick_malloc_tracked: bool,
+    /// Held while a profile is dumped or a growth window runs: one at a time.
+    pub profiling: tokio::sync::Mutex<()>,
+    /// A stored heap profile to compare against (`heap_v2` text).
+    pub baseline: Mutex<Option<Vec<u8>>>,
+}
+
+impl MemoryState {
+    pub fn new(c_malloc_tracked: bool, imagemagick_malloc_tracked: bool) -> MemoryState {
+        MemoryState {
+            history: HeapHistory::new(),
+            c_malloc_tracked,
+            imagemagick_malloc_tracked,
+            profiling: tokio::sync::Mutex::new(()),
+            baseline: Mutex::new(None),
+        }
+    }
+
+    /// Gathers every figure now. `imagemagick` and `cache` come from their owners.
+    pub fn report(&self, imagemagick: ImageMagickMemory, result_cache: ResultCacheMemory) -> MemoryReport {
+        let jemalloc = JemallocStats::read();
+        let mut report = MemoryReport {
+            jemalloc,
+            process: ProcessMemory::read(),
+            cgroup: CgroupMemory::read(),
+            imagemagick,
+            result_cache,
+            allocator: AllocatorInfo {
+                c_malloc_tracked: self.c_malloc_tracked,
+                imagemagick_malloc_tracked: self.imagemagick_malloc_tracked,
+                profiling_enabled: profile::enabled(),
+                profiling_active: profile::active(),
+                profiling_sample_bytes: profile::sample_bytes(),
+            },
+            heap: self.history.trend(jemalloc.allocated, TREND_WINDOW),
+            explanation: Vec::new(),
+        };
+        report.explain();
+        report
+    }
+}

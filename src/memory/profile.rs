@@ -1,0 +1,178 @@
+//! jemalloc heap profiles: switch sampling on and off, dump a profile to a
+//! private temporary file (never a path from a request), and turn it into
+//! pprof, a flame graph, or collapsed stacks; and the growth between two.
+
+use pprof_util::{Mapping, StackProfile, WeightedStack, parse_jeheap};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::PathBuf;
+use tikv_jemalloc_ctl::raw;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("heap profiling is not enabled in this process (MALLOC_CONF has prof:false)")]
+    Disabled,
+    #[error("jemalloc refused `{0}`: {1}")]
+    Ctl(&'static str, tikv_jemalloc_ctl::Error),
+    #[error("cannot write or read the profile: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot parse the profile: {0}")]
+    Parse(String),
+}
+
+/// Whether profiling was compiled in and enabled at start (`opt.prof`).
+pub fn enabled() -> bool {
+    // SAFETY: `opt.prof` is a bool.
+    unsafe { raw::read::<bool>(b"opt.prof\0") }.unwrap_or(false)
+}
+
+/// Whether allocations are being sampled now (`prof.active`).
+pub fn active() -> bool {
+    // SAFETY: `prof.active` is a bool.
+    unsafe { raw::read::<bool>(b"prof.active\0") }.unwrap_or(false)
+}
+
+pub fn set_active(on: bool) -> Result<(), ProfileError> {
+    if !enabled() {
+        return Err(ProfileError::Disabled);
+    }
+    // SAFETY: `prof.active` is a writable bool.
+    unsafe { raw::write(b"prof.active\0", on) }.map_err(|e| ProfileError::Ctl("prof.active", e))
+}
+
+/// Average bytes between samples (2^`opt.lg_prof_sample`).
+pub fn sample_bytes() -> u64 {
+    // SAFETY: `opt.lg_prof_sample` is a size_t.
+    unsafe { raw::read::<usize>(b"opt.lg_prof_sample\0") }.map_or(0, |lg| 1u64 << lg)
+}
+
+/// Dumps the current heap profile (jemalloc's `heap_v2` text format) through
+/// a file in a fresh private directory, which is removed afterwards.
+/// Blocking.
+pub fn dump() -> Result<Vec<u8>, ProfileError> {
+    if !enabled() {
+        return Err(ProfileError::Disabled);
+    }
+    let dir = tempfile::Builder::new().prefix("imaginator-prof-").tempdir()?;
+    let path: PathBuf = dir.path().join("heap.prof");
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| ProfileError::Parse(e.to_string()))?;
+    // SAFETY: `prof.dump` takes a NUL-terminated path that outlives the call.
+    unsafe { raw::write(b"prof.dump\0", c_path.as_ptr()) }.map_err(|e| ProfileError::Ctl("prof.dump", e))?;
+    let bytes = std::fs::read(&path)?;
+    drop(dir);
+    Ok(bytes)
+}
+
+/// Executable file-backed mappings of this process, for symbolization.
+fn mappings() -> Vec<Mapping> {
+    let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let range = f.next()?;
+            let perms = f.next()?;
+            let offset = usize::from_str_radix(f.next()?, 16).ok()?;
+            let path = f.nth(2)?;
+            if !perms.contains('x') || !path.starts_with('/') {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            Some(Mapping {
+                memory_start: usize::from_str_radix(start, 16).ok()?,
+                memory_end: usize::from_str_radix(end, 16).ok()?,
+                memory_offset: offset,
+                file_offset: offset as u64,
+                pathname: PathBuf::from(path),
+                build_id: None,
+            })
+        })
+        .collect()
+}
+
+pub fn parse(raw: &[u8]) -> Result<StackProfile, ProfileError> {
+    let maps = mappings();
+    parse_jeheap(raw, Some(&maps)).map_err(|e| ProfileError::Parse(e.to_string()))
+}
+
+/// gzip-compressed pprof protobuf, symbolized in-process.
+pub fn to_pprof(profile: &StackProfile) -> Vec<u8> {
+    profile.to_pprof(("inuse_space", "bytes"), ("space", "bytes"), None)
+}
+
+/// A flame graph (SVG) of `profile`.
+pub fn to_flamegraph(profile: &StackProfile, title: &str) -> Result<Vec<u8>, ProfileError> {
+    if profile.stacks.is_empty() {
+        // The flame graph renderer refuses empty input; say so in a picture.
+        return Ok(format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"60\"><text x=\"10\" y=\"30\">{title}: no sampled allocations</text></svg>\n"
+        )
+        .into_bytes());
+    }
+    let mut options = pprof_util::FlamegraphOptions::default();
+    options.title = title.to_string();
+    options.count_name = "bytes".to_string();
+    profile
+        .to_flamegraph(&mut options)
+        .map_err(|e| ProfileError::Parse(e.to_string()))
+}
+
+/// Stacks that hold more in `after` than in `before`, weighted by the growth.
+pub fn growth(before: &StackProfile, after: &StackProfile) -> StackProfile {
+    let mut base: HashMap<&[usize], f64> = HashMap::new();
+    for (stack, _) in before.iter() {
+        *base.entry(stack.addrs.as_slice()).or_default() += stack.weight;
+    }
+    let mut grown: HashMap<&[usize], f64> = HashMap::new();
+    for (stack, _) in after.iter() {
+        *grown.entry(stack.addrs.as_slice()).or_default() += stack.weight;
+    }
+    let mut out = StackProfile::default();
+    let mut entries: Vec<(&[usize], f64)> = grown
+        .into_iter()
+        .map(|(addrs, w)| (addrs, w - base.get(addrs).copied().unwrap_or(0.0)))
+        .filter(|(_, delta)| *delta >= 1.0)
+        .collect();
+    entries.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (addrs, delta) in entries {
+        out.push_stack(
+            WeightedStack {
+                addrs: addrs.to_vec(),
+                weight: delta,
+            },
+            None,
+        );
+    }
+    for m in &after.mappings {
+        out.push_mapping(m.clone());
+    }
+    out
+}
+
+/// Collapsed stacks (`root;caller;callee bytes`, one line a stack, largest
+/// first), the input format of most flame graph tools.
+pub fn collapsed(profile: &StackProfile) -> String {
+    let mut names: HashMap<usize, String> = HashMap::new();
+    let mut lines: Vec<(String, i64)> = Vec::new();
+    for (stack, _) in profile.iter() {
+        let frames: Vec<String> = stack
+            .addrs
+            .iter()
+            .rev()
+            .map(|&addr| names.entry(addr).or_insert_with(|| symbol(addr)).clone())
+            .collect();
+        lines.push((frames.join(";"), stack.weight as i64));
+    }
+    lines.sort_by_key(|l| std::cmp::Reverse(l.1));
+    lines.into_iter().map(|(s, w)| format!("{s} {w}\n")).collect()
+}
+
+fn symbol(addr: usize) -> String {
+    let mut name = None;
+    // Return addresses point after the call; one byte back is inside it.
+    backtrace::resolve(addr.saturating_sub(1) as *mut std::ffi::c_void, |s| {
+        if name.is_none() {
+            name = s.name().map(|n| format!("{n:#}"));
+        }
+    });
+    name.unwrap_or_else(|| format!("{addr:#x}")).replace([';', ' '], "_")
+}

@@ -1,0 +1,445 @@
+//! One report that reconciles what Kubernetes plots with what the process
+//! really holds: jemalloc heap, process RSS split, cgroup (v2, or v1) with the
+//! working set computed as cAdvisor does, and ImageMagick's own accounting.
+
+use super::JemallocStats;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// From `/proc/self/status` and `/proc/self/smaps_rollup`, in bytes.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProcessMemory {
+    pub rss: Option<u64>,
+    pub rss_anon: Option<u64>,
+    pub rss_file: Option<u64>,
+    pub rss_shmem: Option<u64>,
+    pub pss: Option<u64>,
+    pub anonymous: Option<u64>,
+}
+
+/// The memory cgroup the process is in, in bytes; every field is null outside one.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CgroupMemory {
+    /// 2 or 1; null when no memory cgroup was found.
+    pub version: Option<u8>,
+    pub memory_current: Option<u64>,
+    /// Null when unlimited.
+    pub memory_max: Option<u64>,
+    pub anon: Option<u64>,
+    pub file: Option<u64>,
+    pub active_file: Option<u64>,
+    pub inactive_file: Option<u64>,
+    pub shmem: Option<u64>,
+    pub kernel: Option<u64>,
+    /// `memory_current - inactive_file`, floored at 0: what cAdvisor reports as
+    /// `container_memory_working_set_bytes`. It includes active page cache.
+    pub working_set: Option<u64>,
+}
+
+/// ImageMagick's resource accounting (bytes, except `area` in pixels).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ImageMagickMemory {
+    pub memory: u64,
+    pub map: u64,
+    pub disk: u64,
+    pub area: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ResultCacheMemory {
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AllocatorInfo {
+    /// A C `malloc` in this process is counted by jemalloc (checked at start-up).
+    pub c_malloc_tracked: bool,
+    /// An allocation made inside ImageMagick is counted by jemalloc.
+    pub imagemagick_malloc_tracked: bool,
+    pub profiling_enabled: bool,
+    pub profiling_active: bool,
+    /// Average bytes between samples when profiling is active.
+    pub profiling_sample_bytes: u64,
+}
+
+/// The live heap over time: its floor (the minimum over a window) is what
+/// grows when something leaks; bursts only move the maximum.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HeapTrend {
+    pub at_start: u64,
+    pub now: u64,
+    /// Minimum and maximum of `jemalloc.allocated` over the last window.
+    pub floor_recent: Option<u64>,
+    pub peak_recent: Option<u64>,
+    /// Minimum over the window before it.
+    pub floor_previous: Option<u64>,
+    pub window_seconds: u64,
+    /// `stable`, `growing` or `unknown` (not enough history yet).
+    pub verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MemoryReport {
+    pub jemalloc: JemallocStats,
+    pub process: ProcessMemory,
+    pub cgroup: CgroupMemory,
+    pub imagemagick: ImageMagickMemory,
+    pub result_cache: ResultCacheMemory,
+    pub allocator: AllocatorInfo,
+    pub heap: HeapTrend,
+    pub explanation: Vec<String>,
+}
+
+/// Parses `Key:   123 kB` lines into bytes.
+pub fn parse_kb_fields(text: &str) -> HashMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, rest) = line.split_once(':')?;
+            let mut parts = rest.split_whitespace();
+            let value: u64 = parts.next()?.parse().ok()?;
+            let scale = if parts.next() == Some("kB") { 1024 } else { 1 };
+            Some((key.trim().to_string(), value * scale))
+        })
+        .collect()
+}
+
+/// Parses `key value` lines (cgroup `memory.stat`).
+pub fn parse_flat_keyed(text: &str) -> HashMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            Some((key.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+impl ProcessMemory {
+    pub fn read() -> ProcessMemory {
+        let status = std::fs::read_to_string("/proc/self/status")
+            .map(|t| parse_kb_fields(&t))
+            .unwrap_or_default();
+        let rollup = std::fs::read_to_string("/proc/self/smaps_rollup")
+            .map(|t| parse_kb_fields(&t))
+            .unwrap_or_default();
+        ProcessMemory {
+            rss: status.get("VmRSS").copied(),
+            rss_anon: status.get("RssAnon").copied(),
+            rss_file: status.get("RssFile").copied(),
+            rss_shmem: status.get("RssShmem").copied(),
+            pss: rollup.get("Pss").copied(),
+            anonymous: rollup.get("Anonymous").copied(),
+        }
+    }
+}
+
+/// Values at or above this are "no limit" in cgroup v1 (`9223372036854771712`).
+const V1_UNLIMITED: u64 = 1 << 62;
+
+impl CgroupMemory {
+    /// Finds the process's memory cgroup under `root` (normally `/sys/fs/cgroup`)
+    /// using `proc_cgroup` (the text of `/proc/self/cgroup`).
+    pub fn read_from(root: &Path, proc_cgroup: &str) -> CgroupMemory {
+        let read = |p: PathBuf| std::fs::read_to_string(p).ok();
+        let num = |p: PathBuf| read(p).and_then(|t| t.trim().parse::<u64>().ok());
+
+        // cgroup v2: one hierarchy, line `0::/path`.
+        if let Some(path) = proc_cgroup.lines().find_map(|l| l.strip_prefix("0::")) {
+            let candidates = [root.join(path.trim_start_matches('/')), root.to_path_buf()];
+            if let Some(dir) = candidates.into_iter().find(|d| d.join("memory.current").is_file()) {
+                let stat = read(dir.join("memory.stat"))
+                    .map(|t| parse_flat_keyed(&t))
+                    .unwrap_or_default();
+                let max = read(dir.join("memory.max")).and_then(|t| t.trim().parse::<u64>().ok());
+                return CgroupMemory::from_parts(
+                    2,
+                    num(dir.join("memory.current")),
+                    max,
+                    &stat,
+                    ["anon", "file", "active_file", "inactive_file", "shmem", "kernel"],
+                    None,
+                );
+            }
+        }
+        // cgroup v1: the `memory` controller's line, `N:memory:/path`.
+        if let Some(path) = proc_cgroup.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers.split(',').any(|c| c == "memory").then_some(path)
+        }) {
+            let base = root.join("memory");
+            let candidates = [base.join(path.trim_start_matches('/')), base];
+            if let Some(dir) = candidates
+                .into_iter()
+                .find(|d| d.join("memory.usage_in_bytes").is_file())
+            {
+                let stat = read(dir.join("memory.stat"))
+                    .map(|t| parse_flat_keyed(&t))
+                    .unwrap_or_default();
+                let max = num(dir.join("memory.limit_in_bytes")).filter(|&m| m < V1_UNLIMITED);
+                let kernel = num(dir.join("memory.kmem.usage_in_bytes"));
+                return CgroupMemory::from_parts(
+                    1,
+                    num(dir.join("memory.usage_in_bytes")),
+                    max,
+                    &stat,
+                    [
+                        "total_rss",
+                        "total_cache",
+                        "total_active_file",
+                        "total_inactive_file",
+                        "total_shmem",
+                        "",
+                    ],
+                    kernel,
+                );
+            }
+        }
+        CgroupMemory::default()
+    }
+
+    pub fn read() -> CgroupMemory {
+        let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        CgroupMemory::read_from(Path::new("/sys/fs/cgroup"), &proc_cgroup)
+    }
+
+    /// `keys`: the stat names of anon, file, active_file, inactive_file, shmem, kernel.
+    fn from_parts(
+        version: u8,
+        current: Option<u64>,
+        max: Option<u64>,
+        stat: &HashMap<String, u64>,
+        keys: [&str; 6],
+        kernel: Option<u64>,
+    ) -> CgroupMemory {
+        let get = |k: &str| stat.get(k).copied();
+        let inactive_file = get(keys[3]);
+        CgroupMemory {
+            version: Some(version),
+            memory_current: current,
+            memory_max: max,
+            anon: get(keys[0]),
+            file: get(keys[1]),
+            active_file: get(keys[2]),
+            inactive_file,
+            shmem: get(keys[4]),
+            kernel: kernel.or_else(|| get(keys[5])),
+            working_set: current.map(|c| c.saturating_sub(inactive_file.unwrap_or(0))),
+        }
+    }
+}
+
+/// Samples of `jemalloc.allocated`, kept for `HISTORY`.
+pub struct HeapHistory {
+    started: Instant,
+    at_start: u64,
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+/// Length of each comparison window.
+pub const TREND_WINDOW: Duration = Duration::from_secs(600);
+const HISTORY: Duration = Duration::from_secs(2 * 600 + 60);
+
+impl HeapHistory {
+    pub fn new() -> HeapHistory {
+        HeapHistory {
+            started: Instant::now(),
+            at_start: JemallocStats::read().allocated,
+            samples: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn record(&self, allocated: u64) {
+        let now = Instant::now();
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        samples.push_back((now, allocated));
+        while samples.front().is_some_and(|(t, _)| now.duration_since(*t) > HISTORY) {
+            samples.pop_front();
+        }
+    }
+
+    pub fn trend(&self, now_allocated: u64, window: Duration) -> HeapTrend {
+        let now = Instant::now();
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let in_window = |from: Duration, to: Duration| {
+            samples
+                .iter()
+                .filter(move |(t, _)| {
+                    let age = now.duration_since(*t);
+                    age >= from && age < to
+                })
+                .map(|(_, v)| *v)
+        };
+        let floor_recent = in_window(Duration::ZERO, window).min();
+        let peak_recent = in_window(Duration::ZERO, window).max();
+        let floor_previous = if now.duration_since(self.started) >= 2 * window {
+            in_window(window, 2 * window).min()
+        } else {
+            None
+        };
+        let verdict = match (floor_recent, floor_previous) {
+            (Some(recent), Some(previous)) => {
+                // Growth of the floor by more than 10% and 16 MiB between windows.
+                let grew = recent.saturating_sub(previous);
+                if grew > previous / 10 && grew > 16 << 20 {
+                    "growing"
+                } else {
+                    "stable"
+                }
+            }
+            _ => "unknown",
+        };
+        HeapTrend {
+            at_start: self.at_start,
+            now: now_allocated,
+            floor_recent,
+            peak_recent,
+            floor_previous,
+            window_seconds: window.as_secs(),
+            verdict,
+        }
+    }
+}
+
+impl Default for HeapHistory {
+    fn default() -> Self {
+        HeapHistory::new()
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+impl MemoryReport {
+    /// Writes the plain-language reading of the figures.
+    pub fn explain(&mut self) {
+        let mut lines = Vec::new();
+        let c = &self.cgroup;
+        match (c.memory_current, c.working_set) {
+            (Some(current), Some(ws)) => {
+                let inactive = c.inactive_file.unwrap_or(0);
+                let active = c.active_file.unwrap_or(0);
+                lines.push(format!(
+                    "Working set {} = cgroup memory {} - inactive page cache {} (as cAdvisor computes container_memory_working_set_bytes).",
+                    mib(ws),
+                    mib(current),
+                    mib(inactive)
+                ));
+                lines.push(format!(
+                    "Of the working set, {} is active page cache (file data such as the disk cache, kept by the kernel and reclaimed under pressure: not a leak) and {} is anonymous memory (heap).",
+                    mib(active.min(ws)),
+                    mib(c.anon.unwrap_or(0))
+                ));
+            }
+            _ => lines.push(
+                "No memory cgroup found: container figures are unavailable (not running in a container?).".into(),
+            ),
+        }
+        let j = &self.jemalloc;
+        let anon = self.process.rss_anon.unwrap_or(0);
+        lines.push(format!(
+            "Process anonymous RSS {}: jemalloc resident {} (live heap {}, free pages not yet returned {}, metadata {}); the rest is thread stacks and libraries' static data.",
+            mib(anon),
+            mib(j.resident),
+            mib(j.allocated),
+            mib(j.resident.saturating_sub(j.allocated + j.metadata)),
+            mib(j.metadata),
+        ));
+        if self.allocator.c_malloc_tracked {
+            lines.push(format!(
+                "ImageMagick allocates through jemalloc, so its {} of pixel cache is inside the heap figure and inside heap profiles.",
+                mib(self.imagemagick.memory)
+            ));
+        } else {
+            lines.push("WARNING: C malloc is not served by jemalloc; ImageMagick's memory is invisible to the heap figures and profiles.".into());
+        }
+        let h = &self.heap;
+        lines.push(match h.verdict {
+            "stable" => format!(
+                "Heap floor stable: {} over the last {} s vs {} in the {} s before.",
+                mib(h.floor_recent.unwrap_or(0)),
+                h.window_seconds,
+                mib(h.floor_previous.unwrap_or(0)),
+                h.window_seconds
+            ),
+            "growing" => format!(
+                "Heap floor GROWING: {} over the last {} s vs {} before; compare heap profiles with /debug/heap_growth to see which stacks grow.",
+                mib(h.floor_recent.unwrap_or(0)),
+                h.window_seconds,
+                mib(h.floor_previous.unwrap_or(0))
+            ),
+            _ => format!(
+                "Heap {} now, {} at start-up; a verdict on growth needs {} s of history.",
+                mib(h.now),
+                mib(h.at_start),
+                2 * h.window_seconds
+            ),
+        });
+        self.explanation = lines;
+    }
+
+    /// A human-readable rendering (`?format=text`).
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let opt = |v: Option<u64>| v.map_or("n/a".to_string(), mib);
+        let j = &self.jemalloc;
+        let p = &self.process;
+        let c = &self.cgroup;
+        let im = &self.imagemagick;
+        out.push_str(&format!(
+            "jemalloc     allocated {}  active {}  resident {}  mapped {}  retained {}  metadata {}\n",
+            mib(j.allocated),
+            mib(j.active),
+            mib(j.resident),
+            mib(j.mapped),
+            mib(j.retained),
+            mib(j.metadata)
+        ));
+        out.push_str(&format!(
+            "process      rss {}  anon {}  file {}  shmem {}  pss {}  anonymous {}\n",
+            opt(p.rss),
+            opt(p.rss_anon),
+            opt(p.rss_file),
+            opt(p.rss_shmem),
+            opt(p.pss),
+            opt(p.anonymous)
+        ));
+        out.push_str(&format!(
+            "cgroup v{}    current {}  max {}  anon {}  file {}  active_file {}  inactive_file {}  shmem {}  kernel {}  working_set {}\n",
+            c.version.map_or("?".into(), |v| v.to_string()),
+            opt(c.memory_current), opt(c.memory_max), opt(c.anon), opt(c.file), opt(c.active_file),
+            opt(c.inactive_file), opt(c.shmem), opt(c.kernel), opt(c.working_set)
+        ));
+        out.push_str(&format!(
+            "imagemagick  memory {}  map {}  disk {}  area {} px\n",
+            mib(im.memory),
+            mib(im.map),
+            mib(im.disk),
+            im.area
+        ));
+        out.push_str(&format!(
+            "cache        memory {}  disk {}\n",
+            mib(self.result_cache.memory_bytes),
+            mib(self.result_cache.disk_bytes)
+        ));
+        out.push_str(&format!(
+            "allocator    c_malloc_tracked {}  imagemagick_malloc_tracked {}  profiling enabled {} active {}\n\n",
+            self.allocator.c_malloc_tracked,
+            self.allocator.imagemagick_malloc_tracked,
+            self.allocator.profiling_enabled,
+            self.allocator.profiling_active
+        ));
+        for line in &self.explanation {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! Memory you can explain: jemalloc serves ImageMagick, profiles see it, and
+//! the memory report and metrics are consistent.
+
+mod common;
+
+use common::{HEAVY, TestServer, error_code, fixture, metric_value};
+use std::time::{Duration, Instant};
+
+#[test]
+fn c_malloc_and_imagemagick_allocations_are_counted_by_jemalloc() {
+    assert!(
+        imaginator::memory::c_malloc_tracked(),
+        "libc malloc goes through jemalloc"
+    );
+    assert!(
+        imaginator::magick::allocations_tracked(),
+        "64 MiB from ImageMagick's AcquireMagickMemory shows in jemalloc's stats.allocated"
+    );
+    assert!(
+        imaginator::memory::profile::enabled(),
+        "prof:true is compiled into malloc_conf"
+    );
+    assert_eq!(imaginator::memory::profile::sample_bytes(), 512 * 1024);
+}
+
+#[tokio::test]
+async fn the_memory_report_has_every_field_and_they_reconcile() {
+    let server = TestServer::start().await;
+    let r: serde_json::Value = server.get("/debug/memory").await.json().await.unwrap();
+    for key in ["allocated", "active", "resident", "mapped", "retained", "metadata"] {
+        assert!(r["jemalloc"][key].as_u64().is_some(), "jemalloc.{key}");
+    }
+    for key in ["rss", "rss_anon", "rss_file", "rss_shmem", "pss", "anonymous"] {
+        assert!(r["process"][key].as_u64().is_some(), "process.{key}");
+    }
+    for key in ["memory", "map", "disk", "area"] {
+        assert!(r["imagemagick"][key].as_u64().is_some(), "imagemagick.{key}");
+    }
+    for key in ["memory_bytes", "disk_bytes"] {
+        assert!(r["result_cache"][key].as_u64().is_some(), "result_cache.{key}");
+    }
+    assert_eq!(r["allocator"]["c_malloc_tracked"], true);
+    let c = &r["cgroup"];
+    for key in [
+        "memory_current",
+        "memory_max",
+        "anon",
+        "file",
+        "active_file",
+        "inactive_file",
+        "shmem",
+        "kernel",
+        "working_set",
+    ] {
+        assert!(c.get(key).is_some(), "cgroup.{key} present (maybe null)");
+    }
+    if c["version"].is_u64() {
+        let current = c["memory_current"].as_u64().unwrap();
+        let inactive = c["inactive_file"].as_u64().unwrap();
+        assert_eq!(c["working_set"].as_u64().unwrap(), current.saturating_sub(inactive));
+    }
+    let j = &r["jemalloc"];
+    assert!(
+        j["resident"].as_u64() >= j["allocated"].as_u64().map(|a| a / 2),
+        "resident covers the heap"
+    );
+    assert!(r["explanation"].as_array().unwrap().len() >= 3);
+    let text = server.get("/debug/memory?format=text").await.text().await.unwrap();
+    assert!(
+        text.contains("jemalloc") && text.contains("working") || text.contains("No memory cgroup"),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn memory_gauges_are_exported() {
+    let server = TestServer::start().await;
+    let scrape = server.metrics().await;
+    for name in [
+        "imaginator_jemalloc_allocated_bytes",
+        "imaginator_jemalloc_resident_bytes",
+        "imaginator_process_rss_anon_bytes",
+        "imaginator_imagemagick_memory_bytes",
+        "imaginator_allocator_c_malloc_tracked",
+    ] {
+        assert!(scrape.contains(&format!("# TYPE {name} gauge")), "{name}");
+    }
+    assert_eq!(metric_value(&scrape, "imaginator_allocator_c_malloc_tracked"), 1.0);
+    assert!(metric_value(&scrape, "imaginator_jemalloc_allocated_bytes") > 0.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_heap_profile_taken_during_a_job_shows_imagemagick_allocations() {
+    let server = TestServer::start_with(&[HEAVY], |s| s.workers = 1).await;
+    let switched: serde_json::Value = server
+        .client
+        .post(server.url("/debug/profiling"))
+        .json(&serde_json::json!({"active": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(switched["active"], true);
+
+    let job = {
+        let (client, url) = (server.client.clone(), server.url("/transform/heavy"));
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .body(fixture("photo.jpg"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // Wait (boundedly) until ImageMagick holds the 10 MP pixel cache.
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut im_bytes = 0;
+    while Instant::now() < until {
+        let r: serde_json::Value = server.get("/debug/memory").await.json().await.unwrap();
+        im_bytes = r["imagemagick"]["memory"].as_u64().unwrap();
+        if im_bytes > 40 << 20 {
+            assert!(
+                r["jemalloc"]["allocated"].as_u64().unwrap() >= im_bytes,
+                "ImageMagick's pixel cache is inside jemalloc's heap"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(im_bytes > 40 << 20, "saw ImageMagick memory {im_bytes}");
+    let collapsed = server.get("/dump_profile?format=collapsed").await.text().await.unwrap();
+    assert_eq!(job.await.unwrap(), 200);
+    assert!(
+        collapsed
+            .lines()
+            .any(|l| l.contains("AcquireAlignedMemory") || l.contains("AcquireMagickMemory")),
+        "ImageMagick's allocations appear in the heap profile:\n{}",
+        collapsed.lines().take(10).collect::<Vec<_>>().join("\n")
+    );
+
+    let raw = server.get("/dump_profile").await.bytes().await.unwrap();
+    assert!(raw.starts_with(b"heap_v2/"), "jemalloc heap profile header");
+    let pprof = server.get("/dump_profile?format=pprof").await.bytes().await.unwrap();
+    assert_eq!(&pprof[..2], &[0x1f, 0x8b], "gzip-compressed pprof");
+    let svg = server.get("/dump_profile?format=svg").await.text().await.unwrap();
+    assert!(svg.contains("<svg"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn heap_growth_reports_only_what_grew_since_the_baseline() {
+    let server = TestServer::start().await;
+    let stored: serde_json::Value = server
+        .client
+        .post(server.url("/debug/heap_baseline"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["stored"], true);
+    let growth = server.get("/debug/heap_growth?since=baseline").await;
+    assert_eq!(growth.status(), 200);
+    let (status, code, _) = error_code(server.get("/debug/heap_growth?seconds=0").await).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_parameter"));
+    let growth = server.get("/debug/heap_growth?seconds=1&format=svg").await;
+    assert_eq!(growth.status(), 200);
+    assert!(growth.text().await.unwrap().contains("<svg"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_profile_at_a_time() {
+    let server = TestServer::start().await;
+    let slow = {
+        let (client, url) = (server.client.clone(), server.url("/debug/heap_growth?seconds=2"));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, code, _) = error_code(server.get("/dump_profile").await).await;
+    assert_eq!((status, code.as_str()), (429, "profile_in_progress"));
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(server.get("/dump_profile").await.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_refuse_other_callers_without_the_token() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::Request;
+    use std::net::SocketAddr;
+    use tower::ServiceExt;
+
+    // The router is driven in-process with a non-loopback peer address: no
+    // traffic leaves the machine.
+    let data = tempfile::tempdir().unwrap();
+    let (mut settings, _) = imaginator::Settings::load(
+        None,
+        vec![
+            ("IMAGINATOR_LISTEN".into(), "127.0.0.1:0".into()),
+            ("IMAGINATOR_DATA_DIR".into(), data.path().display().to_string()),
+            (
+                "IMAGINATOR_ALIASES_DIR".into(),
+                common::repo_path("aliases").display().to_string(),
+            ),
+            ("IMAGINATOR_WORKERS".into(), "1".into()),
+        ],
+    )
+    .unwrap();
+    settings.admin_token = "s3cret-token".into();
+    let app = imaginator::App::build(settings).await.unwrap();
+    let router = app.router();
+    let remote: SocketAddr = "192.0.2.10:40000".parse().unwrap();
+    let call = |path: &str, token: Option<&str>| {
+        let mut req = Request::get(path).body(Body::empty()).unwrap();
+        req.extensions_mut().insert(ConnectInfo(remote));
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        router.clone().oneshot(req)
+    };
+    for path in ["/dump_profile", "/debug/memory", "/debug/heap_growth?since=baseline"] {
+        let response = call(path, None).await.unwrap();
+        assert_eq!(response.status(), 403, "{path} without token");
+        let response = call(path, Some("wrong-token")).await.unwrap();
+        assert_eq!(response.status(), 403, "{path} with a wrong token");
+    }
+    assert_eq!(call("/debug/memory", Some("s3cret-token")).await.unwrap().status(), 200);
+    assert_eq!(
+        call("/healthz", None).await.unwrap().status(),
+        200,
+        "public routes stay public"
+    );
+}
