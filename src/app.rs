@@ -1,12 +1,14 @@
 //! Builds the service from settings (listener bound, pool started, aliases
 //! loaded) and runs it until a shutdown future resolves, then drains.
 
+use crate::cache::ResultCache;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::magick::{self, Pool};
 use crate::memory::{self, JemallocStats, MemoryState};
 use crate::metrics::Metrics;
 use crate::pipeline::alias::AliasSet;
+use crate::storage::Originals;
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -64,12 +66,32 @@ impl App {
             imagemagick = %magick::version(),
             "imaginator started"
         );
+        let originals = Originals::open(&settings.data_dir)
+            .with_context(|| format!("cannot open the originals store in {}", settings.data_dir.display()))?;
+        let cache = Arc::new(
+            ResultCache::new(
+                &settings.data_dir,
+                settings.cache.memory.0,
+                settings.cache.disk.0,
+                metrics.clone(),
+            )
+            .context("cannot open the result cache")?,
+        );
+        let indexing = Arc::clone(&cache);
+        tokio::task::spawn_blocking(move || {
+            let (entries, bytes, seconds) = indexing.rebuild_disk_index();
+            tracing::info!(entries, bytes, seconds, "disk cache index rebuilt");
+        });
+        let salt: Arc<str> = format!("imaginator {} / {}", env!("CARGO_PKG_VERSION"), magick::version()).into();
         let state = AppState {
             settings: Arc::new(settings),
             aliases: Arc::new(aliases),
             pool: Arc::new(pool),
             metrics,
             memory,
+            originals,
+            cache,
+            salt,
         };
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));

@@ -1,6 +1,7 @@
 //! imaginator: a fast, safe HTTP interface to ImageMagick.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -8,6 +9,7 @@ pub mod magick;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;
+pub mod storage;
 pub mod telemetry;
 
 pub use app::App;

@@ -3,7 +3,8 @@
 //! route, never the raw path.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub const HTTP_REQUESTS_TOTAL: &str = "imaginator_http_requests_total";
@@ -14,6 +15,12 @@ pub const QUEUE_CAPACITY: &str = "imaginator_queue_capacity";
 pub const WORKERS_ALIVE: &str = "imaginator_workers_alive";
 pub const JOB_QUEUE_SECONDS: &str = "imaginator_job_queue_seconds";
 pub const JOB_RUN_SECONDS: &str = "imaginator_job_run_seconds";
+pub const CACHE_HITS_TOTAL: &str = "imaginator_cache_hits_total";
+pub const CACHE_MISSES_TOTAL: &str = "imaginator_cache_misses_total";
+pub const CACHE_EVICTIONS_TOTAL: &str = "imaginator_cache_evictions_total";
+pub const CACHE_CORRUPT_TOTAL: &str = "imaginator_cache_corrupt_entries_total";
+pub const CACHE_ENTRIES: &str = "imaginator_cache_entries";
+pub const CACHE_BYTES: &str = "imaginator_cache_bytes";
 
 /// Buckets for request and job latencies, in seconds: 1 ms to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -36,6 +43,14 @@ pub struct Metrics {
     pub job_queue_seconds: Histogram,
     /// Time a job ran on a worker.
     pub job_run_seconds: Histogram,
+    /// Result cache, by `tier` (memory, disk).
+    pub cache_hits: IntCounterVec,
+    pub cache_misses: IntCounterVec,
+    pub cache_evictions: IntCounterVec,
+    pub cache_entries: IntGaugeVec,
+    pub cache_bytes: IntGaugeVec,
+    /// Disk entries found damaged (checksum, length) and discarded.
+    pub cache_corrupt: IntCounter,
 }
 
 impl Metrics {
@@ -70,6 +85,21 @@ impl Metrics {
                 HistogramOpts::new(JOB_RUN_SECONDS, "Time jobs ran on a worker").buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid histogram"),
+            cache_hits: IntCounterVec::new(Opts::new(CACHE_HITS_TOTAL, "Result cache hits by tier"), &["tier"])
+                .expect("valid counter"),
+            cache_misses: IntCounterVec::new(Opts::new(CACHE_MISSES_TOTAL, "Result cache misses by tier"), &["tier"])
+                .expect("valid counter"),
+            cache_evictions: IntCounterVec::new(
+                Opts::new(CACHE_EVICTIONS_TOTAL, "Result cache evictions by tier"),
+                &["tier"],
+            )
+            .expect("valid counter"),
+            cache_entries: IntGaugeVec::new(Opts::new(CACHE_ENTRIES, "Result cache entries by tier"), &["tier"])
+                .expect("valid gauge"),
+            cache_bytes: IntGaugeVec::new(Opts::new(CACHE_BYTES, "Result cache bytes by tier"), &["tier"])
+                .expect("valid gauge"),
+            cache_corrupt: IntCounter::new(CACHE_CORRUPT_TOTAL, "Damaged disk cache entries discarded")
+                .expect("valid counter"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -81,6 +111,12 @@ impl Metrics {
             Box::new(m.workers_alive.clone()),
             Box::new(m.job_queue_seconds.clone()),
             Box::new(m.job_run_seconds.clone()),
+            Box::new(m.cache_hits.clone()),
+            Box::new(m.cache_misses.clone()),
+            Box::new(m.cache_evictions.clone()),
+            Box::new(m.cache_entries.clone()),
+            Box::new(m.cache_bytes.clone()),
+            Box::new(m.cache_corrupt.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

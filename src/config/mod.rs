@@ -6,6 +6,7 @@ mod units;
 
 pub use units::{ByteSize, HumanDuration};
 
+use crate::pipeline::format::ImageFormat;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,8 +43,33 @@ pub struct Settings {
     /// Bearer token that opens the admin endpoints (`/dump_profile`, `/debug/*`)
     /// to non-loopback callers. Empty: loopback only. Never logged.
     pub admin_token: String,
+    /// Formats `POST /images` accepts (sniffed from magic bytes).
+    pub upload_formats: Vec<ImageFormat>,
     pub limits: Limits,
+    pub cache: CacheSettings,
     pub log: LogSettings,
+}
+
+/// The result cache: a memory tier in front of a disk tier, both bounded in bytes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Budget of the in-memory tier (LRU).
+    pub memory: ByteSize,
+    /// Budget of the on-disk tier (evicted by recency; survives restarts).
+    pub disk: ByteSize,
+    /// `Cache-Control` sent with originals and results (their URLs are content-addressed).
+    pub cache_control: String,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            memory: ByteSize::mib(256),
+            disk: ByteSize(10 << 30),
+            cache_control: "public, max-age=31536000, immutable".to_string(),
+        }
+    }
 }
 
 /// Bounds on a single image, checked on the header before any decode, and
@@ -95,7 +121,9 @@ impl Default for Settings {
             max_body: ByteSize::mib(32),
             retry_after_secs: 1,
             admin_token: String::new(),
+            upload_formats: ImageFormat::ALL.to_vec(),
             limits: Limits::default(),
+            cache: CacheSettings::default(),
             log: LogSettings::default(),
         }
     }

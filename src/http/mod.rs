@@ -5,6 +5,7 @@ mod admin;
 mod aliases;
 mod debug;
 mod health;
+mod images;
 mod observe;
 mod state;
 mod transform;
@@ -13,6 +14,7 @@ pub use state::AppState;
 
 use crate::error::ApiError;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +28,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/aliases", get(aliases::list))
         .route("/transform/{alias}", post(transform::transform))
+        .route("/images", post(images::upload).layer(DefaultBodyLimit::disable()))
+        .route("/images/{id}", get(images::original).delete(images::delete))
+        .route("/images/{id}/{alias}", get(images::rendition))
+        .route("/admin/purge", post(images::purge))
         .route("/dump_profile", get(debug::dump_profile))
         .route("/debug/memory", get(debug::memory))
         .route("/debug/profiling", post(debug::profiling))

@@ -1,5 +1,6 @@
 //! Shared state of the handlers, and the one path from a plan to pixels.
 
+use crate::cache::ResultCache;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::magick::{self, Job, JobResult, Pool, Rendered};
@@ -8,7 +9,8 @@ use crate::memory::report::{MemoryReport, ResultCacheMemory};
 use crate::metrics::Metrics;
 use crate::pipeline::Plan;
 use crate::pipeline::alias::AliasSet;
-use crate::pipeline::format::ImageFormat;
+use crate::pipeline::format::{ImageFormat, check_dimensions, header_dimensions};
+use crate::storage::Originals;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,16 +22,56 @@ pub struct AppState {
     pub pool: Arc<Pool>,
     pub metrics: Metrics,
     pub memory: Arc<MemoryState>,
+    pub originals: Originals,
+    pub cache: Arc<ResultCache<ApiError>>,
+    /// Engine versions mixed into every cache key.
+    pub salt: Arc<str>,
 }
 
 impl AppState {
     /// Every memory figure, now.
     pub fn memory_report(&self) -> MemoryReport {
-        self.memory.report(magick::resources(), ResultCacheMemory::default())
+        let (memory_bytes, disk_bytes) = self.cache.bytes();
+        self.memory.report(
+            magick::resources(),
+            ResultCacheMemory {
+                memory_bytes,
+                disk_bytes,
+            },
+        )
+    }
+
+    /// The first, pure check of an input: the dimensions its header declares
+    /// against the limits, before ImageMagick sees a byte. A decompression bomb
+    /// stops here in microseconds.
+    pub fn precheck(&self, input: &[u8]) -> Result<(), ApiError> {
+        let l = &self.settings.limits;
+        if let Some((w, h)) = header_dimensions(input) {
+            check_dimensions(w, h, l.max_width, l.max_height, l.max_pixels)
+                .map_err(|m| ApiError::from(magick::JobError::TooLarge(m)))?;
+        }
+        Ok(())
+    }
+
+    /// Reads an image's header in the worker pool and checks it against the limits.
+    pub async fn probe(&self, input: Bytes, format: ImageFormat) -> Result<magick::Probe, ApiError> {
+        self.precheck(&input)?;
+        let deadline = Instant::now() + self.settings.job_deadline.0;
+        let limits = self.settings.limits.clone();
+        let result = self
+            .pool
+            .submit(deadline, move || magick::probe(&input, format, &limits, deadline))
+            .map_err(|e| ApiError::from_submit(e, self.settings.retry_after_secs))?;
+        match tokio::time::timeout_at(deadline.into(), result).await {
+            Ok(Ok(JobResult::Done(probe))) => Ok(probe?),
+            Ok(Ok(JobResult::Expired)) | Err(_) => Err(magick::JobError::Deadline.into()),
+            Ok(Ok(JobResult::Panicked)) | Ok(Err(_)) => Err(ApiError::internal()),
+        }
     }
 
     /// Runs `plan` on `input` in the worker pool, within the job deadline.
     pub async fn render(&self, input: Bytes, format: ImageFormat, plan: Plan) -> Result<Rendered, ApiError> {
+        self.precheck(&input)?;
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let job = Job {
             input,

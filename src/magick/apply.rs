@@ -5,7 +5,7 @@ use super::pool::Outcome;
 use super::wand::{Wand, WandError};
 use crate::config::Limits;
 use crate::pipeline::Plan;
-use crate::pipeline::format::ImageFormat;
+use crate::pipeline::format::{ImageFormat, check_dimensions};
 use crate::pipeline::ops::{Filter, Op, Size};
 use magick_rust::bindings as im;
 use std::time::Instant;
@@ -59,7 +59,9 @@ const RESOURCE_LIMIT_ERROR: u32 = 400;
 fn decode_error(e: WandError) -> JobError {
     if e.deadline {
         JobError::Deadline
-    } else if e.severity == RESOURCE_LIMIT_ERROR {
+    } else if e.severity == RESOURCE_LIMIT_ERROR || e.message.contains("exceeds limit") {
+        // ImageMagick's own width/height/area limits refuse the header (a
+        // second line of defence behind `check_limits`).
         JobError::TooLarge(format!("image exceeds a resource limit: {}", e.message))
     } else {
         JobError::Decode(e.message)
@@ -74,18 +76,57 @@ fn op_error(e: WandError) -> JobError {
     }
 }
 
+/// What the header says, without decoding pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    /// Size as stored (before EXIF orientation).
+    pub stored: Size,
+    /// Size as displayed (after EXIF orientation).
+    pub oriented: Size,
+    pub frames: usize,
+}
+
+impl Outcome for Result<Probe, JobError> {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Ok(_) => "ok",
+            Err(JobError::Decode(_)) => "bad_input",
+            Err(JobError::TooLarge(_)) => "too_large",
+            Err(JobError::Deadline) => "deadline",
+            Err(JobError::Failed(_)) => "error",
+        }
+    }
+}
+
+/// Reads the header(s) only (ImageMagick's ping, told the coder) and checks
+/// dimensions, area and frames against the limits. A decompression bomb is
+/// refused here, before a single pixel is allocated.
+pub fn probe(input: &[u8], format: ImageFormat, limits: &Limits, deadline: Instant) -> Result<Probe, JobError> {
+    let mut wand = Wand::new(deadline);
+    wand.ping(input, format.coder()).map_err(decode_error)?;
+    let stored = wand.size();
+    let frames = wand.frames();
+    let oriented = if wand.orientation_swaps_sides() {
+        Size::new(stored.height, stored.width)
+    } else {
+        stored
+    };
+    check_limits(stored, frames, limits)?;
+    Ok(Probe {
+        stored,
+        oriented,
+        frames,
+    })
+}
+
 pub fn run(job: Job) -> Result<Rendered, JobError> {
     let coder = job.format.coder();
     let plan = &job.plan;
 
     // 1. Header only: dimensions and frames against the limits, before any pixel is decoded.
-    let mut probe = Wand::new(job.deadline);
-    probe.ping(&job.input, coder).map_err(decode_error)?;
-    let stored = probe.size();
-    let frames = probe.frames();
-    let swaps = plan.output.auto_orient && probe.orientation_swaps_sides();
-    drop(probe);
-    check_limits(stored, frames, &job.limits)?;
+    let header = probe(&job.input, job.format, &job.limits, job.deadline)?;
+    let stored = header.stored;
+    let swaps = plan.output.auto_orient && header.oriented != header.stored;
 
     // 2. Decode, at a reduced size when the plan shrinks a JPEG a lot.
     let mut wand = Wand::new(job.deadline);
@@ -140,19 +181,14 @@ fn check_limits(size: Size, frames: usize, limits: &Limits) -> Result<(), JobErr
     if size.width == 0 || size.height == 0 {
         return Err(JobError::Decode("the image header declares no pixels".into()));
     }
-    if size.width > limits.max_width || size.height > limits.max_height {
-        return Err(JobError::TooLarge(format!(
-            "image is {}x{}, larger than the {}x{} limit",
-            size.width, size.height, limits.max_width, limits.max_height
-        )));
-    }
-    let pixels = u64::from(size.width) * u64::from(size.height);
-    if pixels > limits.max_pixels {
-        return Err(JobError::TooLarge(format!(
-            "image has {pixels} pixels, more than the {} limit",
-            limits.max_pixels
-        )));
-    }
+    check_dimensions(
+        size.width,
+        size.height,
+        limits.max_width,
+        limits.max_height,
+        limits.max_pixels,
+    )
+    .map_err(JobError::TooLarge)?;
     if frames > limits.max_frames as usize {
         return Err(JobError::TooLarge(format!(
             "image has {frames} frames, more than the {} limit",

@@ -5,7 +5,7 @@ mod apply;
 pub mod pool;
 mod wand;
 
-pub use apply::{Job, JobError, Rendered, run};
+pub use apply::{Job, JobError, Probe, Rendered, probe, run};
 pub use pool::{JobResult, Outcome, Pool, SubmitError};
 
 use crate::config::Limits;
@@ -15,23 +15,31 @@ use std::sync::Once;
 
 static GENESIS: Once = Once::new();
 
-/// Starts ImageMagick once per process and applies resource limits.
+/// Largest width or height ImageMagick itself will accept: a process-wide
+/// backstop behind the per-request checks (`limits.max_width` and friends are
+/// enforced on the header before ImageMagick sees the image).
+const HARD_MAX_SIDE: u64 = 65_535;
+
+/// Starts ImageMagick and applies its process-wide resource limits, once per
+/// process (the first settings win; a process runs one service).
 /// ImageMagick's own thread count is pinned to 1: concurrency comes from our
 /// pool, and nested OpenMP threads would oversubscribe the cores.
 pub fn init(limits: &Limits) {
     GENESIS.call_once(magick_rust::magick_wand_genesis);
-    let set = |resource: im::ResourceType, value: u64| {
-        // SAFETY: after genesis; setting a resource limit has no other precondition.
-        unsafe { im::SetMagickResourceLimit(resource, value as im::MagickSizeType) };
-    };
-    set(im::ResourceType::Thread, 1);
-    set(im::ResourceType::Width, u64::from(limits.max_width));
-    set(im::ResourceType::Height, u64::from(limits.max_height));
-    set(im::ResourceType::Area, limits.max_pixels);
-    set(im::ResourceType::ListLength, u64::from(limits.max_frames));
-    set(im::ResourceType::Memory, limits.magick_memory.0);
-    set(im::ResourceType::Map, limits.magick_map.0);
-    set(im::ResourceType::Disk, limits.magick_disk.0);
+    static LIMITS: Once = Once::new();
+    LIMITS.call_once(|| {
+        let set = |resource: im::ResourceType, value: u64| {
+            // SAFETY: after genesis; setting a resource limit has no other precondition.
+            unsafe { im::SetMagickResourceLimit(resource, value as im::MagickSizeType) };
+        };
+        set(im::ResourceType::Thread, 1);
+        set(im::ResourceType::Width, HARD_MAX_SIDE);
+        set(im::ResourceType::Height, HARD_MAX_SIDE);
+        set(im::ResourceType::ListLength, u64::from(limits.max_frames));
+        set(im::ResourceType::Memory, limits.magick_memory.0);
+        set(im::ResourceType::Map, limits.magick_map.0);
+        set(im::ResourceType::Disk, limits.magick_disk.0);
+    });
 }
 
 /// ImageMagick's version line, e.g. `ImageMagick 7.1.1-43 Q16 x86_64 ...`.

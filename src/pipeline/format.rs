@@ -102,6 +102,33 @@ impl ImageFormat {
     }
 }
 
+/// The width and height a file's header declares, read without decoding (a
+/// few hundred bytes at most). `None` when the header cannot be read.
+pub fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let size = imagesize::blob_size(bytes).ok()?;
+    Some((u32::try_from(size.width).ok()?, u32::try_from(size.height).ok()?))
+}
+
+/// Checks declared dimensions against limits; the message names the problem.
+pub fn check_dimensions(
+    width: u32,
+    height: u32,
+    max_width: u32,
+    max_height: u32,
+    max_pixels: u64,
+) -> Result<(), String> {
+    if width > max_width || height > max_height {
+        return Err(format!(
+            "image is {width}x{height}, larger than the {max_width}x{max_height} limit"
+        ));
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(format!("image has {pixels} pixels, more than the {max_pixels} limit"));
+    }
+    Ok(())
+}
+
 impl fmt::Display for ImageFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -125,6 +152,28 @@ mod tests {
         assert_eq!(ImageFormat::sniff(b"MM\0*\0\0\0\x08"), Some(ImageFormat::Tiff));
         assert_eq!(ImageFormat::sniff(b"\0\0\0\x1cftypavif\0\0"), Some(ImageFormat::Avif));
         assert_eq!(ImageFormat::sniff(b"\0\0\0\x18ftypheic\0\0"), Some(ImageFormat::Heic));
+    }
+
+    #[test]
+    fn header_dimensions_need_no_decode_and_limits_name_the_problem() {
+        // A PNG signature and IHDR declaring 100000 x 70000.
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend_from_slice(&100_000u32.to_be_bytes());
+        png.extend_from_slice(&70_000u32.to_be_bytes());
+        png.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(header_dimensions(&png), Some((100_000, 70_000)));
+        assert!(
+            check_dimensions(100_000, 70_000, 16_384, 16_384, 50_000_000)
+                .unwrap_err()
+                .contains("100000x70000")
+        );
+        assert!(
+            check_dimensions(10_000, 10_000, 16_384, 16_384, 50_000_000)
+                .unwrap_err()
+                .contains("pixels")
+        );
+        assert!(check_dimensions(4_000, 3_000, 16_384, 16_384, 50_000_000).is_ok());
+        assert_eq!(header_dimensions(b"\xFF\xD8\xFF"), None);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use tokio::sync::oneshot;
 
 pub struct TestServer {
     pub base: String,
+    /// The server's data directory.
+    pub data: PathBuf,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -51,10 +53,22 @@ impl TestServer {
 
     pub async fn start_with(extra_aliases: &[(&str, &str)], configure: impl FnOnce(&mut Settings)) -> TestServer {
         let data = tempfile::tempdir().unwrap();
+        let path = data.path().to_path_buf();
+        let mut server = TestServer::start_in(&path, extra_aliases, configure).await;
+        server._dirs.push(data);
+        server
+    }
+
+    /// A server on an existing data directory (to test restarts).
+    pub async fn start_in(
+        data: &Path,
+        extra_aliases: &[(&str, &str)],
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestServer {
         let aliases = aliases_with(extra_aliases);
         let env = vec![
             ("IMAGINATOR_LISTEN".to_string(), "127.0.0.1:0".to_string()),
-            ("IMAGINATOR_DATA_DIR".to_string(), data.path().display().to_string()),
+            ("IMAGINATOR_DATA_DIR".to_string(), data.display().to_string()),
             (
                 "IMAGINATOR_ALIASES_DIR".to_string(),
                 aliases.path().display().to_string(),
@@ -71,10 +85,11 @@ impl TestServer {
         }));
         TestServer {
             base,
+            data: data.to_path_buf(),
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             task: Some(task),
-            _dirs: vec![data, aliases],
+            _dirs: vec![aliases],
         }
     }
 
@@ -95,6 +110,20 @@ impl TestServer {
         self.client.get(self.url(path)).send().await.expect("request sent")
     }
 
+    /// `POST /images` with the bytes as an `image/*` body; returns (status, JSON).
+    pub async fn upload(&self, bytes: Vec<u8>) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url("/images"))
+            .header("content-type", "image/jpeg")
+            .body(bytes)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON answer"))
+    }
+
     pub async fn metrics(&self) -> String {
         self.get("/metrics").await.text().await.unwrap()
     }
@@ -108,6 +137,64 @@ impl TestServer {
             task.await.expect("server task").expect("server ran cleanly");
         }
     }
+}
+
+/// Every regular file under `dir`, recursively, with its size.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), meta.len()));
+            }
+        }
+    }
+    out
+}
+
+/// A PNG whose header declares `width` x `height` (a decompression bomb's
+/// shape: tiny file, huge image).
+pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        let mut crc_input = kind.to_vec();
+        crc_input.extend_from_slice(data);
+        c.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+        c
+    }
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    // A zlib stream of a few zero bytes: far too little data for the declared size.
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01],
+    ));
+    png.extend(chunk(b"IEND", &[]));
+    png
 }
 
 /// Reads a counter or gauge sample from a Prometheus text scrape.

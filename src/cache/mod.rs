@@ -1,0 +1,291 @@
+//! The result cache: a bytes-bounded LRU in memory in front of a
+//! bytes-bounded disk tier that survives restarts, keyed by the canonical form
+//! of the work (never the raw URL), with single-flight: identical concurrent
+//! misses run one job and share its result.
+
+pub mod disk;
+
+use crate::metrics::Metrics;
+use crate::pipeline::format::ImageFormat;
+use crate::storage::ImageId;
+use bytes::Bytes;
+use disk::{DiskTier, Read};
+use lru::LruCache;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// A cached result: encoded image bytes (shared, never copied on a hit).
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub bytes: Bytes,
+    pub format: ImageFormat,
+}
+
+/// Identity of a result: which original, which alias (for purges), and the
+/// hash of everything that determines the bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub source: ImageId,
+    pub alias: String,
+    /// SHA-256 (hex) of source, alias, canonical work and engine salt.
+    pub hash: String,
+}
+
+impl CacheKey {
+    /// `work`: the canonical plan plus anything negotiated (output format class).
+    /// `salt`: engine versions, so an upgrade never serves stale renderings.
+    pub fn new(source: &ImageId, alias: &str, work: &str, salt: &str) -> CacheKey {
+        let mut h = Sha256::new();
+        for part in [source.as_str(), alias, work, salt] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        CacheKey {
+            source: source.clone(),
+            alias: alias.to_string(),
+            hash: hex::encode(h.finalize()),
+        }
+    }
+
+    /// A strong ETag derived from the key: the same work always gives the same bytes.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", &self.hash[..32])
+    }
+
+    /// `ab/<source>/<alias>/<hash>`: purging an image or an alias is a prefix walk.
+    fn disk_path(&self) -> PathBuf {
+        Path::new(self.source.shard())
+            .join(self.source.as_str())
+            .join(&self.alias)
+            .join(&self.hash)
+    }
+}
+
+/// Where a response came from, for `X-Cache`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    Memory,
+    Disk,
+    Miss,
+}
+
+impl Tier {
+    pub fn header(self) -> &'static str {
+        match self {
+            Tier::Memory => "hit-memory",
+            Tier::Disk => "hit-disk",
+            Tier::Miss => "miss",
+        }
+    }
+}
+
+struct MemoryTier {
+    lru: LruCache<String, (CacheKey, Entry)>,
+    bytes: u64,
+    budget: u64,
+}
+
+/// What to purge.
+#[derive(Clone, Debug)]
+pub enum Purge {
+    Image(ImageId),
+    Alias(String),
+    All,
+}
+
+type Flight<E> = Arc<OnceCell<Result<(Entry, Tier), E>>>;
+
+pub struct ResultCache<E> {
+    memory: Mutex<MemoryTier>,
+    disk: Arc<DiskTier>,
+    inflight: Mutex<HashMap<String, Flight<E>>>,
+    metrics: Metrics,
+}
+
+impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
+    pub fn new(data_dir: &Path, memory_budget: u64, disk_budget: u64, metrics: Metrics) -> std::io::Result<Self> {
+        let disk = DiskTier::new(data_dir.join("cache"), data_dir.join("tmp"), disk_budget)?;
+        Ok(ResultCache {
+            memory: Mutex::new(MemoryTier {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+                budget: memory_budget,
+            }),
+            disk: Arc::new(disk),
+            inflight: Mutex::new(HashMap::new()),
+            metrics,
+        })
+    }
+
+    /// Rebuilds the disk index (blocking; run it off the async threads).
+    pub fn rebuild_disk_index(&self) -> (usize, u64, f64) {
+        let result = self.disk.rebuild();
+        self.update_gauges();
+        result
+    }
+
+    fn mem(&self) -> std::sync::MutexGuard<'_, MemoryTier> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, what: &str, tier: &str) {
+        match what {
+            "hit" => self.metrics.cache_hits.with_label_values(&[tier]).inc(),
+            "miss" => self.metrics.cache_misses.with_label_values(&[tier]).inc(),
+            _ => {}
+        }
+    }
+
+    fn remember(&self, key: &CacheKey, entry: &Entry) {
+        let size = entry.bytes.len() as u64;
+        let mut evicted = 0;
+        {
+            let mut mem = self.mem();
+            if size > mem.budget {
+                return;
+            }
+            if let Some((_, (_, old))) = mem.lru.push(key.hash.clone(), (key.clone(), entry.clone())) {
+                mem.bytes -= old.bytes.len() as u64;
+            }
+            mem.bytes += size;
+            while mem.bytes > mem.budget {
+                match mem.lru.pop_lru() {
+                    Some((_, (_, e))) => {
+                        mem.bytes -= e.bytes.len() as u64;
+                        evicted += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+        self.metrics
+            .cache_evictions
+            .with_label_values(&["memory"])
+            .inc_by(evicted);
+    }
+
+    /// Returns the cached result for `key`, or runs `compute` once for all
+    /// concurrent callers with the same key and stores its result in both tiers.
+    pub async fn get_or_compute<F, Fut>(&self, key: &CacheKey, compute: F) -> Result<(Entry, Tier), E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Entry, E>>,
+    {
+        if let Some((_, entry)) = self.mem().lru.get(&key.hash).cloned() {
+            self.count("hit", "memory");
+            return Ok((entry, Tier::Memory));
+        }
+        self.count("miss", "memory");
+        let flight: Flight<E> = Arc::clone(
+            self.inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key.hash.clone())
+                .or_default(),
+        );
+        let result = flight
+            .get_or_init(|| async {
+                let disk = Arc::clone(&self.disk);
+                let k = key.clone();
+                let read = tokio::task::spawn_blocking(move || disk.get(&k))
+                    .await
+                    .unwrap_or(Read::Miss);
+                match read {
+                    Read::Hit(entry) => {
+                        self.count("hit", "disk");
+                        self.remember(key, &entry);
+                        return Ok((entry, Tier::Disk));
+                    }
+                    Read::Corrupt => {
+                        tracing::warn!(key = %key.hash, "discarded a damaged disk cache entry");
+                        self.metrics.cache_corrupt.inc();
+                        self.count("miss", "disk");
+                    }
+                    Read::Miss => self.count("miss", "disk"),
+                }
+                let entry = compute().await?;
+                self.remember(key, &entry);
+                let disk = Arc::clone(&self.disk);
+                let (k, e) = (key.clone(), entry.clone());
+                match tokio::task::spawn_blocking(move || disk.put(&k, &e)).await {
+                    Ok(Ok(evicted)) => self
+                        .metrics
+                        .cache_evictions
+                        .with_label_values(&["disk"])
+                        .inc_by(evicted as u64),
+                    Ok(Err(err)) => tracing::warn!(error = %err, "could not write a disk cache entry"),
+                    Err(_) => {}
+                }
+                Ok((entry, Tier::Miss))
+            })
+            .await
+            .clone();
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            if inflight.get(&key.hash).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                inflight.remove(&key.hash);
+            }
+        }
+        self.update_gauges();
+        result
+    }
+
+    /// Removes matching entries from both tiers; returns how many (disk + memory).
+    pub fn purge(&self, what: &Purge) -> usize {
+        let keep = |key: &CacheKey| match what {
+            Purge::Image(id) => &key.source != id,
+            Purge::Alias(alias) => &key.alias != alias,
+            Purge::All => false,
+        };
+        let memory = {
+            let mut mem = self.mem();
+            let victims: Vec<String> = mem
+                .lru
+                .iter()
+                .filter(|(_, (k, _))| !keep(k))
+                .map(|(h, _)| h.clone())
+                .collect();
+            for h in &victims {
+                if let Some((_, e)) = mem.lru.pop(h) {
+                    mem.bytes -= e.bytes.len() as u64;
+                }
+            }
+            victims.len()
+        };
+        let disk = self.disk.purge(|rel| {
+            let parts: Vec<_> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            match what {
+                Purge::Image(id) => parts.get(1).is_some_and(|s| s == id.as_str()),
+                Purge::Alias(alias) => parts.get(2).is_some_and(|s| s == alias),
+                Purge::All => true,
+            }
+        });
+        self.update_gauges();
+        memory + disk
+    }
+
+    /// (memory bytes, disk bytes).
+    pub fn bytes(&self) -> (u64, u64) {
+        (self.mem().bytes, self.disk.stats().1)
+    }
+
+    fn update_gauges(&self) {
+        let (mem_entries, mem_bytes) = {
+            let mem = self.mem();
+            (mem.lru.len(), mem.bytes)
+        };
+        let (disk_entries, disk_bytes) = self.disk.stats();
+        let m = &self.metrics;
+        m.cache_entries.with_label_values(&["memory"]).set(mem_entries as i64);
+        m.cache_bytes.with_label_values(&["memory"]).set(mem_bytes as i64);
+        m.cache_entries.with_label_values(&["disk"]).set(disk_entries as i64);
+        m.cache_bytes.with_label_values(&["disk"]).set(disk_bytes as i64);
+    }
+}

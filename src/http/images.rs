@@ -1,0 +1,301 @@
+//! Originals and their cached renditions:
+//! `POST /images`, `GET|HEAD|DELETE /images/{id}`, `GET /images/{id}/{alias}`.
+
+use super::AppState;
+use super::admin::Admin;
+use super::transform::read_body;
+use crate::cache::{CacheKey, Entry};
+use crate::error::ApiError;
+use crate::pipeline::format::ImageFormat;
+use crate::storage::{ImageId, OriginalMeta};
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+
+fn unsupported_media() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the image as the body with Content-Type image/* or application/octet-stream, \
+         or as the multipart/form-data field `file`",
+    )
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is larger than {limit} bytes"),
+    )
+}
+
+/// The uploaded bytes: the raw body, or the multipart field `file`; the size
+/// cap is enforced while streaming in both cases.
+async fn upload_bytes(state: &AppState, request: Request) -> Result<Bytes, ApiError> {
+    let limit = state.settings.max_body.0;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let mut multipart = Multipart::from_request(request, state)
+            .await
+            .map_err(|_| unsupported_media())?;
+        while let Some(mut field) = multipart.next_field().await.map_err(|_| bad_multipart())? {
+            if field.name() != Some("file") {
+                continue;
+            }
+            let mut buf = BytesMut::new();
+            while let Some(chunk) = field.chunk().await.map_err(|_| bad_multipart())? {
+                if (buf.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large(limit));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            if buf.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "empty_body",
+                    "the field `file` is empty",
+                ));
+            }
+            return Ok(buf.freeze());
+        }
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_file",
+            "no multipart field named `file`",
+        ))
+    } else if content_type.starts_with("image/") || content_type.starts_with("application/octet-stream") {
+        read_body(request.into_body(), limit).await
+    } else {
+        Err(unsupported_media())
+    }
+}
+
+fn bad_multipart() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_multipart",
+        "the multipart body is malformed",
+    )
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())
+}
+
+fn storage_error(e: crate::storage::StoreError) -> ApiError {
+    tracing::error!(error = %e, "storage failed");
+    ApiError::internal()
+}
+
+/// `POST /images`: 201 with the new original's id and header facts, or 200
+/// with the same answer when these exact bytes are already stored.
+pub async fn upload(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let bytes = upload_bytes(&state, request).await?;
+    let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_format",
+            "the body is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
+        )
+    })?;
+    if !state.settings.upload_formats.contains(&format) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "format_not_allowed",
+            format!("{format} uploads are not allowed here"),
+        ));
+    }
+    let id = ImageId::of(&bytes);
+    let store = state.originals.clone();
+    let lookup = id.clone();
+    if let Some(meta) = blocking(move || store.meta(&lookup)).await?.map_err(storage_error)? {
+        return Ok((StatusCode::OK, Json(meta)).into_response());
+    }
+    let probe = state.probe(bytes.clone(), format).await?;
+    let meta = OriginalMeta {
+        id: id.to_string(),
+        format,
+        width: probe.oriented.width,
+        height: probe.oriented.height,
+        bytes: bytes.len() as u64,
+    };
+    let store = state.originals.clone();
+    let m = meta.clone();
+    let created = blocking(move || store.put(&m, &bytes)).await?.map_err(storage_error)?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    tracing::info!(id = %meta.id, format = %format, bytes = meta.bytes, created, "original stored");
+    Ok((status, Json(meta)).into_response())
+}
+
+fn parse_id(id: &str) -> Result<ImageId, ApiError> {
+    ImageId::parse(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"))
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn cached_response(state: &AppState, status: StatusCode, etag: &str, content_type: &str, body: Bytes) -> Response {
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&state.settings.cache.cache_control) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    response
+}
+
+/// `GET /images/{id}` (and `HEAD`): the original bytes, exactly.
+pub async fn original(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let etag = format!("\"{id}\"");
+    let store = state.originals.clone();
+    let (meta, bytes) = blocking(move || store.get(&id))
+        .await?
+        .map_err(storage_error)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"))?;
+    if not_modified(&headers, &etag) {
+        return Ok(cached_response(
+            &state,
+            StatusCode::NOT_MODIFIED,
+            &etag,
+            meta.format.mime(),
+            Bytes::new(),
+        ));
+    }
+    Ok(cached_response(
+        &state,
+        StatusCode::OK,
+        &etag,
+        meta.format.mime(),
+        bytes,
+    ))
+}
+
+/// `DELETE /images/{id}` (admin): the original and every result derived from it.
+pub async fn delete(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    let store = state.originals.clone();
+    let target = id.clone();
+    if !blocking(move || store.delete(&target)).await?.map_err(storage_error)? {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"));
+    }
+    let cache = state.cache.clone();
+    let purged = blocking(move || cache.purge(&crate::cache::Purge::Image(id.clone()))).await?;
+    tracing::info!(purged, "original deleted with its results");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /images/{id}/{alias}?params`: a rendition, through the result cache.
+pub async fn rendition(
+    State(state): State<AppState>,
+    Path((id, alias_name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let alias = state.aliases.get(&alias_name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_alias",
+            format!("no alias named `{alias_name}`"),
+        )
+    })?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let plan = alias.instantiate(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let id = parse_id(&id)?;
+    let key = CacheKey::new(&id, &alias.name, &plan.canonical(), &state.salt);
+    let etag = key.etag();
+
+    if not_modified(&headers, &etag) {
+        let store = state.originals.clone();
+        let source = id.clone();
+        if blocking(move || store.meta(&source))
+            .await?
+            .map_err(storage_error)?
+            .is_some()
+        {
+            return Ok(cached_response(
+                &state,
+                StatusCode::NOT_MODIFIED,
+                &etag,
+                "",
+                Bytes::new(),
+            ));
+        }
+    }
+
+    let (entry, tier) = state
+        .cache
+        .get_or_compute(&key, || async {
+            let store = state.originals.clone();
+            let (meta, bytes) = blocking(move || store.get(&id))
+                .await?
+                .map_err(storage_error)?
+                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"))?;
+            let rendered = state.render(bytes, meta.format, plan).await?;
+            Ok(Entry {
+                bytes: Bytes::from(rendered.bytes),
+                format: rendered.format,
+            })
+        })
+        .await?;
+    let mut response = cached_response(&state, StatusCode::OK, &etag, entry.format.mime(), entry.bytes);
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static(tier.header()));
+    Ok(response)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    image: Option<String>,
+    alias: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// `POST /admin/purge` with `{"image": id}`, `{"alias": name}` or `{"all": true}`.
+pub async fn purge(
+    _: Admin,
+    State(state): State<AppState>,
+    Json(req): Json<PurgeRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::cache::Purge;
+    let what = match (req.image, req.alias, req.all) {
+        (Some(id), None, false) => Purge::Image(parse_id(&id)?),
+        (None, Some(alias), false) => Purge::Alias(alias),
+        (None, None, true) => Purge::All,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                "give exactly one of `image`, `alias` or `all: true`",
+            ));
+        }
+    };
+    let cache = state.cache.clone();
+    let purged = blocking(move || cache.purge(&what)).await?;
+    Ok(Json(serde_json::json!({ "purged": purged })))
+}

@@ -1,0 +1,215 @@
+//! Originals: content-addressed (the id is the SHA-256 of the bytes) and
+//! written atomically (temporary file, fsync, rename, fsync of the directory),
+//! so after a crash at any point a reader sees the whole original or none.
+
+use crate::pipeline::format::ImageFormat;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The id of an original: 64 lowercase hex digits of its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageId(String);
+
+impl ImageId {
+    pub fn of(bytes: &[u8]) -> ImageId {
+        ImageId(hex::encode(Sha256::digest(bytes)))
+    }
+
+    pub fn parse(text: &str) -> Option<ImageId> {
+        (text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| ImageId(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Two-level fan-out so no directory holds millions of entries.
+    pub fn shard(&self) -> &str {
+        &self.0[..2]
+    }
+}
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What is known of an original without decoding it; also the upload answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OriginalMeta {
+    pub id: String,
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored metadata is damaged: {0}")]
+    Meta(String),
+}
+
+/// Writes `bytes` to `path` so that `path` never holds a partial file:
+/// a unique temporary file in `tmp_dir` (same file system), fsync, rename,
+/// fsync of the parent directory.
+pub fn write_atomic(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut tmp = tempfile::Builder::new().suffix(".tmp").tempfile_in(tmp_dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Originals on the local disk, under `DATA_DIR/originals/`.
+#[derive(Clone, Debug)]
+pub struct Originals {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Originals {
+    /// Opens (creating) the store and removes temporary files a crash left behind.
+    pub fn open(data_dir: &Path) -> std::io::Result<Originals> {
+        let root = data_dir.join("originals");
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&root)?;
+        std::fs::create_dir_all(&tmp)?;
+        for entry in std::fs::read_dir(&tmp)?.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        Ok(Originals { root, tmp })
+    }
+
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    fn blob_path(&self, id: &ImageId) -> PathBuf {
+        self.root.join(id.shard()).join(id.as_str())
+    }
+
+    fn meta_path(&self, id: &ImageId) -> PathBuf {
+        self.root.join(id.shard()).join(format!("{id}.json"))
+    }
+
+    /// The metadata of a stored original, if the original is there.
+    pub fn meta(&self, id: &ImageId) -> Result<Option<OriginalMeta>, StoreError> {
+        if !self.blob_path(id).is_file() {
+            return Ok(None);
+        }
+        match std::fs::read(self.meta_path(id)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Meta(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn get(&self, id: &ImageId) -> Result<Option<(OriginalMeta, Bytes)>, StoreError> {
+        let Some(meta) = self.meta(id)? else { return Ok(None) };
+        match std::fs::read(self.blob_path(id)) {
+            Ok(bytes) => Ok(Some((meta, Bytes::from(bytes)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores an original; `false` when it was already there (same id, same bytes).
+    /// The metadata goes first and the blob last: the blob's presence is what
+    /// makes an original visible, so a crash in between leaves nothing visible.
+    pub fn put(&self, meta: &OriginalMeta, bytes: &[u8]) -> Result<bool, StoreError> {
+        let id = ImageId::parse(&meta.id).ok_or_else(|| StoreError::Meta("bad id".into()))?;
+        if self.meta(&id)?.is_some() {
+            return Ok(false);
+        }
+        let json = serde_json::to_vec(meta).map_err(|e| StoreError::Meta(e.to_string()))?;
+        write_atomic(&self.tmp, &self.meta_path(&id), &json)?;
+        write_atomic(&self.tmp, &self.blob_path(&id), bytes)?;
+        Ok(true)
+    }
+
+    /// Removes an original; `false` when there was none. The blob goes first.
+    pub fn delete(&self, id: &ImageId) -> Result<bool, StoreError> {
+        let existed = match std::fs::remove_file(self.blob_path(id)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e.into()),
+        };
+        let _ = std::fs::remove_file(self.meta_path(id));
+        Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(bytes: &[u8]) -> OriginalMeta {
+        OriginalMeta {
+            id: ImageId::of(bytes).to_string(),
+            format: ImageFormat::Png,
+            width: 1,
+            height: 1,
+            bytes: bytes.len() as u64,
+        }
+    }
+
+    #[test]
+    fn ids_are_sha256_hex_and_parse_strictly() {
+        let id = ImageId::of(b"abc");
+        assert_eq!(
+            id.as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(ImageId::parse(id.as_str()), Some(id));
+        assert_eq!(ImageId::parse("../../etc/passwd"), None);
+        assert_eq!(ImageId::parse(&"A".repeat(64)), None);
+    }
+
+    #[test]
+    fn put_is_idempotent_and_get_returns_the_exact_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Originals::open(dir.path()).unwrap();
+        let bytes = b"\x89PNG pretend".to_vec();
+        assert!(store.put(&meta(&bytes), &bytes).unwrap());
+        assert!(!store.put(&meta(&bytes), &bytes).unwrap());
+        let (m, got) = store.get(&ImageId::of(&bytes)).unwrap().unwrap();
+        assert_eq!(got.as_ref(), bytes.as_slice());
+        assert_eq!(m, meta(&bytes));
+        assert!(store.delete(&ImageId::of(&bytes)).unwrap());
+        assert!(store.get(&ImageId::of(&bytes)).unwrap().is_none());
+        assert!(!store.delete(&ImageId::of(&bytes)).unwrap());
+    }
+
+    #[test]
+    fn metadata_without_a_blob_is_invisible_and_leftover_temporaries_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Originals::open(dir.path()).unwrap();
+        let bytes = b"half written".to_vec();
+        let m = meta(&bytes);
+        let id = ImageId::of(&bytes);
+        // A crash after the metadata and before the blob:
+        write_atomic(store.tmp_dir(), &store.meta_path(&id), &serde_json::to_vec(&m).unwrap()).unwrap();
+        std::fs::write(store.tmp_dir().join("x.tmp"), b"partial").unwrap();
+        assert!(store.get(&id).unwrap().is_none());
+        let reopened = Originals::open(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(reopened.tmp_dir()).unwrap().count(), 0);
+        assert!(reopened.put(&m, &bytes).unwrap(), "the upload can be retried");
+    }
+}
