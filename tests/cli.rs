@@ -3,21 +3,18 @@
 
 mod common;
 
-use common::{fixture, repo_path};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::fixture;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn imaginator() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imaginator"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("IMAGINATOR_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("IMAGINATOR_ALIASES_DIR", repo_path("aliases"));
-    cmd
+    common::binary(env!("CARGO_BIN_EXE_imaginator"))
+}
+
+fn start_server(data: &std::path::Path) -> (Child, String) {
+    common::start_binary(env!("CARGO_BIN_EXE_imaginator"), data)
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -81,32 +78,6 @@ fn a_broken_alias_file_stops_start_up_naming_the_file() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("broken.toml"), "{err}");
-}
-
-/// Starts the binary on a free port and returns it with its address, read from
-/// the JSON start-up log line.
-fn start_server(data: &std::path::Path) -> (Child, String) {
-    let mut child = imaginator()
-        .env("IMAGINATOR_LISTEN", "127.0.0.1:0")
-        .env("IMAGINATOR_DATA_DIR", data)
-        .env("IMAGINATOR_LOG__FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "no start-up line");
-        let line = lines.next().expect("server exited before starting").unwrap();
-        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-        if entry["message"] == "imaginator started" {
-            break entry["listen"].as_str().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {

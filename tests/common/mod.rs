@@ -242,3 +242,45 @@ pub fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
         10.0 * (255.0f64 * 255.0 / mse).log10()
     }
 }
+
+/// The real binary (`env!("CARGO_BIN_EXE_imaginator")` of the calling test),
+/// with no inherited `IMAGINATOR_*` variables and the shipped aliases.
+pub fn binary(exe: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("IMAGINATOR_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("IMAGINATOR_ALIASES_DIR", repo_path("aliases"));
+    cmd
+}
+
+/// Starts the binary on a free port with `data` as its data directory and
+/// returns it with its address, read from the JSON start-up log line.
+pub fn start_binary(exe: &str, data: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = binary(exe)
+        .env("IMAGINATOR_LISTEN", "127.0.0.1:0")
+        .env("IMAGINATOR_DATA_DIR", data)
+        .env("IMAGINATOR_LOG__FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        assert!(Instant::now() < deadline, "no start-up line");
+        let line = lines.next().expect("server exited before starting").unwrap();
+        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        if entry["message"] == "imaginator started" {
+            break entry["listen"].as_str().unwrap().to_string();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
