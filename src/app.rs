@@ -1,20 +1,55 @@
 //! Builds the service from settings (listener bound, pool started, aliases
 //! loaded) and runs it until a shutdown future resolves, then drains.
 
-use crate::cache::ResultCache;
-use crate::config::Settings;
+use crate::cache::{ObjectTier, ResultCache, SecondTier};
+use crate::config::{Settings, StorageBackend};
 use crate::http::{self, AppState};
 use crate::magick::{self, Pool};
 use crate::memory::{self, JemallocStats, MemoryState};
 use crate::metrics::Metrics;
 use crate::pipeline::alias::AliasSet;
-use crate::storage::Originals;
+use crate::storage::{LocalOriginals, ObjectOriginals, Originals};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+
+/// Opens the configured originals store and the result tier behind memory:
+/// both on the local disk, or both in one S3-compatible bucket.
+fn open_storage(settings: &Settings) -> anyhow::Result<(Originals, SecondTier)> {
+    let local = LocalOriginals::open(&settings.data_dir)
+        .with_context(|| format!("cannot open the originals store in {}", settings.data_dir.display()))?;
+    match settings.storage.backend {
+        StorageBackend::Local => {
+            let tier = SecondTier::disk(&settings.data_dir, settings.cache.disk.0)
+                .with_context(|| format!("cannot open the disk cache in {}", settings.data_dir.display()))?;
+            Ok((Originals::Local(local), tier))
+        }
+        StorageBackend::S3 => {
+            let s3 = &settings.storage.s3;
+            let mut builder = object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(&s3.bucket)
+                .with_region(&s3.region)
+                .with_access_key_id(&s3.access_key_id)
+                .with_secret_access_key(&s3.secret_access_key)
+                .with_allow_http(s3.allow_http);
+            if !s3.endpoint.is_empty() {
+                builder = builder
+                    .with_endpoint(&s3.endpoint)
+                    .with_virtual_hosted_style_request(false);
+            }
+            let store: Arc<dyn object_store::ObjectStore> =
+                Arc::new(builder.build().context("invalid storage.s3 configuration")?);
+            tracing::info!(bucket = %s3.bucket, endpoint = %s3.endpoint, "originals and results in object storage");
+            Ok((
+                Originals::Object(ObjectOriginals::new(Arc::clone(&store), &s3.prefix)),
+                SecondTier::Object(ObjectTier::new(store, &s3.prefix)),
+            ))
+        }
+    }
+}
 
 /// How often the heap size is sampled for the growth verdict.
 const HEAP_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -66,16 +101,10 @@ impl App {
             imagemagick = %magick::version(),
             "imaginator started"
         );
-        let originals = Originals::open(&settings.data_dir)
-            .with_context(|| format!("cannot open the originals store in {}", settings.data_dir.display()))?;
+        let (originals, second_tier) = open_storage(&settings)?;
         let cache = Arc::new(
-            ResultCache::new(
-                &settings.data_dir,
-                settings.cache.memory.0,
-                settings.cache.disk.0,
-                metrics.clone(),
-            )
-            .context("cannot open the result cache")?,
+            ResultCache::new(settings.cache.memory.0, second_tier, metrics.clone())
+                .context("cannot open the result cache")?,
         );
         let indexing = Arc::clone(&cache);
         tokio::task::spawn_blocking(move || {

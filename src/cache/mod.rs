@@ -4,6 +4,9 @@
 //! misses run one job and share its result.
 
 pub mod disk;
+mod object;
+
+pub use object::ObjectTier;
 
 use crate::metrics::Metrics;
 use crate::pipeline::format::ImageFormat;
@@ -57,7 +60,7 @@ impl CacheKey {
     }
 
     /// `ab/<source>/<alias>/<hash>`: purging an image or an alias is a prefix walk.
-    fn disk_path(&self) -> PathBuf {
+    pub(crate) fn disk_path(&self) -> PathBuf {
         Path::new(self.source.shard())
             .join(self.source.as_str())
             .join(&self.alias)
@@ -99,23 +102,95 @@ pub enum Purge {
 
 type Flight<E> = Arc<OnceCell<Result<(Entry, Tier), E>>>;
 
+/// The tier behind memory: local files, or objects shared by every replica.
+pub enum SecondTier {
+    Disk(Arc<DiskTier>),
+    Object(ObjectTier),
+}
+
+impl SecondTier {
+    pub fn disk(data_dir: &Path, budget: u64) -> std::io::Result<SecondTier> {
+        Ok(SecondTier::Disk(Arc::new(DiskTier::new(
+            data_dir.join("cache"),
+            data_dir.join("tmp"),
+            budget,
+        )?)))
+    }
+
+    async fn get(&self, key: &CacheKey) -> Read {
+        match self {
+            SecondTier::Disk(disk) => {
+                let (disk, key) = (Arc::clone(disk), key.clone());
+                tokio::task::spawn_blocking(move || disk.get(&key))
+                    .await
+                    .unwrap_or(Read::Miss)
+            }
+            SecondTier::Object(tier) => tier.get(key).await,
+        }
+    }
+
+    async fn put(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<usize> {
+        match self {
+            SecondTier::Disk(disk) => {
+                let (disk, key, entry) = (Arc::clone(disk), key.clone(), entry.clone());
+                tokio::task::spawn_blocking(move || disk.put(&key, &entry))
+                    .await
+                    .map_err(std::io::Error::other)?
+            }
+            SecondTier::Object(tier) => tier.put(key, entry).await.map(|()| 0),
+        }
+    }
+
+    /// Whether an entry's relative path (`ab/<source>/<alias>/<hash>`) is named by `what`.
+    fn matches(what: &Purge, rel: &Path) -> bool {
+        let parts: Vec<_> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        match what {
+            Purge::Image(id) => parts.get(1).is_some_and(|s| s == id.as_str()),
+            Purge::Alias(alias) => parts.get(2).is_some_and(|s| s == alias),
+            Purge::All => true,
+        }
+    }
+
+    async fn purge(&self, what: &Purge) -> usize {
+        match self {
+            SecondTier::Disk(disk) => {
+                let (disk, what) = (Arc::clone(disk), what.clone());
+                tokio::task::spawn_blocking(move || disk.purge(|rel| SecondTier::matches(&what, rel)))
+                    .await
+                    .unwrap_or(0)
+            }
+            SecondTier::Object(tier) => tier.purge(|rel| SecondTier::matches(what, rel)).await,
+        }
+    }
+
+    fn stats(&self) -> (usize, u64) {
+        match self {
+            SecondTier::Disk(disk) => disk.stats(),
+            // A bucket's size is the bucket's business (lifecycle rules), not this process's.
+            SecondTier::Object(_) => (0, 0),
+        }
+    }
+}
+
 pub struct ResultCache<E> {
     memory: Mutex<MemoryTier>,
-    disk: Arc<DiskTier>,
+    disk: SecondTier,
     inflight: Mutex<HashMap<String, Flight<E>>>,
     metrics: Metrics,
 }
 
 impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
-    pub fn new(data_dir: &Path, memory_budget: u64, disk_budget: u64, metrics: Metrics) -> std::io::Result<Self> {
-        let disk = DiskTier::new(data_dir.join("cache"), data_dir.join("tmp"), disk_budget)?;
+    pub fn new(memory_budget: u64, disk: SecondTier, metrics: Metrics) -> std::io::Result<Self> {
         Ok(ResultCache {
             memory: Mutex::new(MemoryTier {
                 lru: LruCache::unbounded(),
                 bytes: 0,
                 budget: memory_budget,
             }),
-            disk: Arc::new(disk),
+            disk,
             inflight: Mutex::new(HashMap::new()),
             metrics,
         })
@@ -123,7 +198,10 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
 
     /// Rebuilds the disk index (blocking; run it off the async threads).
     pub fn rebuild_disk_index(&self) -> (usize, u64, f64) {
-        let result = self.disk.rebuild();
+        let result = match &self.disk {
+            SecondTier::Disk(disk) => disk.rebuild(),
+            SecondTier::Object(_) => (0, 0, 0.0),
+        };
         self.update_gauges();
         result
     }
@@ -189,12 +267,7 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
         );
         let result = flight
             .get_or_init(|| async {
-                let disk = Arc::clone(&self.disk);
-                let k = key.clone();
-                let read = tokio::task::spawn_blocking(move || disk.get(&k))
-                    .await
-                    .unwrap_or(Read::Miss);
-                match read {
+                match self.disk.get(key).await {
                     Read::Hit(entry) => {
                         self.count("hit", "disk");
                         self.remember(key, &entry);
@@ -209,16 +282,13 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
                 }
                 let entry = compute().await?;
                 self.remember(key, &entry);
-                let disk = Arc::clone(&self.disk);
-                let (k, e) = (key.clone(), entry.clone());
-                match tokio::task::spawn_blocking(move || disk.put(&k, &e)).await {
-                    Ok(Ok(evicted)) => self
+                match self.disk.put(key, &entry).await {
+                    Ok(evicted) => self
                         .metrics
                         .cache_evictions
                         .with_label_values(&["disk"])
                         .inc_by(evicted as u64),
-                    Ok(Err(err)) => tracing::warn!(error = %err, "could not write a disk cache entry"),
-                    Err(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "could not write a cache entry to the second tier"),
                 }
                 Ok((entry, Tier::Miss))
             })
@@ -235,7 +305,7 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
     }
 
     /// Removes matching entries from both tiers; returns how many (disk + memory).
-    pub fn purge(&self, what: &Purge) -> usize {
+    pub async fn purge(&self, what: &Purge) -> usize {
         let keep = |key: &CacheKey| match what {
             Purge::Image(id) => &key.source != id,
             Purge::Alias(alias) => &key.alias != alias,
@@ -256,17 +326,7 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
             }
             victims.len()
         };
-        let disk = self.disk.purge(|rel| {
-            let parts: Vec<_> = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            match what {
-                Purge::Image(id) => parts.get(1).is_some_and(|s| s == id.as_str()),
-                Purge::Alias(alias) => parts.get(2).is_some_and(|s| s == alias),
-                Purge::All => true,
-            }
-        });
+        let disk = self.disk.purge(what).await;
         self.update_gauges();
         memory + disk
     }

@@ -47,7 +47,55 @@ pub struct Settings {
     pub upload_formats: Vec<ImageFormat>,
     pub limits: Limits,
     pub cache: CacheSettings,
+    pub storage: StorageSettings,
     pub log: LogSettings,
+}
+
+/// Where originals and the shared result tier live.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// `local` (under `data_dir`) or `s3` (an S3-compatible bucket, shared by replicas).
+    pub backend: StorageBackend,
+    pub s3: S3Settings,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Local,
+    S3,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// e.g. `http://127.0.0.1:3900`; empty means AWS itself.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    /// Never logged nor printed by `--print-config`.
+    pub secret_access_key: String,
+    /// Object key prefix, so several services can share a bucket.
+    pub prefix: String,
+    /// Allow plain-HTTP endpoints (a local test server).
+    pub allow_http: bool,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            bucket: String::new(),
+            endpoint: String::new(),
+            region: "us-east-1".to_string(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            prefix: String::new(),
+            allow_http: false,
+        }
+    }
 }
 
 /// The result cache: a memory tier in front of a disk tier, both bounded in bytes.
@@ -124,6 +172,7 @@ impl Default for Settings {
             upload_formats: ImageFormat::ALL.to_vec(),
             limits: Limits::default(),
             cache: CacheSettings::default(),
+            storage: StorageSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -253,6 +302,18 @@ impl Settings {
                 format!("`{}` is not a valid tracing filter", self.log.filter),
             ));
         }
+        if self.storage.backend == StorageBackend::S3 {
+            let s3 = &self.storage.s3;
+            for (key, value) in [
+                ("storage.s3.bucket", &s3.bucket),
+                ("storage.s3.access_key_id", &s3.access_key_id),
+                ("storage.s3.secret_access_key", &s3.secret_access_key),
+            ] {
+                if value.is_empty() {
+                    return Err(invalid(key, "must be set when storage.backend = \"s3\""));
+                }
+            }
+        }
         for (key, path) in [("data_dir", &self.data_dir), ("aliases_dir", &self.aliases_dir)] {
             if path.as_os_str().is_empty() {
                 return Err(invalid(key, "must not be empty"));
@@ -277,6 +338,9 @@ impl Settings {
         resolved.queue = Some(self.queue_capacity());
         if !resolved.admin_token.is_empty() {
             resolved.admin_token = "<set>".into();
+        }
+        if !resolved.storage.s3.secret_access_key.is_empty() {
+            resolved.storage.s3.secret_access_key = "<set>".into();
         }
         toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
     }

@@ -85,10 +85,6 @@ fn bad_multipart() -> ApiError {
     )
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())
-}
-
 fn storage_error(e: crate::storage::StoreError) -> ApiError {
     tracing::error!(error = %e, "storage failed");
     ApiError::internal()
@@ -113,9 +109,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
         ));
     }
     let id = ImageId::of(&bytes);
-    let store = state.originals.clone();
-    let lookup = id.clone();
-    if let Some(meta) = blocking(move || store.meta(&lookup)).await?.map_err(storage_error)? {
+    if let Some(meta) = state.originals.meta(&id).await.map_err(storage_error)? {
         return Ok((StatusCode::OK, Json(meta)).into_response());
     }
     let probe = state.probe(bytes.clone(), format).await?;
@@ -126,9 +120,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
         height: probe.oriented.height,
         bytes: bytes.len() as u64,
     };
-    let store = state.originals.clone();
-    let m = meta.clone();
-    let created = blocking(move || store.put(&m, &bytes)).await?.map_err(storage_error)?;
+    let created = state.originals.put(&meta, bytes).await.map_err(storage_error)?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     tracing::info!(id = %meta.id, format = %format, bytes = meta.bytes, created, "original stored");
     Ok((status, Json(meta)).into_response())
@@ -168,9 +160,10 @@ pub async fn original(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let etag = format!("\"{id}\"");
-    let store = state.originals.clone();
-    let (meta, bytes) = blocking(move || store.get(&id))
-        .await?
+    let (meta, bytes) = state
+        .originals
+        .get(&id)
+        .await
         .map_err(storage_error)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"))?;
     if not_modified(&headers, &etag) {
@@ -194,13 +187,10 @@ pub async fn original(
 /// `DELETE /images/{id}` (admin): the original and every result derived from it.
 pub async fn delete(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
-    let store = state.originals.clone();
-    let target = id.clone();
-    if !blocking(move || store.delete(&target)).await?.map_err(storage_error)? {
+    if !state.originals.delete(&id).await.map_err(storage_error)? {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"));
     }
-    let cache = state.cache.clone();
-    let purged = blocking(move || cache.purge(&crate::cache::Purge::Image(id.clone()))).await?;
+    let purged = state.cache.purge(&crate::cache::Purge::Image(id)).await;
     tracing::info!(purged, "original deleted with its results");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -228,13 +218,7 @@ pub async fn rendition(
     let etag = key.etag();
 
     if not_modified(&headers, &etag) {
-        let store = state.originals.clone();
-        let source = id.clone();
-        if blocking(move || store.meta(&source))
-            .await?
-            .map_err(storage_error)?
-            .is_some()
-        {
+        if state.originals.meta(&id).await.map_err(storage_error)?.is_some() {
             return Ok(cached_response(
                 &state,
                 StatusCode::NOT_MODIFIED,
@@ -248,9 +232,10 @@ pub async fn rendition(
     let (entry, tier) = state
         .cache
         .get_or_compute(&key, || async {
-            let store = state.originals.clone();
-            let (meta, bytes) = blocking(move || store.get(&id))
-                .await?
+            let (meta, bytes) = state
+                .originals
+                .get(&id)
+                .await
                 .map_err(storage_error)?
                 .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"))?;
             let rendered = state.render(bytes, meta.format, plan).await?;
@@ -295,7 +280,6 @@ pub async fn purge(
             ));
         }
     };
-    let cache = state.cache.clone();
-    let purged = blocking(move || cache.purge(&what)).await?;
+    let purged = state.cache.purge(&what).await;
     Ok(Json(serde_json::json!({ "purged": purged })))
 }

@@ -4,6 +4,7 @@
 
 use crate::pipeline::format::ImageFormat;
 use bytes::Bytes;
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -56,6 +57,143 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("stored metadata is damaged: {0}")]
     Meta(String),
+    #[error("object storage failed: {0}")]
+    Object(#[from] object_store::Error),
+}
+
+/// The originals store the service was configured with.
+#[derive(Clone, Debug)]
+pub enum Originals {
+    Local(LocalOriginals),
+    Object(ObjectOriginals),
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+}
+
+impl Originals {
+    pub async fn meta(&self, id: &ImageId) -> Result<Option<OriginalMeta>, StoreError> {
+        match self {
+            Originals::Local(store) => {
+                let (store, id) = (store.clone(), id.clone());
+                blocking(move || store.meta(&id)).await
+            }
+            Originals::Object(store) => store.meta(id).await,
+        }
+    }
+
+    pub async fn get(&self, id: &ImageId) -> Result<Option<(OriginalMeta, Bytes)>, StoreError> {
+        match self {
+            Originals::Local(store) => {
+                let (store, id) = (store.clone(), id.clone());
+                blocking(move || store.get(&id)).await
+            }
+            Originals::Object(store) => store.get(id).await,
+        }
+    }
+
+    pub async fn put(&self, meta: &OriginalMeta, bytes: Bytes) -> Result<bool, StoreError> {
+        match self {
+            Originals::Local(store) => {
+                let (store, meta) = (store.clone(), meta.clone());
+                blocking(move || store.put(&meta, &bytes)).await
+            }
+            Originals::Object(store) => store.put(meta, bytes).await,
+        }
+    }
+
+    pub async fn delete(&self, id: &ImageId) -> Result<bool, StoreError> {
+        match self {
+            Originals::Local(store) => {
+                let (store, id) = (store.clone(), id.clone());
+                blocking(move || store.delete(&id)).await
+            }
+            Originals::Object(store) => store.delete(id).await,
+        }
+    }
+}
+
+/// Originals in an S3-compatible bucket, under `PREFIX/originals/`. Each
+/// object is written whole by the server (a PUT is atomic), metadata first,
+/// so the blob's presence still marks a complete original.
+#[derive(Clone, Debug)]
+pub struct ObjectOriginals {
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    prefix: String,
+}
+
+impl ObjectOriginals {
+    pub fn new(store: std::sync::Arc<dyn object_store::ObjectStore>, prefix: &str) -> ObjectOriginals {
+        ObjectOriginals {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+        }
+    }
+
+    fn path(&self, id: &ImageId, suffix: &str) -> object_store::path::Path {
+        let key = format!("originals/{}/{id}{suffix}", id.shard());
+        if self.prefix.is_empty() {
+            object_store::path::Path::from(key)
+        } else {
+            object_store::path::Path::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    async fn read(&self, path: &object_store::path::Path) -> Result<Option<Bytes>, StoreError> {
+        match self.store.get(path).await {
+            Ok(result) => Ok(Some(result.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn meta(&self, id: &ImageId) -> Result<Option<OriginalMeta>, StoreError> {
+        match self.store.head(&self.path(id, "")).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        match self.read(&self.path(id, ".json")).await? {
+            Some(json) => serde_json::from_slice(&json)
+                .map(Some)
+                .map_err(|e| StoreError::Meta(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn get(&self, id: &ImageId) -> Result<Option<(OriginalMeta, Bytes)>, StoreError> {
+        let Some(meta) = self.meta(id).await? else {
+            return Ok(None);
+        };
+        Ok(self.read(&self.path(id, "")).await?.map(|bytes| (meta, bytes)))
+    }
+
+    pub async fn put(&self, meta: &OriginalMeta, bytes: Bytes) -> Result<bool, StoreError> {
+        let id = ImageId::parse(&meta.id).ok_or_else(|| StoreError::Meta("bad id".into()))?;
+        if self.meta(&id).await?.is_some() {
+            return Ok(false);
+        }
+        let json = serde_json::to_vec(meta).map_err(|e| StoreError::Meta(e.to_string()))?;
+        self.store.put(&self.path(&id, ".json"), json.into()).await?;
+        self.store.put(&self.path(&id, ""), bytes.into()).await?;
+        Ok(true)
+    }
+
+    pub async fn delete(&self, id: &ImageId) -> Result<bool, StoreError> {
+        let existed = self.meta(id).await?.is_some();
+        for suffix in ["", ".json"] {
+            match self.store.delete(&self.path(id, suffix)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(existed)
+    }
 }
 
 /// Writes `bytes` to `path` so that `path` never holds a partial file:
@@ -75,16 +213,16 @@ pub fn write_atomic(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Resul
     Ok(())
 }
 
-/// Originals on the local disk, under `DATA_DIR/originals/`.
+/// Originals on the local disk, under `DATA_DIR/originals/`. Blocking.
 #[derive(Clone, Debug)]
-pub struct Originals {
+pub struct LocalOriginals {
     root: PathBuf,
     tmp: PathBuf,
 }
 
-impl Originals {
+impl LocalOriginals {
     /// Opens (creating) the store and removes temporary files a crash left behind.
-    pub fn open(data_dir: &Path) -> std::io::Result<Originals> {
+    pub fn open(data_dir: &Path) -> std::io::Result<LocalOriginals> {
         let root = data_dir.join("originals");
         let tmp = data_dir.join("tmp");
         std::fs::create_dir_all(&root)?;
@@ -92,7 +230,7 @@ impl Originals {
         for entry in std::fs::read_dir(&tmp)?.flatten() {
             let _ = std::fs::remove_file(entry.path());
         }
-        Ok(Originals { root, tmp })
+        Ok(LocalOriginals { root, tmp })
     }
 
     pub fn tmp_dir(&self) -> &Path {
@@ -185,7 +323,7 @@ mod tests {
     #[test]
     fn put_is_idempotent_and_get_returns_the_exact_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Originals::open(dir.path()).unwrap();
+        let store = LocalOriginals::open(dir.path()).unwrap();
         let bytes = b"\x89PNG pretend".to_vec();
         assert!(store.put(&meta(&bytes), &bytes).unwrap());
         assert!(!store.put(&meta(&bytes), &bytes).unwrap());
@@ -200,7 +338,7 @@ mod tests {
     #[test]
     fn metadata_without_a_blob_is_invisible_and_leftover_temporaries_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Originals::open(dir.path()).unwrap();
+        let store = LocalOriginals::open(dir.path()).unwrap();
         let bytes = b"half written".to_vec();
         let m = meta(&bytes);
         let id = ImageId::of(&bytes);
@@ -208,7 +346,7 @@ mod tests {
         write_atomic(store.tmp_dir(), &store.meta_path(&id), &serde_json::to_vec(&m).unwrap()).unwrap();
         std::fs::write(store.tmp_dir().join("x.tmp"), b"partial").unwrap();
         assert!(store.get(&id).unwrap().is_none());
-        let reopened = Originals::open(dir.path()).unwrap();
+        let reopened = LocalOriginals::open(dir.path()).unwrap();
         assert_eq!(std::fs::read_dir(reopened.tmp_dir()).unwrap().count(), 0);
         assert!(reopened.put(&m, &bytes).unwrap(), "the upload can be retried");
     }
