@@ -217,16 +217,14 @@ pub async fn rendition(
     let key = CacheKey::new(&id, &alias.name, &plan.canonical(), &state.salt);
     let etag = key.etag();
 
-    if not_modified(&headers, &etag) {
-        if state.originals.meta(&id).await.map_err(storage_error)?.is_some() {
-            return Ok(cached_response(
-                &state,
-                StatusCode::NOT_MODIFIED,
-                &etag,
-                "",
-                Bytes::new(),
-            ));
-        }
+    if not_modified(&headers, &etag) && state.originals.meta(&id).await.map_err(storage_error)?.is_some() {
+        return Ok(cached_response(
+            &state,
+            StatusCode::NOT_MODIFIED,
+            &etag,
+            "",
+            Bytes::new(),
+        ));
     }
 
     let (entry, tier) = state
