@@ -259,10 +259,19 @@ pub fn binary(exe: &str) -> std::process::Command {
 /// Starts the binary on a free port with `data` as its data directory and
 /// returns it with its address, read from the JSON start-up log line.
 pub fn start_binary(exe: &str, data: &Path) -> (std::process::Child, String) {
+    start_binary_with(exe, data, &[])
+}
+
+/// As `start_binary`, with extra environment variables.
+pub fn start_binary_with(exe: &str, data: &Path, env: &[(&str, String)]) -> (std::process::Child, String) {
     use std::io::BufRead;
     use std::process::Stdio;
     use std::time::{Duration, Instant};
-    let mut child = binary(exe)
+    let mut cmd = binary(exe);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .env("IMAGINATOR_LISTEN", "127.0.0.1:0")
         .env("IMAGINATOR_DATA_DIR", data)
         .env("IMAGINATOR_LOG__FORMAT", "json")
