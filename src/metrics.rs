@@ -15,6 +15,7 @@ pub const QUEUE_CAPACITY: &str = "imaginator_queue_capacity";
 pub const WORKERS_ALIVE: &str = "imaginator_workers_alive";
 pub const JOB_QUEUE_SECONDS: &str = "imaginator_job_queue_seconds";
 pub const JOB_RUN_SECONDS: &str = "imaginator_job_run_seconds";
+pub const ALIAS_REQUESTS_TOTAL: &str = "imaginator_alias_requests_total";
 pub const CACHE_HITS_TOTAL: &str = "imaginator_cache_hits_total";
 pub const CACHE_MISSES_TOTAL: &str = "imaginator_cache_misses_total";
 pub const CACHE_EVICTIONS_TOTAL: &str = "imaginator_cache_evictions_total";
@@ -43,6 +44,9 @@ pub struct Metrics {
     pub job_queue_seconds: Histogram,
     /// Time a job ran on a worker.
     pub job_run_seconds: Histogram,
+    /// Requests that named an alias, by `alias` and `status` (aliases are
+    /// configuration, so the label set is bounded; unknown names count as `unknown`).
+    pub alias_requests: IntCounterVec,
     /// Result cache, by `tier` (memory, disk).
     pub cache_hits: IntCounterVec,
     pub cache_misses: IntCounterVec,
@@ -85,6 +89,11 @@ impl Metrics {
                 HistogramOpts::new(JOB_RUN_SECONDS, "Time jobs ran on a worker").buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid histogram"),
+            alias_requests: IntCounterVec::new(
+                Opts::new(ALIAS_REQUESTS_TOTAL, "Requests naming an alias, by alias and status"),
+                &["alias", "status"],
+            )
+            .expect("valid counter"),
             cache_hits: IntCounterVec::new(Opts::new(CACHE_HITS_TOTAL, "Result cache hits by tier"), &["tier"])
                 .expect("valid counter"),
             cache_misses: IntCounterVec::new(Opts::new(CACHE_MISSES_TOTAL, "Result cache misses by tier"), &["tier"])
@@ -111,6 +120,7 @@ impl Metrics {
             Box::new(m.workers_alive.clone()),
             Box::new(m.job_queue_seconds.clone()),
             Box::new(m.job_run_seconds.clone()),
+            Box::new(m.alias_requests.clone()),
             Box::new(m.cache_hits.clone()),
             Box::new(m.cache_misses.clone()),
             Box::new(m.cache_evictions.clone()),

@@ -89,5 +89,20 @@ async fn metrics_count_requests_by_matched_route_and_jobs_by_outcome() {
         1.0
     );
     assert_eq!(metric_value(&scrape, "imaginator_job_run_seconds_count"), 3.0);
+    assert_eq!(
+        metric_value(
+            &scrape,
+            "imaginator_alias_requests_total{alias=\"thumbnail\",status=\"200\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric_value(
+            &scrape,
+            "imaginator_alias_requests_total{alias=\"thumbnail\",status=\"422\"}"
+        ),
+        1.0,
+        "errors by alias"
+    );
     server.stop().await;
 }

@@ -202,7 +202,19 @@ pub async fn rendition(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let alias = state.aliases.get(&alias_name).ok_or_else(|| {
+    let response = render_cached(&state, id, &alias_name, query, headers).await;
+    state.count_alias(&alias_name, &response);
+    response
+}
+
+async fn render_cached(
+    state: &AppState,
+    id: String,
+    alias_name: &str,
+    query: Option<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let alias = state.aliases.get(alias_name).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_alias",
@@ -219,7 +231,7 @@ pub async fn rendition(
 
     if not_modified(&headers, &etag) && state.originals.meta(&id).await.map_err(storage_error)?.is_some() {
         return Ok(cached_response(
-            &state,
+            state,
             StatusCode::NOT_MODIFIED,
             &etag,
             "",
@@ -243,7 +255,7 @@ pub async fn rendition(
             })
         })
         .await?;
-    let mut response = cached_response(&state, StatusCode::OK, &etag, entry.format.mime(), entry.bytes);
+    let mut response = cached_response(state, StatusCode::OK, &etag, entry.format.mime(), entry.bytes);
     response
         .headers_mut()
         .insert("x-cache", HeaderValue::from_static(tier.header()));

@@ -29,6 +29,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Counts a request by alias (known names only) and response status.
+    pub fn count_alias(&self, alias: &str, response: &Result<axum::response::Response, ApiError>) {
+        let name = if self.aliases.get(alias).is_some() {
+            alias
+        } else {
+            "unknown"
+        };
+        let status = match response {
+            Ok(r) => r.status().as_u16(),
+            Err(e) => e.status.as_u16(),
+        };
+        self.metrics
+            .alias_requests
+            .with_label_values(&[name, &status.to_string()])
+            .inc();
+    }
+
     /// Every memory figure, now.
     pub fn memory_report(&self) -> MemoryReport {
         let (memory_bytes, disk_bytes) = self.cache.bytes();

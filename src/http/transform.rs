@@ -17,7 +17,13 @@ pub async fn transform(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let alias = state.aliases.get(&alias).ok_or_else(|| {
+    let response = run(&state, &alias, query, body).await;
+    state.count_alias(&alias, &response);
+    response
+}
+
+async fn run(state: &AppState, alias: &str, query: Option<String>, body: Body) -> Result<Response, ApiError> {
+    let alias = state.aliases.get(alias).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_alias",

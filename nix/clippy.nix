@@ -1,0 +1,17 @@
+# `cargo clippy --all-targets -- -D warnings` and `cargo fmt --check` as a flake check.
+{ rustPlatform, clippy, rustfmt, pkg-config, imagemagick, lib, src }:
+
+rustPlatform.buildRustPackage {
+  pname = "imaginator-lints";
+  version = (lib.importTOML ../Cargo.toml).package.version;
+  inherit src;
+  cargoLock.lockFile = ../Cargo.lock;
+  nativeBuildInputs = [ pkg-config rustPlatform.bindgenHook clippy rustfmt ];
+  buildInputs = [ imagemagick ];
+  buildPhase = ''
+    cargo fmt --all -- --check
+    cargo clippy --all-targets --offline -- -D warnings
+  '';
+  doCheck = false;
+  installPhase = "touch $out";
+}
