@@ -9,6 +9,7 @@ mod images;
 mod observe;
 mod state;
 mod transform;
+mod version;
 
 pub use state::AppState;
 
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/aliases", get(aliases::list))
+        .route("/version", get(version::version))
         .route("/transform/{alias}", post(transform::transform))
         .route("/images", post(images::upload).layer(DefaultBodyLimit::disable()))
         .route("/images/{id}", get(images::original).delete(images::delete))

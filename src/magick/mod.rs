@@ -2,6 +2,7 @@
 //! the worker pool, and applying a `pipeline::Plan` to an image.
 
 mod apply;
+pub mod policy;
 pub mod pool;
 mod wand;
 
@@ -28,6 +29,11 @@ pub fn init(limits: &Limits) {
     GENESIS.call_once(magick_rust::magick_wand_genesis);
     static LIMITS: Once = Once::new();
     LIMITS.call_once(|| {
+        if policy::apply() {
+            tracing::info!("ImageMagick security policy applied: only JPEG, PNG, GIF, WebP, TIFF, HEIC/AVIF coders");
+        } else {
+            tracing::error!("ImageMagick refused the security policy");
+        }
         let set = |resource: im::ResourceType, value: u64| {
             // SAFETY: after genesis; setting a resource limit has no other precondition.
             unsafe { im::SetMagickResourceLimit(resource, value as im::MagickSizeType) };
@@ -79,4 +85,19 @@ pub fn allocations_tracked() -> bool {
             im::RelinquishMagickMemory(p as *mut std::ffi::c_void);
         },
     )
+}
+
+/// ImageMagick's resource limits as it reports them (bytes; width/height in pixels).
+pub fn resource_limits() -> serde_json::Value {
+    // SAFETY: reading resource limits has no precondition beyond genesis.
+    let get = |r: im::ResourceType| unsafe { im::GetMagickResourceLimit(r) };
+    serde_json::json!({
+        "thread": get(im::ResourceType::Thread),
+        "width": get(im::ResourceType::Width),
+        "height": get(im::ResourceType::Height),
+        "memory": get(im::ResourceType::Memory),
+        "map": get(im::ResourceType::Map),
+        "disk": get(im::ResourceType::Disk),
+        "list_length": get(im::ResourceType::ListLength),
+    })
 }
