@@ -138,3 +138,49 @@ fn sigterm_when_idle_exits_0_promptly() {
     let status = wait_exit(&mut child, Duration::from_secs(10)).expect("exits");
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn sigterm_under_load_drains_admitted_work_then_exits_0() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start_server(data.path());
+    let body = fixture("photo.jpg");
+    let workers: Vec<_> = (0..12)
+        .map(|i| {
+            let (addr, body) = (addr.clone(), body.clone());
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(&addr).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                write!(
+                    s,
+                    "POST /transform/avatar?size={} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    100 + i,
+                    body.len()
+                )
+                .ok()?;
+                s.write_all(&body).ok()?;
+                let mut response = Vec::new();
+                s.read_to_end(&mut response).ok()?;
+                Some(String::from_utf8_lossy(&response[..response.len().min(12)]).to_string())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(30));
+    let signalled = Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let answers: Vec<Option<String>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let status = wait_exit(&mut child, Duration::from_secs(25)).expect("exits within the grace period");
+    assert!(status.success(), "exit status {status:?}");
+    println!("exited {:?} after SIGTERM; answers: {answers:?}", signalled.elapsed());
+    for answer in answers.iter().flatten() {
+        // Admitted requests finish; late ones were refused or found the door closed.
+        assert!(
+            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 503"),
+            "{answer}"
+        );
+    }
+    assert!(
+        answers.iter().flatten().any(|a| a.starts_with("HTTP/1.1 200")),
+        "in-flight work was drained"
+    );
+}

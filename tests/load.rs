@@ -90,3 +90,95 @@ async fn a_job_past_its_deadline_answers_504_and_frees_its_worker() {
     assert_eq!(metric_value(&scrape, "imaginator_jobs_total{outcome=\"ok\"}"), 1.0);
     server.stop().await;
 }
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on our own process.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max.min(8192) {
+            lim.rlim_cur = lim.rlim_max.min(8192);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_512_connections_is_shed_fast_and_the_service_recovers() {
+    raise_fd_limit();
+    let server = TestServer::start_with(&[], |s| s.workers = 2).await; // queue: 4 x 2 = 8
+    let photo = bytes::Bytes::from(fixture("photo.jpg"));
+    let started = Instant::now();
+    let requests: Vec<_> = (0..512)
+        .map(|i| {
+            // One client per request: 512 separate connections.
+            let client = reqwest::Client::new();
+            let url = server.url(&format!("/transform/thumbnail?width={}", 100 + i % 300));
+            let body = photo.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = client
+                    .post(url)
+                    .body(body)
+                    .timeout(Duration::from_secs(120))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = r.headers().get("retry-after").is_some();
+                let status = r.status().as_u16();
+                let _ = r.bytes().await;
+                (status, retry_after, t.elapsed())
+            })
+        })
+        .collect();
+    let mut ok = Vec::new();
+    let mut shed = Vec::new();
+    for handle in requests {
+        let (status, retry_after, took) = handle.await.unwrap();
+        match status {
+            200 => ok.push(took),
+            503 => {
+                assert!(retry_after, "503 carries Retry-After");
+                shed.push(took);
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    shed.sort();
+    ok.sort();
+    let p = |v: &Vec<Duration>, q: f64| {
+        v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+    };
+    let scrape = server.metrics().await;
+    let rss = metric_value(&scrape, "imaginator_process_rss_anon_bytes") / 1048576.0;
+    println!(
+        "512 connections against 2 workers + 8 slots in {:?}: {} served (p99 {:?}), {} shed (p50 {:?}, p99 {:?}); RSS anon now {rss:.0} MiB",
+        started.elapsed(),
+        ok.len(),
+        p(&ok, 0.99),
+        shed.len(),
+        p(&shed, 0.5),
+        p(&shed, 0.99)
+    );
+    assert!(ok.len() >= 10, "admitted requests succeed");
+    assert!(!shed.is_empty(), "the excess is shed");
+    assert_eq!(ok.len() + shed.len(), 512, "every request answered: no deadlock");
+    let peak: f64 = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        peak / 1024.0 < 1024.0,
+        "peak RSS {:.0} MiB within a 1 GiB budget",
+        peak / 1024.0
+    );
+
+    let response = server.post("/transform/thumbnail?width=50", fixture("photo.gif")).await;
+    assert_eq!(response.status(), 200, "serves normally right after");
+    server.stop().await;
+}
