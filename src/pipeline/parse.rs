@@ -107,8 +107,9 @@ impl Parser<'_> {
     }
 
     fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(c) if c.is_whitespace()) {
-            self.pos += 1;
+        while let Some(c) = self.peek().filter(|c| c.is_whitespace()) {
+            // Unicode whitespace can be several bytes long (U+00A0: found by fuzz/run).
+            self.pos += c.len_utf8();
         }
     }
 

@@ -88,6 +88,15 @@ fn malformed_chains_are_rejected_with_a_position() {
 }
 
 #[test]
+fn multibyte_whitespace_and_text_never_split_a_character() {
+    // Found by the chain_parser fuzz target: U+00A0 used to panic the parser.
+    assert!(parse("\u{a0}resize(1,2)\u{a0}").is_ok());
+    assert!(parse("\u{a0}").is_err());
+    assert!(parse("résumé(1)").is_err());
+    assert_eq!(parse("bg(\u{2003}'é',ü)").unwrap().0[0].args.len(), 2);
+}
+
+#[test]
 fn limits_are_enforced_while_parsing() {
     let limits = ParseLimits {
         max_len: 30,

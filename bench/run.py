@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""imaginator's performance benchmark, side by side with thumbor 7.8, libvips
+(pyvips + pyvips-binary), the `magick` command-line tool and a bare axum
+server, in one run on this machine, on the same photos and operation.
+
+  bench/run            # full run (a few minutes); figures go to bench/.work/results.json
+  bench/run --smoke    # seconds: every scenario once, tiny counts (CI keeps it from rotting)
+
+Scenarios (each prints req/s, p50/p95/p99, CPU seconds per image, peak RSS):
+  1. miss throughput: fit inside 512x512, JPEG q80, a distinct size per
+     request (no cache, no coalescing), 2 and 8 concurrent clients, on the
+     2560x1600 photo set and on the larger photos scaled to a 2K long side;
+  2. large input: 14.7 MP JPEG -> 400 px thumbnail, CPU seconds per image;
+  3. cache hits: one small result, 64 concurrent keep-alive clients, against
+     the bare axum ceiling;
+  4. overload: 512 concurrent clients with distinct keys: share of fast 503s,
+     p99 of admitted requests, peak RSS.
+Quality: PSNR of imaginator's and thumbor's outputs against a full-decode
+Lanczos reference (magick CLI), same sizes.
+"""
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench/.work"
+VENV = WORK / "venv"
+OHA = shutil.which("oha") or str(Path.home() / ".cargo/bin/oha")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=60):
+    until = time.time() + timeout
+    while time.time() < until:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status < 500:
+                    return
+        except Exception:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def proc_cpu(pid):
+    """utime + stime of a process (and its reaped children), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / ticks
+
+
+def peak_rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def oha(urls_regex, clients, seconds=None, requests=None, keepalive=True):
+    """Runs oha on 127.0.0.1 with random URLs from a regex; returns its JSON summary."""
+    cmd = [OHA, "--no-tui", "--output-format", "json", "-c", str(clients), "--rand-regex-url", urls_regex]
+    cmd += ["-z", f"{seconds}s"] if seconds else ["-n", str(requests)]
+    if not keepalive:
+        cmd.append("--disable-keepalive")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=(seconds or 60) + 120)
+    if out.returncode != 0:
+        raise SystemExit(f"oha failed: {out.stderr[:500]}")
+    return json.loads(out.stdout)
+
+
+def summarize(name, res, cpu=None, images=None, rss=None):
+    s = res["summary"]
+    lat = res.get("latencyPercentiles", {})
+    statuses = res.get("statusCodeDistribution", {})
+    row = {
+        "name": name,
+        "rps": round(s.get("requestsPerSec", 0), 1),
+        "p50_ms": round(lat.get("p50", 0) * 1000, 2) if lat.get("p50") is not None else None,
+        "p95_ms": round(lat.get("p95", 0) * 1000, 2) if lat.get("p95") is not None else None,
+        "p99_ms": round(lat.get("p99", 0) * 1000, 2) if lat.get("p99") is not None else None,
+        "statuses": statuses,
+        "cpu_s_per_image": round(cpu / images, 4) if cpu is not None and images else None,
+        "peak_rss_mib": round(rss, 1) if rss is not None else None,
+    }
+    print(f"  {name:<44} {row['rps']:>9} req/s  p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  p99 {row['p99_ms']} ms"
+          f"  cpu/img {row['cpu_s_per_image']}  rss {row['peak_rss_mib']} MiB  {statuses}")
+    return row
+
+
+class Server:
+    def __init__(self, cmd, env=None, ready=None, cwd=None):
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        if ready:
+            wait_http(ready)
+
+    def cpu(self):
+        return proc_cpu(self.proc.pid)
+
+    def rss(self):
+        return peak_rss_mib(self.proc.pid)
+
+    def stop(self):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def imaginator(cache=True, workers=2, queue=None):
+    port = free_port()
+    aliases = Path(tempfile.mkdtemp())
+    for f in list((ROOT / "aliases").glob("*.toml")) + list((ROOT / "bench/aliases").glob("*.toml")):
+        shutil.copy(f, aliases)
+    env = dict(os.environ, IMAGINATOR_LISTEN=f"127.0.0.1:{port}", IMAGINATOR_DATA_DIR=tempfile.mkdtemp(),
+               IMAGINATOR_ALIASES_DIR=str(aliases), IMAGINATOR_WORKERS=str(workers), IMAGINATOR_LOG__FILTER="warn")
+    if queue is not None:
+        env["IMAGINATOR_QUEUE"] = str(queue)
+    if not cache:
+        env["IMAGINATOR_CACHE__MEMORY"] = "0"
+        env["IMAGINATOR_CACHE__DISK"] = "0"
+    s = Server([str(ROOT / "target/release/imaginator")], env=env, ready=f"http://127.0.0.1:{port}/readyz")
+    s.base = f"http://127.0.0.1:{port}"
+    return s
+
+
+def upload(base, path):
+    req = urllib.request.Request(base + "/images", data=path.read_bytes(), method="POST",
+                                 headers={"Content-Type": "image/jpeg"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())["id"]
+
+
+def thumbor(photos_dir):
+    port = free_port()
+    conf = Path(tempfile.mkdtemp()) / "thumbor.conf"
+    conf.write_text(
+        f"LOADER = 'thumbor.loaders.file_loader'\nFILE_LOADER_ROOT_PATH = '{photos_dir}'\n"
+        "RESULT_STORAGE = None\nSTORAGE = 'thumbor.storages.no_storage'\nQUALITY = 80\n"
+        "ALLOW_UNSAFE_URL = True\nAUTO_WEBP = False\nRESPECT_ORIENTATION = True\n"
+    )
+    s = Server([str(VENV / "bin/thumbor"), "-p", str(port), "-c", str(conf), "-l", "error"],
+               ready=f"http://127.0.0.1:{port}/healthcheck")
+    s.base = f"http://127.0.0.1:{port}"
+    return s
+
+
+def regex_alt(items):
+    return "(" + "|".join(items) + ")"
+
+
+def scenario_miss(photo_sets, seconds, results):
+    print("\n1. miss throughput: fit in 512x512, JPEG q80, distinct size per request")
+    for set_name, photos in photo_sets.items():
+        names = [p.name for p in photos]
+        for clients in (2, 8):
+            im = imaginator(cache=False, queue=64)
+            ids = [upload(im.base, p) for p in photos]
+            # Distinct cache keys: w and h in 490..512 for each photo.
+            url = f"{im.base}/images/{regex_alt(ids)}/fit\\?w=(49[0-9]|50[0-9]|51[0-2])&h=(49[0-9]|50[0-9]|51[0-2])"
+            oha(url, clients, requests=8 * len(ids))  # warm-up
+            c0 = im.cpu()
+            res = oha(url, clients, seconds=seconds)
+            n = res["summary"].get("successRate", 1) and sum(res.get("statusCodeDistribution", {}).values())
+            results.append(summarize(f"imaginator {set_name} c={clients}", res, im.cpu() - c0, n, im.rss()))
+            im.stop()
+
+            th = thumbor(photos[0].parent)
+            url = f"{th.base}/unsafe/fit-in/(49[0-9]|50[0-9]|51[0-2])x(49[0-9]|50[0-9]|51[0-2])/filters:quality\\(80\\)/{regex_alt(names)}"
+            oha(url, clients, requests=8 * len(names))
+            c0 = th.cpu()
+            res = oha(url, clients, seconds=seconds)
+            n = sum(res.get("statusCodeDistribution", {}).values())
+            results.append(summarize(f"thumbor 7.8 {set_name} c={clients}", res, th.cpu() - c0, n, th.rss()))
+            th.stop()
+
+
+def cpu_loop(label, photos, fn, repeat):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.process_time()
+    for _ in range(repeat):
+        for p in photos:
+            fn(p)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (time.process_time() - t) + (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    per = cpu / (repeat * len(photos))
+    print(f"  {label:<44} {per:.4f} CPU-s per image")
+    return per
+
+
+def pyvips_cpu(photos, size, repeat):
+    code = (
+        "import sys,time,pyvips\n"
+        "paths=sys.argv[3:]\n"
+        "t=time.process_time()\n"
+        "for _ in range(int(sys.argv[2])):\n"
+        "  for p in paths:\n"
+        "    pyvips.Image.thumbnail(p, int(sys.argv[1]), height=int(sys.argv[1])).write_to_buffer('.jpg[Q=80]')\n"
+        "print((time.process_time()-t)/(int(sys.argv[2])*len(paths)))\n"
+    )
+    env = dict(os.environ, VIPS_CONCURRENCY="1")
+    out = subprocess.run([str(VENV / "bin/python"), "-c", code, str(size), str(repeat), *map(str, photos)],
+                         capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        print(f"  pyvips failed: {out.stderr[-300:]}")
+        return None
+    return float(out.stdout.strip())
+
+
+def magick_hint(path, size):
+    w, h = subprocess.run(["magick", "identify", "-ping", "-format", "%w %h", str(path)], capture_output=True,
+                          text=True).stdout.split()
+    w, h = int(w), int(h)
+    s = min(size / w, size / h)
+    return f"{int(w * s * 2)}x{int(h * s * 2)}"
+
+
+def scenario_large(large, repeat, results):
+    print("\n2. large input: 14.7 MP JPEG -> 400 px thumbnail, CPU seconds per image")
+    im = imaginator(cache=False, workers=1)
+    ids = [upload(im.base, p) for p in large]
+    c0 = im.cpu()
+    n = 0
+    for _ in range(repeat):
+        for i, id_ in enumerate(ids):
+            urllib.request.urlopen(f"{im.base}/images/{id_}/fit?w={400 + n % 7}&h={400 + n % 7}", timeout=60).read()
+            n += 1
+    ours = (im.cpu() - c0) / n
+    print(f"  {'imaginator (server CPU, HTTP included)':<44} {ours:.4f} CPU-s per image  rss {im.rss():.0f} MiB")
+    im.stop()
+    vips = pyvips_cpu(large, 400, repeat)
+    if vips:
+        print(f"  {'libvips thumbnail (pyvips, in-process)':<44} {vips:.4f} CPU-s per image")
+    out = Path(tempfile.mkdtemp()) / "o.jpg"
+    cli_best = cpu_loop("magick CLI, jpeg:size hint, -thumbnail", large, lambda p: subprocess.run(
+        ["magick", "-define", f"jpeg:size={magick_hint(p, 400)}", str(p), "-thumbnail", "400x400", "-quality", "80", str(out)],
+        check=True), repeat)
+    cli_naive = cpu_loop("magick CLI, -resize (full decode)", large, lambda p: subprocess.run(
+        ["magick", str(p), "-resize", "400x400", "-quality", "80", str(out)], check=True), max(1, repeat // 2))
+    results.append({"name": "large input", "imaginator_cpu_s": round(ours, 4), "libvips_cpu_s": vips and round(vips, 4),
+                    "magick_cli_hint_cpu_s": round(cli_best, 4), "magick_cli_naive_cpu_s": round(cli_naive, 4),
+                    "ratio_vs_libvips": vips and round(ours / vips, 2)})
+
+
+def scenario_hits(photo, seconds, results):
+    print("\n3. cache hits: one small result, 64 keep-alive clients")
+    im = imaginator(cache=True)
+    id_ = upload(im.base, photo)
+    url = f"{im.base}/images/{id_}/thumbnail\\?width=100"
+    body = urllib.request.urlopen(url.replace("\\", ""), timeout=30).read()
+    c0 = im.cpu()
+    res = oha(url, 64, seconds=seconds)
+    n = sum(res.get("statusCodeDistribution", {}).values())
+    ours = summarize("imaginator hit-memory c=64", res, im.cpu() - c0, n, im.rss())
+    im.stop()
+    f = Path(tempfile.mkdtemp()) / "body.jpg"
+    f.write_bytes(body)
+    port = free_port()
+    bare = Server([str(ROOT / "target/release/examples/bare_axum"), f"127.0.0.1:{port}", str(f)],
+                  ready=f"http://127.0.0.1:{port}/")
+    c0 = bare.cpu()
+    res = oha(f"http://127.0.0.1:{port}/x", 64, seconds=seconds)
+    n = sum(res.get("statusCodeDistribution", {}).values())
+    ceiling = summarize("bare axum, fixed body c=64 (ceiling)", res, bare.cpu() - c0, n, bare.rss())
+    bare.stop()
+    ratio = ours["rps"] / ceiling["rps"] if ceiling["rps"] else None
+    print(f"  imaginator / ceiling = {ratio:.2f}")
+    results += [ours, ceiling, {"name": "hit ratio vs ceiling", "value": round(ratio, 3) if ratio else None}]
+
+
+def scenario_overload(photos, requests, results):
+    print("\n4. overload: 512 concurrent clients, distinct keys (2 workers, queue 8)")
+    im = imaginator(cache=False)
+    ids = [upload(im.base, p) for p in photos]
+    url = f"{im.base}/images/{regex_alt(ids)}/fit\\?w=([1-4][0-9][0-9])&h=([1-4][0-9][0-9])"
+    res = oha(url, 512, requests=requests, keepalive=False)
+    row = summarize("imaginator overload c=512", res, None, None, im.rss())
+    statuses = res.get("statusCodeDistribution", {})
+    total = sum(statuses.values())
+    shed = statuses.get("503", 0)
+    row["share_503"] = round(shed / total, 3) if total else None
+    print(f"  503 share {row['share_503']}, other than 200/503: {[k for k in statuses if k not in ('200', '503')]}")
+    im.stop()
+    results.append(row)
+
+
+def quality(photos, results):
+    print("\nquality: PSNR against a full-decode Lanczos reference (fit 512x512), higher is better")
+    im = imaginator(cache=False)
+    th = thumbor(photos[0].parent)
+    tmp = Path(tempfile.mkdtemp())
+    scores = {"imaginator": [], "thumbor": []}
+    for p in photos:
+        ref = tmp / f"{p.stem}.ref.png"
+        subprocess.run(["magick", str(p), "-filter", "Lanczos", "-resize", "512x512", str(ref)], check=True)
+        w, h = subprocess.run(["magick", "identify", "-format", "%w %h", str(ref)], capture_output=True, text=True).stdout.split()
+        id_ = upload(im.base, p)
+        outs = {
+            "imaginator": urllib.request.urlopen(f"{im.base}/images/{id_}/fit?w=512&h=512", timeout=60).read(),
+            "thumbor": urllib.request.urlopen(f"{th.base}/unsafe/fit-in/512x512/filters:quality(80)/{p.name}", timeout=60).read(),
+        }
+        for name, data in outs.items():
+            f = tmp / f"{p.stem}.{name}.jpg"
+            f.write_bytes(data)
+            r = subprocess.run(["magick", "compare", "-metric", "PSNR", str(f), "-resize", f"{w}x{h}!", str(ref), "null:"],
+                               capture_output=True, text=True)
+            scores[name].append(float(r.stderr.split()[0]))
+    im.stop()
+    th.stop()
+    for name, s in scores.items():
+        print(f"  {name:<12} mean PSNR {sum(s) / len(s):.2f} dB  (min {min(s):.2f})")
+    results.append({"name": "quality PSNR dB", **{k: round(sum(v) / len(v), 2) for k, v in scores.items()}})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="seconds, not minutes; asserts nothing about speed")
+    args = ap.parse_args()
+    photos_dir = WORK / "photos"
+    set_a = sorted(photos_dir.glob("*-2560x1600.jpg"))
+    large = sorted(photos_dir.glob("*-5120x2880.jpg"))
+    set_b_dir = WORK / "photos-2k"
+    set_b_dir.mkdir(exist_ok=True)
+    for p in large:
+        out = set_b_dir / p.name.replace("5120x2880", "2048x1152")
+        if not out.exists():
+            subprocess.run(["magick", str(p), "-resize", "2048x2048", "-quality", "92", str(out)], check=True)
+    set_b = sorted(set_b_dir.glob("*.jpg"))
+    if args.smoke:
+        set_a, set_b, large = set_a[:2], set_b[:1], large[:1]
+    secs = 3 if args.smoke else 20
+    results = []
+    print(f"bench: {len(set_a)} photos 2560x1600, {len(set_b)} at 2K, {len(large)} at 14.7 MP; {os.cpu_count()} cores")
+    scenario_miss({"2560x1600": set_a, "2K": set_b}, secs, results)
+    scenario_large(large, 1 if args.smoke else 3, results)
+    scenario_hits(set_a[0], secs, results)
+    scenario_overload(set_a, 600 if args.smoke else 3000, results)
+    quality(set_a, results)
+    out = WORK / ("results-smoke.json" if args.smoke else "results.json")
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "results": results}, indent=2))
+    print(f"\nresults: {out}")
+
+
+if __name__ == "__main__":
+    main()
