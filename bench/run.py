@@ -123,6 +123,11 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+HEADROOM = None
+# target/release normally; target/debug for the CI smoke run (no release build there).
+BUILD = "release"
+
+
 def imaginator(cache=True, workers=2, queue=None):
     port = free_port()
     aliases = Path(tempfile.mkdtemp())
@@ -130,12 +135,14 @@ def imaginator(cache=True, workers=2, queue=None):
         shutil.copy(f, aliases)
     env = dict(os.environ, IMAGINATOR_LISTEN=f"127.0.0.1:{port}", IMAGINATOR_DATA_DIR=tempfile.mkdtemp(),
                IMAGINATOR_ALIASES_DIR=str(aliases), IMAGINATOR_WORKERS=str(workers), IMAGINATOR_LOG__FILTER="warn")
+    if HEADROOM:
+        env["IMAGINATOR_DECODE_HEADROOM"] = HEADROOM
     if queue is not None:
         env["IMAGINATOR_QUEUE"] = str(queue)
     if not cache:
         env["IMAGINATOR_CACHE__MEMORY"] = "0"
         env["IMAGINATOR_CACHE__DISK"] = "0"
-    s = Server([str(ROOT / "target/release/imaginator")], env=env, ready=f"http://127.0.0.1:{port}/readyz")
+    s = Server([str(ROOT / f"target/{BUILD}/imaginator")], env=env, ready=f"http://127.0.0.1:{port}/readyz")
     s.base = f"http://127.0.0.1:{port}"
     return s
 
@@ -272,7 +279,7 @@ def scenario_hits(photo, seconds, results):
     f = Path(tempfile.mkdtemp()) / "body.jpg"
     f.write_bytes(body)
     port = free_port()
-    bare = Server([str(ROOT / "target/release/examples/bare_axum"), f"127.0.0.1:{port}", str(f)],
+    bare = Server([str(ROOT / f"target/{BUILD}/examples/bare_axum"), f"127.0.0.1:{port}", str(f)],
                   ready=f"http://127.0.0.1:{port}/")
     c0 = bare.cpu()
     res = oha(f"http://127.0.0.1:{port}/x", 64, seconds=seconds)
@@ -331,7 +338,15 @@ def quality(photos, results):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="seconds, not minutes; asserts nothing about speed")
+    ap.add_argument("--headroom", default=None, help="imaginator decode_headroom (default: its configured default)")
+    ap.add_argument("--only", default=None, help="comma-separated scenarios: miss,large,hits,overload,quality")
     args = ap.parse_args()
+    ap_build = os.environ.get("IMAGINATOR_BENCH_BUILD")
+    global HEADROOM, BUILD
+    if args.headroom:
+        HEADROOM = args.headroom
+    if ap_build:
+        BUILD = ap_build
     photos_dir = WORK / "photos"
     set_a = sorted(photos_dir.glob("*-2560x1600.jpg"))
     large = sorted(photos_dir.glob("*-5120x2880.jpg"))
@@ -347,11 +362,18 @@ def main():
     secs = 3 if args.smoke else 20
     results = []
     print(f"bench: {len(set_a)} photos 2560x1600, {len(set_b)} at 2K, {len(large)} at 14.7 MP; {os.cpu_count()} cores")
-    scenario_miss({"2560x1600": set_a, "2K": set_b}, secs, results)
-    scenario_large(large, 1 if args.smoke else 3, results)
-    scenario_hits(set_a[0], secs, results)
-    scenario_overload(set_a, 600 if args.smoke else 3000, results)
-    quality(set_a, results)
+    only = set(args.only.split(",")) if args.only else {"miss", "large", "hits", "overload", "quality"}
+    print(f"imaginator decode_headroom {HEADROOM or 'default'}")
+    if "miss" in only:
+        scenario_miss({"2560x1600": set_a, "2K": set_b}, secs, results)
+    if "large" in only:
+        scenario_large(large, 1 if args.smoke else 3, results)
+    if "hits" in only:
+        scenario_hits(set_a[0], secs, results)
+    if "overload" in only:
+        scenario_overload(set_a, 600 if args.smoke else 3000, results)
+    if "quality" in only:
+        quality(set_a, results)
     out = WORK / ("results-smoke.json" if args.smoke else "results.json")
     out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "results": results}, indent=2))
     print(f"\nresults: {out}")

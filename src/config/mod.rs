@@ -43,6 +43,11 @@ pub struct Settings {
     /// Bearer token that opens the admin endpoints (`/dump_profile`, `/debug/*`)
     /// to non-loopback callers. Empty: loopback only. Never logged.
     pub admin_token: String,
+    /// Shrink-on-load: a JPEG is decoded at a reduced size (libjpeg's DCT
+    /// scaling) that keeps this factor of resolution above what the pipeline's
+    /// first resize needs. 1.0 is fastest; docs/benchmarks.md has the measured
+    /// speed and quality of 1.0 and 2.0.
+    pub decode_headroom: f64,
     /// Formats `POST /images` accepts (sniffed from magic bytes).
     pub upload_formats: Vec<ImageFormat>,
     pub limits: Limits,
@@ -170,6 +175,7 @@ impl Default for Settings {
             retry_after_secs: 1,
             admin_token: String::new(),
             upload_formats: ImageFormat::ALL.to_vec(),
+            decode_headroom: 1.0,
             limits: Limits::default(),
             cache: CacheSettings::default(),
             storage: StorageSettings::default(),
@@ -279,6 +285,12 @@ impl Settings {
         }
         if self.job_deadline.0.is_zero() {
             return Err(invalid("job_deadline", "must be greater than zero"));
+        }
+        if !(1.0..=4.0).contains(&self.decode_headroom) {
+            return Err(invalid(
+                "decode_headroom",
+                format!("must be between 1.0 and 4.0, got {}", self.decode_headroom),
+            ));
         }
         if self.max_body.0 == 0 {
             return Err(invalid("max_body", "must be greater than zero"));

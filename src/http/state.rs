@@ -105,6 +105,7 @@ impl AppState {
             plan,
             limits: self.settings.limits.clone(),
             deadline,
+            decode_headroom: self.settings.decode_headroom,
         };
         let result = self
             .pool

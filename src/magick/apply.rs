@@ -17,6 +17,8 @@ pub struct Job {
     pub plan: Plan,
     pub limits: Limits,
     pub deadline: Instant,
+    /// Resolution kept above the target when a JPEG is decoded reduced.
+    pub decode_headroom: f64,
 }
 
 #[derive(Debug)]
@@ -136,7 +138,7 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         stored
     };
     if job.format == ImageFormat::Jpeg
-        && let Some(scale) = plan.decode_scale(oriented)
+        && let Some(scale) = plan.decode_scale(oriented, job.decode_headroom)
     {
         let hint = format!(
             "{}x{}",
@@ -198,12 +200,13 @@ fn check_limits(size: Size, frames: usize, limits: &Limits) -> Result<(), JobErr
     Ok(())
 }
 
-fn filter_for(filter: Filter, from: Size, to: Size) -> im::FilterType {
+fn filter_for(filter: Filter) -> im::FilterType {
     match filter {
-        // Triangle when reducing: with ImageMagick's support scaling it is an
-        // area filter, visually equal to Lanczos at thumbnail sizes and much
-        // faster. Catmull-Rom when enlarging.
-        Filter::Auto if to.width <= from.width && to.height <= from.height => im::FilterType::Triangle,
+        // Catmull-Rom both ways. Measured on the 2560x1600 photo set, fit in
+        // 512x512 after a 1x decode-size hint, PSNR against a full-decode
+        // Lanczos reference: Triangle 32.99 dB at 0.029 CPU-s, Catrom 33.89 dB
+        // at 0.033 CPU-s, Lanczos 34.17 dB at 0.037 CPU-s (thumbor: 33.61 dB).
+        // Catrom is the cheapest filter that beats thumbor's quality.
         Filter::Auto => im::FilterType::Catrom,
         Filter::Point => im::FilterType::Point,
         Filter::Box => im::FilterType::Box,
@@ -220,19 +223,19 @@ fn apply_op(wand: &mut Wand, op: &Op) -> Result<(), WandError> {
         Op::Resize(r) => {
             let to = r.output_size(current);
             if to != current {
-                wand.resize(to, filter_for(r.filter, current, to))?;
+                wand.resize(to, filter_for(r.filter))?;
             }
         }
         Op::FitIn(f) => {
             let to = f.output_size(current);
             if to != current {
-                wand.resize(to, filter_for(Filter::Auto, current, to))?;
+                wand.resize(to, filter_for(Filter::Auto))?;
             }
         }
         Op::Cover(c) => {
             let scaled = c.scaled_size(current);
             if scaled != current {
-                wand.resize(scaled, filter_for(Filter::Auto, current, scaled))?;
+                wand.resize(scaled, filter_for(Filter::Auto))?;
             }
             let (x, y) = c.crop_offset(current);
             let to = c.output_size(current);

@@ -45,11 +45,6 @@ pub struct Plan {
     pub output: OutputSpec,
 }
 
-/// Decode-time reduction is only worth asking for when the pipeline shrinks the
-/// image by more than this headroom; the hint keeps this much resolution above
-/// the target so the final resize still has pixels to filter.
-pub const DECODE_HEADROOM: f64 = 2.0;
-
 impl Plan {
     /// The size the image has after every operation, from its (oriented) input size.
     pub fn output_size(&self, input: Size) -> Size {
@@ -57,13 +52,14 @@ impl Plan {
     }
 
     /// The linear scale (< 1) at which the source may be decoded without losing
-    /// anything the pipeline needs: the first operation's scale, with headroom.
+    /// anything the pipeline needs: the first operation's scale times
+    /// `headroom` (1.0: decode at least at the target size; 2.0: twice it).
     /// Aspect-aware by construction (one factor for both sides).
-    pub fn decode_scale(&self, input: Size) -> Option<f64> {
+    pub fn decode_scale(&self, input: Size, headroom: f64) -> Option<f64> {
         let target = self.ops.first()?.scaled_size(input)?;
         let sx = f64::from(target.width) / f64::from(input.width);
         let sy = f64::from(target.height) / f64::from(input.height);
-        let scale = sx.max(sy) * DECODE_HEADROOM;
+        let scale = sx.max(sy) * headroom;
         (scale < 1.0).then_some(scale)
     }
 

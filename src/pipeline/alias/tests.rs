@@ -125,8 +125,10 @@ fn decode_scale_follows_the_first_reduction_with_headroom() {
     let set = AliasSet::load_dir(&dir).unwrap();
     let thumb = set.get("thumbnail").unwrap().instantiate([("width", "400")]).unwrap();
     // 5120x2880 -> 400x225: scale 0.078, x2 headroom = 0.156
-    let scale = thumb.decode_scale(Size::new(5120, 2880)).unwrap();
+    let scale = thumb.decode_scale(Size::new(5120, 2880), 2.0).unwrap();
     assert!((scale - 0.15625).abs() < 1e-9, "{scale}");
     // A small image needs no decode-time reduction.
-    assert_eq!(thumb.decode_scale(Size::new(500, 300)), None);
+    assert_eq!(thumb.decode_scale(Size::new(500, 300), 2.0), None);
+    // 1x headroom: decode at the target size (5120 -> 400 is 0.078).
+    assert!((thumb.decode_scale(Size::new(5120, 2880), 1.0).unwrap() - 0.078125).abs() < 1e-9);
 }
