@@ -112,6 +112,10 @@ impl App {
             tracing::info!(entries, bytes, seconds, "disk cache index rebuilt");
         });
         let salt: Arc<str> = format!("imaginator {} / {}", env!("CARGO_PKG_VERSION"), magick::version()).into();
+        let fetcher = Arc::new(crate::fetch::Fetcher::new(
+            settings.domains.clone(),
+            settings.download.clone(),
+        ));
         let state = AppState {
             settings: Arc::new(settings),
             aliases: Arc::new(aliases),
@@ -121,6 +125,7 @@ impl App {
             originals,
             cache,
             salt,
+            fetcher,
         };
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));

@@ -4,11 +4,13 @@ pub mod app;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod http;
 pub mod magick;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;
+pub mod signature;
 pub mod storage;
 pub mod telemetry;
 

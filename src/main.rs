@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: imaginator [--config FILE] [--print-config]
+       imaginator check-aliases [DIR]        validate alias files (default: ./aliases)
+       imaginator sign [--secret S] PATH     print /{signature}/PATH (secret: --secret or the first of `secrets`)
 
   --config FILE    read settings from FILE (TOML); also IMAGINATOR_CONFIG
   --print-config   print the effective settings and exit
@@ -15,6 +17,12 @@ Settings come from defaults, then the file, then IMAGINATOR_* variables
 (IMAGINATOR_SECTION__KEY for nested keys).";
 
 fn main() -> ExitCode {
+    let first = std::env::args().nth(1);
+    match first.as_deref() {
+        Some("check-aliases") => return check_aliases(std::env::args().nth(2)),
+        Some("sign") => return sign(std::env::args().skip(2).collect()),
+        _ => {}
+    }
     let mut config: Option<PathBuf> = None;
     let mut print_config = false;
     let mut args = std::env::args().skip(1);
@@ -63,6 +71,64 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("{e:#}")),
     }
+}
+
+/// Validates every alias file of a directory; reports each broken one with
+/// its file, line and reason, and exits non-zero if any is broken.
+fn check_aliases(dir: Option<String>) -> ExitCode {
+    let dir = PathBuf::from(dir.unwrap_or_else(|| "aliases".into()));
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => return fail(&format!("cannot read {}: {e}", dir.display())),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut broken = 0;
+    for path in &paths {
+        match imaginator::pipeline::alias::Alias::from_file(path) {
+            Ok(alias) => println!("ok      {} ({})", path.display(), alias.chain),
+            Err(e) => {
+                broken += 1;
+                eprintln!("broken  {e}");
+            }
+        }
+    }
+    println!("{} alias file(s), {broken} broken", paths.len());
+    if broken == 0 && !paths.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Prints the signed form of a chain path.
+fn sign(args: Vec<String>) -> ExitCode {
+    let (mut secret, mut path) = (None, None);
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--secret" => secret = it.next(),
+            other => path = Some(other.trim_start_matches('/').to_string()),
+        }
+    }
+    let Some(path) = path else {
+        return fail("sign needs a PATH, e.g. imaginator sign 'download(origin:a.jpg):thumbnail()'");
+    };
+    let secret = match secret {
+        Some(s) => s,
+        None => match Settings::load(None, std::env::vars()) {
+            Ok((settings, _)) => match settings.secrets.first() {
+                Some(s) => s.clone(),
+                None => return fail("no secret: pass --secret or configure `secrets`"),
+            },
+            Err(e) => return fail(&e.to_string()),
+        },
+    };
+    println!("/{}/{path}", imaginator::signature::sign(&secret, &path));
+    ExitCode::SUCCESS
 }
 
 fn fail(message: &str) -> ExitCode {

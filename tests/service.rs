@@ -78,7 +78,7 @@ async fn metrics_count_requests_by_matched_route_and_jobs_by_outcome() {
     assert_eq!(
         metric_value(
             &scrape,
-            "imaginator_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"
+            "imaginator_http_requests_total{method=\"GET\",route=\"/{*chain}\",status=\"404\"}"
         ),
         1.0,
         "raw paths never become labels"

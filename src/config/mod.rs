@@ -50,10 +50,73 @@ pub struct Settings {
     pub decode_headroom: f64,
     /// Formats `POST /images` accepts (sniffed from magic bytes).
     pub upload_formats: Vec<ImageFormat>,
+    /// Accept built-in filters in client URLs; when false (the original's
+    /// default) clients may only use aliases.
+    pub allow_builtin_filters: bool,
+    /// HMAC secrets for signed URLs (several, for rotation). When any is set,
+    /// every chain URL must be `/{signature}/{chain}`. Never logged.
+    pub secrets: Vec<String>,
+    /// Also accept the original imaginator's 28-character HMAC-SHA1 signatures.
+    pub legacy_sha1_signatures: bool,
+    /// When set, responses carry this header listing the executed filters and
+    /// each cache's hit or miss, as the original did.
+    pub log_filters_header: String,
+    /// Domain shortcuts: `origin = "http://127.0.0.1:8080/"` makes
+    /// `download(origin:a.jpg)` fetch `http://127.0.0.1:8080/a.jpg`. A shortcut's
+    /// base URL is explicitly allowed, even on loopback or a private network.
+    pub domains: std::collections::BTreeMap<String, String>,
+    pub download: DownloadSettings,
+    pub chain: ChainSettings,
     pub limits: Limits,
     pub cache: CacheSettings,
     pub storage: StorageSettings,
     pub log: LogSettings,
+}
+
+/// Remote sources for `download(url)`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownloadSettings {
+    /// URL prefixes that may be fetched besides the domain shortcuts
+    /// (`https://images.example.com/`). Addresses in loopback, private,
+    /// link-local, CGNAT and unique-local ranges are refused unless a shortcut
+    /// or an entry here names them explicitly.
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted download, enforced while streaming.
+    pub max_bytes: ByteSize,
+    /// Whole-fetch time budget (connect, redirects, body).
+    pub timeout: HumanDuration,
+    pub max_redirects: u32,
+}
+
+impl Default for DownloadSettings {
+    fn default() -> Self {
+        DownloadSettings {
+            allowed_origins: Vec::new(),
+            max_bytes: ByteSize::mib(32),
+            timeout: HumanDuration(Duration::from_secs(10)),
+            max_redirects: 3,
+        }
+    }
+}
+
+/// Bounds on chain URLs, checked while parsing.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainSettings {
+    pub max_url_len: usize,
+    pub max_steps: usize,
+    pub max_depth: usize,
+}
+
+impl Default for ChainSettings {
+    fn default() -> Self {
+        ChainSettings {
+            max_url_len: 2048,
+            max_steps: 32,
+            max_depth: 4,
+        }
+    }
 }
 
 /// Where originals and the shared result tier live.
@@ -176,6 +239,13 @@ impl Default for Settings {
             admin_token: String::new(),
             upload_formats: ImageFormat::ALL.to_vec(),
             decode_headroom: 1.0,
+            allow_builtin_filters: false,
+            secrets: Vec::new(),
+            legacy_sha1_signatures: false,
+            log_filters_header: String::new(),
+            domains: Default::default(),
+            download: DownloadSettings::default(),
+            chain: ChainSettings::default(),
             limits: Limits::default(),
             cache: CacheSettings::default(),
             storage: StorageSettings::default(),
@@ -286,6 +356,25 @@ impl Settings {
         if self.job_deadline.0.is_zero() {
             return Err(invalid("job_deadline", "must be greater than zero"));
         }
+        for (name, base) in &self.domains {
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(invalid(
+                    &format!("domains.{name}"),
+                    format!("`{base}` is not an http(s) URL"),
+                ));
+            }
+        }
+        for origin in &self.download.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "download.allowed_origins",
+                    format!("`{origin}` is not an http(s) URL"),
+                ));
+            }
+        }
+        if self.secrets.iter().any(|s| s.len() < 16) {
+            return Err(invalid("secrets", "each secret must be at least 16 characters"));
+        }
         if !(1.0..=4.0).contains(&self.decode_headroom) {
             return Err(invalid(
                 "decode_headroom",
@@ -350,6 +439,9 @@ impl Settings {
         resolved.queue = Some(self.queue_capacity());
         if !resolved.admin_token.is_empty() {
             resolved.admin_token = "<set>".into();
+        }
+        for secret in &mut resolved.secrets {
+            *secret = "<set>".into();
         }
         if !resolved.storage.s3.secret_access_key.is_empty() {
             resolved.storage.s3.secret_access_key = "<set>".into();

@@ -3,6 +3,7 @@
 
 mod admin;
 mod aliases;
+mod chain;
 mod debug;
 mod health;
 mod images;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/debug/profiling", post(debug::profiling))
         .route("/debug/heap_growth", get(debug::heap_growth))
         .route("/debug/heap_baseline", post(debug::heap_baseline))
+        .route("/{*chain}", get(chain::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))

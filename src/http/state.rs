@@ -26,6 +26,8 @@ pub struct AppState {
     pub cache: Arc<ResultCache<ApiError>>,
     /// Engine versions mixed into every cache key.
     pub salt: Arc<str>,
+    /// `download(url)` with the origin rules.
+    pub fetcher: Arc<crate::fetch::Fetcher>,
 }
 
 impl AppState {

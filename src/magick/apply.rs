@@ -153,12 +153,16 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         wand.auto_orient().map_err(op_error)?;
     }
 
-    // 3. The operations, with the deadline checked between them.
+    // 3. The operations, with the deadline checked between them. Geometry is
+    // computed on the logical (oriented, full-size) image: a reduced decode
+    // must not change what `0.5w` or a crop offset means.
+    let mut logical = oriented;
     for op in &plan.ops {
         if wand.past_deadline() {
             return Err(JobError::Deadline);
         }
-        apply_op(&mut wand, op).map_err(op_error)?;
+        apply_op(&mut wand, op, logical).map_err(op_error)?;
+        logical = op.output_size(logical);
     }
     if wand.past_deadline() {
         return Err(JobError::Deadline);
@@ -217,34 +221,36 @@ fn filter_for(filter: Filter) -> im::FilterType {
     }
 }
 
-fn apply_op(wand: &mut Wand, op: &Op) -> Result<(), WandError> {
-    let current = wand.size();
+fn apply_op(wand: &mut Wand, op: &Op, logical: Size) -> Result<(), WandError> {
+    let actual = wand.size();
     match op {
         Op::Resize(r) => {
-            let to = r.output_size(current);
-            if to != current {
+            let to = r.output_size(logical);
+            if to != actual {
                 wand.resize(to, filter_for(r.filter))?;
             }
         }
         Op::FitIn(f) => {
-            let to = f.output_size(current);
-            if to != current {
+            let to = f.output_size(logical);
+            if to != actual {
                 wand.resize(to, filter_for(Filter::Auto))?;
             }
         }
         Op::Cover(c) => {
-            let scaled = c.scaled_size(current);
-            if scaled != current {
+            let scaled = c.scaled_size(logical);
+            if scaled != actual {
                 wand.resize(scaled, filter_for(Filter::Auto))?;
             }
-            let (x, y) = c.crop_offset(current);
-            let to = c.output_size(current);
+            let (x, y) = c.crop_offset(logical);
+            let to = c.output_size(logical);
             if to != scaled {
                 wand.crop(x, y, to)?;
             }
         }
         Op::Crop(c) => {
-            let (x, y, to) = c.window(current);
+            // Crops never follow a reduced decode (no size hint for them), so
+            // the logical and actual sizes agree here.
+            let (x, y, to) = c.window(logical);
             wand.crop(x, y, to)?;
         }
     }

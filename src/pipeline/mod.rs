@@ -3,6 +3,7 @@
 //! builds them from requests.
 
 pub mod alias;
+pub mod chain;
 pub mod format;
 pub mod ops;
 pub mod parse;

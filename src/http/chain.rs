@@ -1,0 +1,158 @@
+//! `GET /{chain}` (and `GET /{signature}/{chain}` when secrets are set): the
+//! original imaginator's URL language, e.g.
+//! `/download(origin:photo.jpg):thumbnail(200)/photo.jpg`.
+
+use super::AppState;
+use crate::cache::{CacheKey, Entry};
+use crate::error::ApiError;
+use crate::fetch::FetchError;
+use crate::pipeline::chain::{ChainError, compile, strip_trailing_name};
+use crate::pipeline::format::ImageFormat;
+use crate::pipeline::parse::{ParseLimits, parse_chain};
+use crate::storage::ImageId;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+impl From<ChainError> for ApiError {
+    fn from(e: ChainError) -> ApiError {
+        match e {
+            ChainError::BuiltinDisabled(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "builtin_filter_forbidden", e.to_string())
+            }
+            ChainError::Unknown(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_filter", e.to_string()),
+            ChainError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string()),
+            ChainError::NoSource | ChainError::SecondSource => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<FetchError> for ApiError {
+    fn from(e: FetchError) -> ApiError {
+        match e {
+            FetchError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "download_forbidden", m),
+            FetchError::BadUrl(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_url", m),
+            FetchError::TooLarge(_) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "download_too_large", e.to_string())
+            }
+            FetchError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "download_timeout", e.to_string()),
+            FetchError::Upstream(m) => {
+                tracing::info!(detail = %m, "download failed");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "download_failed",
+                    "the source image could not be downloaded",
+                )
+            }
+        }
+    }
+}
+
+pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+    let settings = &state.settings;
+    let raw = uri.path().trim_start_matches('/');
+    if raw.len() > settings.chain.max_url_len {
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "url_too_long",
+            format!("the URL is longer than {} characters", settings.chain.max_url_len),
+        ));
+    }
+    // Signed URLs: the signature covers the rest of the path exactly as sent.
+    let rest = if settings.secrets.is_empty() {
+        raw
+    } else {
+        let forbidden = || {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_signature",
+                "missing or wrong URL signature",
+            )
+        };
+        let (signature, rest) = raw.split_once('/').ok_or_else(forbidden)?;
+        if !crate::signature::verify(&settings.secrets, settings.legacy_sha1_signatures, signature, rest) {
+            return Err(forbidden());
+        }
+        rest
+    };
+    let decoded = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", "the URL is not valid UTF-8"))?;
+    let text = strip_trailing_name(&decoded);
+    if !text.contains('(') {
+        return Err(not_found());
+    }
+    let limits = ParseLimits {
+        max_len: settings.chain.max_url_len,
+        max_steps: settings.chain.max_steps,
+        max_depth: settings.chain.max_depth,
+    };
+    let chain = parse_chain(text, limits)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string()))?;
+    let compiled = compile(&chain, &state.aliases, settings.allow_builtin_filters)?;
+
+    let bytes: Bytes = state.fetcher.fetch(&compiled.source).await?;
+    let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_format",
+            "the downloaded file is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
+        )
+    })?;
+    let source = ImageId::of(&bytes);
+    let key = CacheKey::new(
+        &source,
+        &format!("cache-{}", compiled.cache),
+        &compiled.plan.canonical(),
+        &state.salt,
+    );
+    let etag = key.etag();
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let plan = compiled.plan.clone();
+    let (entry, tier) = state
+        .cache
+        .get_or_compute(&key, || async {
+            let rendered = state.render(bytes, format, plan).await?;
+            Ok(Entry {
+                bytes: Bytes::from(rendered.bytes),
+                format: rendered.format,
+            })
+        })
+        .await?;
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, entry.format.mime().to_string()),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, settings.cache.cache_control.clone()),
+        ],
+        entry.bytes,
+    )
+        .into_response();
+    let h = response.headers_mut();
+    h.insert("x-cache", HeaderValue::from_static(tier.header()));
+    if !settings.log_filters_header.is_empty()
+        && let Ok(name) = HeaderName::try_from(settings.log_filters_header.as_str())
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "{}; cache {}={}",
+            compiled.filters.join(", "),
+            compiled.cache,
+            tier.header()
+        ))
+    {
+        h.insert(name, value);
+    }
+    Ok(response)
+}

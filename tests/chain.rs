@@ -1,0 +1,198 @@
+//! The original imaginator's URL language against real local HTTP origins on
+//! 127.0.0.1: chains, aliases as filters, signed URLs, and the download rules
+//! (SSRF refusal, redirect to a private address, oversized and slow origins).
+
+mod common;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::get;
+use common::{TestServer, decode, error_code, fixture};
+use image::GenericImageView;
+use std::time::Duration;
+
+/// A local origin: `/a.jpg` (a photo), `/big` (3 MiB), `/slow` (answers after
+/// 5 s), `/to-private` (redirects to 127.0.0.2), `/to-a` (redirects to /a.jpg).
+async fn origin() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = Router::new()
+        .route(
+            "/a.jpg",
+            get(|| async { ([(header::CONTENT_TYPE, "image/jpeg")], fixture("photo.jpg")) }),
+        )
+        .route("/big", get(|| async { vec![0xFFu8; 3 << 20] }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                fixture("photo.jpg")
+            }),
+        )
+        .route("/text", get(|| async { "not an image" }))
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND.into_response() }))
+        .route(
+            "/to-private",
+            get(move || async move { Redirect::temporary(&format!("http://127.0.0.2:{port}/a.jpg")) }),
+        )
+        .route("/to-a", get(|| async { Redirect::temporary("/a.jpg") }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://127.0.0.1:{port}/")
+}
+
+async fn start(configure: impl FnOnce(&mut imaginator::Settings)) -> (TestServer, String) {
+    let base = origin().await;
+    let b = base.clone();
+    let server = TestServer::start_with(&[], move |s| {
+        s.domains.insert("origin".into(), b);
+        s.download.timeout = imaginator::config::HumanDuration(Duration::from_secs(1));
+        s.download.max_bytes = imaginator::config::ByteSize(1 << 20);
+        configure(s);
+    })
+    .await;
+    (server, base)
+}
+
+#[tokio::test]
+async fn a_chain_downloads_and_applies_aliases() {
+    let (server, base) = start(|s| s.log_filters_header = "X-Imaginator-Filters".into()).await;
+    let response = server.get("/download(origin:a.jpg):thumbnail(100)").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-cache"], "miss");
+    let filters = response.headers()["x-imaginator-filters"].to_str().unwrap().to_string();
+    assert!(
+        filters.contains("download(origin:a.jpg), thumbnail") && filters.contains("miss"),
+        "{filters}"
+    );
+    let (_, img) = decode(&response.bytes().await.unwrap());
+    assert_eq!(img.dimensions(), (100, 63));
+
+    // Nested form, percent-encoding and a trailing file name: the same work, now cached.
+    let response = server.get("/thumbnail(download(origin%3Aa.jpg),100)/photo.jpg").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-cache"], "hit-memory");
+    // A URL under the shortcut's base is the same allowed origin.
+    let response = server.get(&format!("/download({base}a.jpg):thumbnail(100)")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-cache"], "hit-memory");
+    // A redirect inside the allowed origin is followed.
+    let response = server.get("/download(origin:to-a):avatar(32)").await;
+    assert_eq!(decode(&response.bytes().await.unwrap()).1.dimensions(), (32, 32));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn builtin_filters_only_when_allowed() {
+    let (server, _) = start(|_| {}).await;
+    let (status, code, _) = error_code(server.get("/download(origin:a.jpg):resize(10,10)").await).await;
+    assert_eq!((status, code.as_str()), (403, "builtin_filter_forbidden"));
+    server.stop().await;
+    let (server, _) = start(|s| s.allow_builtin_filters = true).await;
+    let response = server
+        .get("/download(origin:a.jpg):resize(0.5w,0.5h):format(png)")
+        .await;
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(decode(&response.bytes().await.unwrap()).1.dimensions(), (400, 250));
+    let (status, code, _) = error_code(server.get("/download(origin:a.jpg):explode(1)").await).await;
+    assert_eq!((status, code.as_str()), (404, "unknown_filter"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn download_rules_refuse_what_they_must() {
+    let (server, base) = start(|_| {}).await;
+    let cases = [
+        // The same origin under another name (localhost): neither a shortcut nor on the allow list.
+        (
+            format!("/download({}a.jpg):thumbnail()", base.replace("127.0.0.1", "localhost")),
+            403,
+            "download_forbidden",
+        ),
+        (
+            "/download(http://169.254.169.254/latest/meta-data):thumbnail()".to_string(),
+            403,
+            "download_forbidden",
+        ),
+        // An allowed origin redirecting to a private address: refused at the redirect.
+        (
+            "/download(origin:to-private):thumbnail()".to_string(),
+            403,
+            "download_forbidden",
+        ),
+        (
+            "/download(origin:big):thumbnail()".to_string(),
+            413,
+            "download_too_large",
+        ),
+        (
+            "/download(origin:slow):thumbnail()".to_string(),
+            504,
+            "download_timeout",
+        ),
+        (
+            "/download(origin:text):thumbnail()".to_string(),
+            415,
+            "unsupported_format",
+        ),
+        (
+            "/download(origin:missing):thumbnail()".to_string(),
+            502,
+            "download_failed",
+        ),
+        (
+            "/download(file:///etc/passwd):thumbnail()".to_string(),
+            400,
+            "invalid_url",
+        ),
+        (
+            "/download(origin:a.jpg):thumbnail(0)".to_string(),
+            400,
+            "invalid_parameter",
+        ),
+        ("/download(origin:a.jpg):thumbnail(".to_string(), 400, "invalid_chain"),
+    ];
+    for (path, status, code) in cases {
+        let started = std::time::Instant::now();
+        let got = error_code(server.get(&path).await).await;
+        assert_eq!((got.0, got.1.as_str()), (status, code), "{path}: {}", got.2);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{path} answered within the download timeout"
+        );
+    }
+    assert_eq!(server.get("/healthz").await.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn signed_urls_round_trip_and_nothing_unsigned_passes() {
+    let secret = "a-long-enough-secret-0001";
+    let (server, _) = start(|s| s.secrets = vec!["old-secret-still-valid-00".into(), secret.into()]).await;
+    let chain = "download(origin:a.jpg):thumbnail(80)";
+    let signature = imaginator::signature::sign(secret, chain);
+    let response = server.get(&format!("/{signature}/{chain}")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(decode(&response.bytes().await.unwrap()).1.width(), 80);
+
+    let (status, code, _) = error_code(server.get(&format!("/{chain}")).await).await;
+    assert_eq!((status, code.as_str()), (403, "invalid_signature"), "unsigned");
+    let other = imaginator::signature::sign(secret, "download(origin:a.jpg):thumbnail(81)");
+    let (status, _, _) = error_code(server.get(&format!("/{other}/{chain}")).await).await;
+    assert_eq!(status, 403, "a signature for another chain");
+    let legacy = imaginator::signature::sign_legacy(secret, chain)
+        .replace('+', "-")
+        .replace('/', "_");
+    let (status, _, _) = error_code(server.get(&format!("/{legacy}/{chain}")).await).await;
+    assert_eq!(status, 403, "legacy signatures are off by default");
+    server.stop().await;
+
+    let (server, _) = start(|s| {
+        s.secrets = vec![secret.into()];
+        s.legacy_sha1_signatures = true;
+    })
+    .await;
+    let response = server.get(&format!("/{legacy}/{chain}")).await;
+    assert_eq!(response.status(), 200, "the original's SHA-1 signatures when enabled");
+    server.stop().await;
+}
