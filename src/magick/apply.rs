@@ -6,7 +6,7 @@ use super::wand::{Wand, WandError};
 use crate::config::Limits;
 use crate::pipeline::Plan;
 use crate::pipeline::format::{ImageFormat, check_dimensions};
-use crate::pipeline::ops::{Filter, Op, Size};
+use crate::pipeline::ops::{Filter, Mirror, Op, Size};
 use magick_rust::bindings as im;
 use std::time::Instant;
 
@@ -253,6 +253,12 @@ fn apply_op(wand: &mut Wand, op: &Op, logical: Size) -> Result<(), WandError> {
             let (x, y, to) = c.window(logical);
             wand.crop(x, y, to)?;
         }
+        Op::Mirror(Mirror::Flip) => wand.flip()?,
+        Op::Mirror(Mirror::Flop) => wand.flop()?,
+        Op::Rotate(r) => wand.rotate(r.degrees, &r.background)?,
+        Op::Grayscale(_) => wand.grayscale()?,
+        Op::Blur(b) if b.sharpen => wand.sharpen(b.sigma)?,
+        Op::Blur(b) => wand.blur(b.sigma)?,
     }
     Ok(())
 }

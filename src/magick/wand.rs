@@ -216,6 +216,51 @@ impl Wand {
         self.check(unsafe { im::MagickSetImagePage(self.raw(), size.width as usize, size.height as usize, 0, 0) })
     }
 
+    pub fn flip(&mut self) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickFlipImage(self.raw()) })
+    }
+
+    pub fn flop(&mut self) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickFlopImage(self.raw()) })
+    }
+
+    pub fn rotate(&mut self, degrees: f64, background: &str) -> Result<(), WandError> {
+        let c = cstring(background);
+        // SAFETY: the pixel wand is created, used and destroyed within this block.
+        unsafe {
+            let pixel = im::NewPixelWand();
+            if pixel.is_null() {
+                return Err(WandError {
+                    severity: 0,
+                    message: "out of memory".into(),
+                    deadline: false,
+                });
+            }
+            im::PixelSetColor(pixel, c.as_ptr());
+            let status = im::MagickRotateImage(self.raw(), pixel, degrees);
+            im::DestroyPixelWand(pixel);
+            self.check(status)?;
+            self.check(im::MagickSetImagePage(self.raw(), 0, 0, 0, 0))
+        }
+    }
+
+    pub fn grayscale(&mut self) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickTransformImageColorspace(self.raw(), im::ColorspaceType::GRAY) })
+    }
+
+    pub fn blur(&mut self, sigma: f64) -> Result<(), WandError> {
+        // SAFETY: valid wand; radius 0 lets ImageMagick choose it from sigma.
+        self.check(unsafe { im::MagickBlurImage(self.raw(), 0.0, sigma) })
+    }
+
+    pub fn sharpen(&mut self, sigma: f64) -> Result<(), WandError> {
+        // SAFETY: valid wand; radius 0 lets ImageMagick choose it from sigma.
+        self.check(unsafe { im::MagickSharpenImage(self.raw(), 0.0, sigma) })
+    }
+
     pub fn strip(&mut self) -> Result<(), WandError> {
         // SAFETY: valid wand.
         self.check(unsafe { im::MagickStripImage(self.raw()) })

@@ -293,3 +293,16 @@ pub fn start_binary_with(exe: &str, data: &Path, env: &[(&str, String)]) -> (std
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
 }
+
+/// A local HTTP origin on 127.0.0.1 serving the fixtures by name (`/photo.jpg`).
+pub async fn fixture_origin() -> String {
+    use axum::extract::Path as UrlPath;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route(
+        "/{name}",
+        axum::routing::get(|UrlPath(name): UrlPath<String>| async move { fixture(&name) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://127.0.0.1:{port}/")
+}

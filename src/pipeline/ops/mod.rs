@@ -2,15 +2,23 @@
 //! validated parameters, prints a canonical form (cache-key material) and
 //! computes its output geometry. Applying it to pixels is `magick::apply`'s job.
 
+mod blur;
 mod cover;
 mod crop;
 mod fit_in;
+mod grayscale;
+mod mirror;
 mod resize;
+mod rotate;
 
+pub use blur::Blur;
 pub use cover::Cover;
 pub use crop::Crop;
 pub use fit_in::FitIn;
+pub use grayscale::Grayscale;
+pub use mirror::Mirror;
 pub use resize::Resize;
+pub use rotate::Rotate;
 
 use super::parse::{Arg, Number, Step, Unit};
 use std::fmt;
@@ -36,6 +44,10 @@ pub enum Op {
     FitIn(FitIn),
     Cover(Cover),
     Crop(Crop),
+    Mirror(Mirror),
+    Rotate(Rotate),
+    Grayscale(Grayscale),
+    Blur(Blur),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -53,6 +65,12 @@ impl Op {
             "fit-in" | "fit" => FitIn::parse(&args).map(Op::FitIn),
             "cover" | "fill" => Cover::parse(&args).map(Op::Cover),
             "crop" => Crop::parse(&args).map(Op::Crop),
+            "flip" => Mirror::parse(&args, Mirror::Flip).map(Op::Mirror),
+            "flop" => Mirror::parse(&args, Mirror::Flop).map(Op::Mirror),
+            "rotate" => Rotate::parse(&args).map(Op::Rotate),
+            "grayscale" | "greyscale" => Grayscale::parse(&args).map(Op::Grayscale),
+            "blur" => Blur::parse(&args, false).map(Op::Blur),
+            "sharpen" => Blur::parse(&args, true).map(Op::Blur),
             other => Err(OpError {
                 op: other.to_string(),
                 message: "unknown filter".to_string(),
@@ -67,6 +85,8 @@ impl Op {
             Op::FitIn(op) => op.output_size(input),
             Op::Cover(op) => op.output_size(input),
             Op::Crop(op) => op.output_size(input),
+            Op::Rotate(op) => op.output_size(input),
+            Op::Mirror(_) | Op::Grayscale(_) | Op::Blur(_) => input,
         }
     }
 
@@ -77,7 +97,7 @@ impl Op {
             Op::Resize(op) => Some(op.output_size(input)),
             Op::FitIn(op) => Some(op.output_size(input)),
             Op::Cover(op) => Some(op.scaled_size(input)),
-            Op::Crop(_) => None,
+            Op::Crop(_) | Op::Mirror(_) | Op::Rotate(_) | Op::Grayscale(_) | Op::Blur(_) => None,
         }
     }
 }
@@ -89,6 +109,10 @@ impl fmt::Display for Op {
             Op::FitIn(op) => op.fmt(f),
             Op::Cover(op) => op.fmt(f),
             Op::Crop(op) => op.fmt(f),
+            Op::Mirror(op) => op.fmt(f),
+            Op::Rotate(op) => op.fmt(f),
+            Op::Grayscale(op) => op.fmt(f),
+            Op::Blur(op) => op.fmt(f),
         }
     }
 }
