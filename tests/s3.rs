@@ -100,26 +100,32 @@ impl Garage {
             s3_port: s3,
             _dir: dir,
         };
+        // `node id` only reads the key on disk; `status` needs the RPC server up.
         let until = Instant::now() + Duration::from_secs(30);
-        let node = loop {
-            let out = Command::new(&garage.bin)
+        loop {
+            let up = Command::new(&garage.bin)
                 .arg("-c")
                 .arg(&garage.config)
-                .args(["node", "id", "-q"])
+                .arg("status")
                 .output()
                 .unwrap();
-            if out.status.success() {
-                break String::from_utf8(out.stdout)
-                    .unwrap()
-                    .trim()
-                    .split('@')
-                    .next()
-                    .unwrap()
-                    .to_string();
+            if up.status.success() {
+                break;
             }
-            assert!(Instant::now() < until, "garage did not start");
+            assert!(
+                Instant::now() < until,
+                "garage did not start: {}",
+                String::from_utf8_lossy(&up.stderr)
+            );
             std::thread::sleep(Duration::from_millis(200));
-        };
+        }
+        let node = garage
+            .cli(&["node", "id", "-q"])
+            .trim()
+            .split('@')
+            .next()
+            .unwrap()
+            .to_string();
         garage.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
         garage.cli(&["layout", "apply", "--version", "1"]);
         garage
