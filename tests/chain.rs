@@ -196,3 +196,43 @@ async fn signed_urls_round_trip_and_nothing_unsigned_passes() {
     assert_eq!(response.status(), 200, "the original's SHA-1 signatures when enabled");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn format_auto_negotiates_from_accept_and_varies_on_it() {
+    let (server, _) = start(|_| {}).await;
+    let path = server.url("/download(origin:a.jpg):thumbnail(64):format(auto)");
+    let get = |accept: Option<&'static str>| {
+        let (client, url) = (server.client.clone(), path.clone());
+        async move {
+            let mut req = client.get(url);
+            if let Some(a) = accept {
+                req = req.header("accept", a);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let avif = get(Some("image/avif,image/webp,image/*;q=0.8")).await;
+    assert_eq!(avif.headers()["content-type"], "image/avif");
+    assert_eq!(avif.headers()["vary"], "Accept");
+    let bytes = avif.bytes().await.unwrap();
+    assert_eq!(
+        imaginator::pipeline::format::ImageFormat::sniff(&bytes),
+        Some(imaginator::pipeline::format::ImageFormat::Avif)
+    );
+
+    let webp = get(Some("image/avif;q=0.5,image/webp")).await;
+    assert_eq!(webp.headers()["content-type"], "image/webp");
+    assert_eq!(
+        webp.headers()["x-cache"],
+        "miss",
+        "another negotiated format is other work"
+    );
+    assert_eq!(decode(&webp.bytes().await.unwrap()).1.width(), 64);
+
+    let plain = get(None).await;
+    assert_eq!(plain.headers()["content-type"], "image/jpeg");
+    assert_eq!(plain.headers()["vary"], "Accept");
+    let again = get(Some("image/avif")).await;
+    assert_eq!(again.headers()["x-cache"], "hit-memory");
+    server.stop().await;
+}

@@ -106,6 +106,17 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
             "the downloaded file is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
         )
     })?;
+    let mut compiled = compiled;
+    let negotiated = compiled.plan.output.negotiate;
+    if negotiated {
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let fallback = if format.has_alpha() {
+            ImageFormat::Png
+        } else {
+            ImageFormat::Jpeg
+        };
+        compiled.plan.output.format = crate::pipeline::format::negotiate(accept, fallback);
+    }
     let source = ImageId::of(&bytes);
     let key = CacheKey::new(
         &source,
@@ -143,6 +154,9 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         .into_response();
     let h = response.headers_mut();
     h.insert("x-cache", HeaderValue::from_static(tier.header()));
+    if negotiated {
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
     if !settings.log_filters_header.is_empty()
         && let Ok(name) = HeaderName::try_from(settings.log_filters_header.as_str())
         && let Ok(value) = HeaderValue::from_str(&format!(

@@ -77,6 +77,12 @@ pub fn compile(chain: &Chain, aliases: &AliasSet, allow_builtin: bool) -> Result
             "download" => return Err(ChainError::SecondSource),
             "format" => {
                 let f = args.first().map(text).transpose()?.unwrap_or_default();
+                output.negotiate = f == "auto";
+                if output.negotiate {
+                    output.keep.clear();
+                    filters.push(name);
+                    continue;
+                }
                 output.format = ImageFormat::parse(&f)
                     .filter(|f| *f != ImageFormat::Heic)
                     .ok_or_else(|| ChainError::Invalid(format!("format: unknown output format `{f}`")))?;

@@ -102,6 +102,39 @@ impl ImageFormat {
     }
 }
 
+/// The output of `format(auto)`: the best of AVIF, WebP and `fallback` (JPEG,
+/// or PNG for inputs that may carry alpha) by the `Accept` header's q-values.
+/// AVIF and WebP are chosen only when the client names them (a `*/*` from a
+/// tool that decodes nothing modern must still get JPEG); the fallback also
+/// counts `image/*` and `*/*`. Ties go to AVIF, then WebP, then the fallback.
+pub fn negotiate(accept: &str, fallback: ImageFormat) -> ImageFormat {
+    let ranges: Vec<(String, f32)> = accept
+        .split(',')
+        .filter_map(|part| {
+            let mut pieces = part.split(';');
+            let range = pieces.next()?.trim().to_ascii_lowercase();
+            let q = pieces
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|v| v.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (!range.is_empty()).then_some((range, q.clamp(0.0, 1.0)))
+        })
+        .collect();
+    let exact = |mime: &str| ranges.iter().find(|(r, _)| r == mime).map(|(_, q)| *q);
+    let fallback_q = exact(fallback.mime())
+        .or_else(|| exact("image/*"))
+        .or_else(|| exact("*/*"))
+        .unwrap_or(0.0);
+    let mut best = (fallback, fallback_q);
+    for candidate in [ImageFormat::Webp, ImageFormat::Avif] {
+        let q = exact(candidate.mime()).unwrap_or(0.0);
+        if q > 0.0 && q >= best.1 {
+            best = (candidate, q);
+        }
+    }
+    best.0
+}
+
 /// The width and height a file's header declares, read without decoding (a
 /// few hundred bytes at most). `None` when the header cannot be read.
 pub fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
@@ -174,6 +207,25 @@ mod tests {
         );
         assert!(check_dimensions(4_000, 3_000, 16_384, 16_384, 50_000_000).is_ok());
         assert_eq!(header_dimensions(b"\xFF\xD8\xFF"), None);
+    }
+
+    #[test]
+    fn format_auto_follows_accept_and_its_q_values() {
+        use ImageFormat::*;
+        assert_eq!(negotiate("image/avif,image/webp,*/*", Jpeg), Avif);
+        assert_eq!(negotiate("image/webp,*/*;q=0.8", Jpeg), Webp);
+        assert_eq!(negotiate("image/avif;q=0.5,image/webp;q=0.9,*/*;q=0.1", Jpeg), Webp);
+        assert_eq!(negotiate("image/avif;q=0,image/webp;q=0,image/*", Png), Png);
+        assert_eq!(negotiate("image/*", Jpeg), Jpeg, "modern formats only when named");
+        assert_eq!(negotiate("*/*", Png), Png);
+        assert_eq!(
+            negotiate("image/avif;q=0.4,image/*;q=0.9", Jpeg),
+            Jpeg,
+            "q-values decide"
+        );
+        assert_eq!(negotiate("text/html", Jpeg), Jpeg, "nothing acceptable: the fallback");
+        assert_eq!(negotiate("", Jpeg), Jpeg);
+        assert_eq!(negotiate("image/jpeg,image/png", Jpeg), Jpeg);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct OutputSpec {
     pub strip: bool,
     /// Apply the EXIF orientation before anything else.
     pub auto_orient: bool,
+    /// `format(auto)`: pick AVIF, WebP or `format` from the request's Accept header.
+    pub negotiate: bool,
 }
 
 impl Default for OutputSpec {
@@ -35,6 +37,7 @@ impl Default for OutputSpec {
             keep: Vec::new(),
             strip: true,
             auto_orient: true,
+            negotiate: false,
         }
     }
 }
