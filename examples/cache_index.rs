@@ -3,8 +3,8 @@
 //! Writes N small valid entries (without fsync, to be quick), then times
 //! `DiskTier::rebuild`. docs/benchmarks.md records the figures.
 
-use imaginator::cache::disk::{DiskTier, encode};
 use imaginator::cache::Entry;
+use imaginator::cache::disk::{DiskTier, encode};
 use imaginator::pipeline::format::ImageFormat;
 use std::time::Instant;
 
@@ -16,19 +16,29 @@ fn main() -> anyhow::Result<()> {
         None => tempfile::tempdir()?.keep(),
     };
     let root = dir.join("cache");
-    let data = encode(&Entry { bytes: bytes::Bytes::from(vec![7u8; 64]), format: ImageFormat::Jpeg });
+    let data = encode(&Entry {
+        bytes: bytes::Bytes::from(vec![7u8; 64]),
+        format: ImageFormat::Jpeg,
+    });
     let started = Instant::now();
     for i in 0..n {
         // Same fan-out as the service: shard / source / alias / hash.
         let source = format!("{:064x}", i / 8);
-        let path = root.join(&source[..2]).join(&source).join("thumbnail").join(format!("{i:064x}"));
+        let path = root
+            .join(&source[..2])
+            .join(&source)
+            .join("thumbnail")
+            .join(format!("{i:064x}"));
         std::fs::create_dir_all(path.parent().unwrap())?;
         std::fs::write(&path, &data)?;
     }
     println!("wrote {n} entries in {:.1?}", started.elapsed());
     let tier = DiskTier::new(root, dir.join("tmp"), u64::MAX)?;
     let (entries, bytes, seconds) = tier.rebuild();
-    println!("rebuilt the index of {entries} entries ({bytes} bytes) in {seconds:.2} s ({:.1} µs per entry)", seconds * 1e6 / entries.max(1) as f64);
+    println!(
+        "rebuilt the index of {entries} entries ({bytes} bytes) in {seconds:.2} s ({:.1} µs per entry)",
+        seconds * 1e6 / entries.max(1) as f64
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

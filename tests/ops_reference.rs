@@ -32,6 +32,9 @@ const CASES: &[(&str, &[&str], f64)] = &[
     ("grayscale()", &["-colorspace", "Gray"], 40.0),
     ("blur(2)", &["-blur", "0x2"], 40.0),
     ("sharpen(1)", &["-sharpen", "0x1"], 35.0),
+    ("sepia(80)", &["-sepia-tone", "80%"], 35.0),
+    ("trim()", &["-trim", "+repage"], 40.0),
+    ("dpi(300,300)", &["-units", "PixelsPerInch", "-density", "300"], 40.0),
 ];
 
 #[tokio::test]
@@ -71,6 +74,42 @@ async fn every_operation_matches_the_magick_cli() {
             score >= *threshold,
             "{steps}: PSNR {score:.2} dB < {threshold} against magick {args:?}"
         );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn dpi_records_the_resolution_in_the_file() {
+    let origin = fixture_origin().await;
+    let server = TestServer::start_with(&[], |s| {
+        s.allow_builtin_filters = true;
+        s.domains.insert("fx".into(), origin.clone());
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // PNG stores pixels per metre, so ImageMagick may report either unit: compare in dpi.
+    for (step, want) in [("dpi(300,150)", (300.0, 150.0)), ("cm(40,40)", (101.6, 101.6))] {
+        let bytes = server
+            .get(&format!("/download(fx:photo.jpg):{step}:format(png)"))
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        let file = dir.path().join("out.png");
+        std::fs::write(&file, &bytes).unwrap();
+        let out = Command::new("magick")
+            .args(["identify", "-format", "%x %y %U"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let scale = if parts[2] == "PixelsPerCentimeter" { 2.54 } else { 1.0 };
+        let (x, y) = (
+            parts[0].parse::<f64>().unwrap() * scale,
+            parts[1].parse::<f64>().unwrap() * scale,
+        );
+        assert!((x - want.0).abs() < 0.5 && (y - want.1).abs() < 0.5, "{step}: {text}");
     }
     server.stop().await;
 }

@@ -162,7 +162,12 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
             return Err(JobError::Deadline);
         }
         apply_op(&mut wand, op, logical).map_err(op_error)?;
-        logical = op.output_size(logical);
+        // After a trim the size depends on the pixels: measure it.
+        logical = if matches!(op, Op::Trim(_)) {
+            wand.size()
+        } else {
+            op.output_size(logical)
+        };
     }
     if wand.past_deadline() {
         return Err(JobError::Deadline);
@@ -175,6 +180,15 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
     }
     if plan.output.strip {
         wand.strip().map_err(op_error)?;
+        if plan.ops.iter().any(|op| matches!(op, Op::Resolution(_))) {
+            // Stripping also drops PNG's pHYs chunk; keep it when the chain set
+            // a resolution on purpose (ImageMagick's strip list minus pHYs).
+            wand.set_artifact(
+                "png:exclude-chunk",
+                "bKGD,caNv,cHRM,eXIf,gAMA,iCCP,iTXt,sRGB,tEXt,zCCP,zTXt,date",
+            )
+            .map_err(op_error)?;
+        }
     }
     wand.set_quality(plan.output.quality).map_err(op_error)?;
     wand.set_format(format.coder()).map_err(op_error)?;
@@ -259,6 +273,9 @@ fn apply_op(wand: &mut Wand, op: &Op, logical: Size) -> Result<(), WandError> {
         Op::Grayscale(_) => wand.grayscale()?,
         Op::Blur(b) if b.sharpen => wand.sharpen(b.sigma)?,
         Op::Blur(b) => wand.blur(b.sigma)?,
+        Op::Sepia(sp) => wand.sepia(sp.percent)?,
+        Op::Trim(_) => wand.trim()?,
+        Op::Resolution(r) => wand.set_resolution(r.x, r.y, r.per_cm)?,
     }
     Ok(())
 }

@@ -261,6 +261,39 @@ impl Wand {
         self.check(unsafe { im::MagickSharpenImage(self.raw(), 0.0, sigma) })
     }
 
+    pub fn sepia(&mut self, percent: f64) -> Result<(), WandError> {
+        // Q16 build: QuantumRange is 65535.
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSepiaToneImage(self.raw(), percent / 100.0 * 65535.0) })
+    }
+
+    pub fn trim(&mut self) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickTrimImage(self.raw(), 0.0) })?;
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickResetImagePage(self.raw(), std::ptr::null()) })
+    }
+
+    pub fn set_resolution(&mut self, x: f64, y: f64, per_cm: bool) -> Result<(), WandError> {
+        let units = if per_cm {
+            im::ResolutionType::PixelsPerCentimeter
+        } else {
+            im::ResolutionType::PixelsPerInch
+        };
+        // SAFETY: valid wand.
+        unsafe {
+            self.check(im::MagickSetImageUnits(self.raw(), units))?;
+            self.check(im::MagickSetImageResolution(self.raw(), x, y))
+        }
+    }
+
+    /// Sets an image artifact (a per-image coder hint such as `png:exclude-chunk`).
+    pub fn set_artifact(&mut self, key: &str, value: &str) -> Result<(), WandError> {
+        let (k, v) = (cstring(key), cstring(value));
+        // SAFETY: valid wand and strings.
+        self.check(unsafe { im::MagickSetImageArtifact(self.raw(), k.as_ptr(), v.as_ptr()) })
+    }
+
     pub fn strip(&mut self) -> Result<(), WandError> {
         // SAFETY: valid wand.
         self.check(unsafe { im::MagickStripImage(self.raw()) })

@@ -9,7 +9,10 @@ mod fit_in;
 mod grayscale;
 mod mirror;
 mod resize;
+mod resolution;
 mod rotate;
+mod sepia;
+mod trim;
 
 pub use blur::Blur;
 pub use cover::Cover;
@@ -18,7 +21,10 @@ pub use fit_in::FitIn;
 pub use grayscale::Grayscale;
 pub use mirror::Mirror;
 pub use resize::Resize;
+pub use resolution::Resolution;
 pub use rotate::Rotate;
+pub use sepia::Sepia;
+pub use trim::Trim;
 
 use super::parse::{Arg, Number, Step, Unit};
 use std::fmt;
@@ -48,6 +54,9 @@ pub enum Op {
     Rotate(Rotate),
     Grayscale(Grayscale),
     Blur(Blur),
+    Sepia(Sepia),
+    Trim(Trim),
+    Resolution(Resolution),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -71,6 +80,10 @@ impl Op {
             "grayscale" | "greyscale" => Grayscale::parse(&args).map(Op::Grayscale),
             "blur" => Blur::parse(&args, false).map(Op::Blur),
             "sharpen" => Blur::parse(&args, true).map(Op::Blur),
+            "sepia" => Sepia::parse(&args).map(Op::Sepia),
+            "trim" => Trim::parse(&args).map(Op::Trim),
+            "dpi" => Resolution::parse(&args, false).map(Op::Resolution),
+            "cm" => Resolution::parse(&args, true).map(Op::Resolution),
             other => Err(OpError {
                 op: other.to_string(),
                 message: "unknown filter".to_string(),
@@ -86,7 +99,9 @@ impl Op {
             Op::Cover(op) => op.output_size(input),
             Op::Crop(op) => op.output_size(input),
             Op::Rotate(op) => op.output_size(input),
-            Op::Mirror(_) | Op::Grayscale(_) | Op::Blur(_) => input,
+            // trim's result depends on pixels; geometry after it is measured
+            // on the image (see magick::apply).
+            Op::Mirror(_) | Op::Grayscale(_) | Op::Blur(_) | Op::Sepia(_) | Op::Trim(_) | Op::Resolution(_) => input,
         }
     }
 
@@ -97,7 +112,7 @@ impl Op {
             Op::Resize(op) => Some(op.output_size(input)),
             Op::FitIn(op) => Some(op.output_size(input)),
             Op::Cover(op) => Some(op.scaled_size(input)),
-            Op::Crop(_) | Op::Mirror(_) | Op::Rotate(_) | Op::Grayscale(_) | Op::Blur(_) => None,
+            _ => None,
         }
     }
 }
@@ -113,6 +128,9 @@ impl fmt::Display for Op {
             Op::Rotate(op) => op.fmt(f),
             Op::Grayscale(op) => op.fmt(f),
             Op::Blur(op) => op.fmt(f),
+            Op::Sepia(op) => op.fmt(f),
+            Op::Trim(op) => op.fmt(f),
+            Op::Resolution(op) => op.fmt(f),
         }
     }
 }
@@ -143,7 +161,7 @@ impl fmt::Display for Length {
 
 /// Positional argument access with errors that name the operation and argument.
 pub(crate) struct Args<'a> {
-    step: &'a Step,
+    pub(crate) step: &'a Step,
 }
 
 impl Args<'_> {
