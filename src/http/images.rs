@@ -93,7 +93,6 @@ fn storage_error(e: crate::storage::StoreError) -> ApiError {
 /// `POST /images`: 201 with the new original's id and header facts, or 200
 /// with the same answer when these exact bytes are already stored.
 pub async fn upload(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    state.refuse_if_saturated()?;
     let bytes = upload_bytes(&state, request).await?;
     let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
         ApiError::new(

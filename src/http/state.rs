@@ -31,15 +31,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// 503 at once when the pool cannot take a job, before a body is read.
-    pub fn refuse_if_saturated(&self) -> Result<(), ApiError> {
-        if self.pool.is_saturated() {
-            self.metrics.jobs.with_label_values(&["rejected"]).inc();
-            return Err(ApiError::overloaded(self.settings.retry_after_secs));
-        }
-        Ok(())
-    }
-
     /// Counts a request by alias (known names only) and response status.
     pub fn count_alias(&self, alias: &str, response: &Result<axum::response::Response, ApiError>) {
         let name = if self.aliases.get(alias).is_some() {

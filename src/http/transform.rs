@@ -34,7 +34,6 @@ async fn run(state: &AppState, alias: &str, query: Option<String>, body: Body) -
         .into_owned()
         .collect();
     let plan = alias.instantiate(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    state.refuse_if_saturated()?;
     let input = read_body(body, state.settings.max_body.0).await?;
     let format = ImageFormat::sniff(&input).ok_or_else(|| {
         ApiError::new(

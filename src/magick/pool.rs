@@ -144,18 +144,6 @@ impl Pool {
         }
     }
 
-    /// Whether a job submitted now would be refused: lets a handler answer 503
-    /// before reading a request body it could not process anyway. (A free
-    /// slot can still be taken by the time the job is submitted; `submit`
-    /// stays the authority.)
-    pub fn is_saturated(&self) -> bool {
-        let guard = self.sender.lock().unwrap_or_else(|e| e.into_inner());
-        match guard.as_ref() {
-            None => true,
-            Some(sender) => sender.capacity().is_some_and(|c| c > 0) && sender.is_full(),
-        }
-    }
-
     /// Worker threads currently alive.
     pub fn alive(&self) -> usize {
         self.shared.alive.load(Ordering::SeqCst)
