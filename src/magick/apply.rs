@@ -43,7 +43,8 @@ pub enum JobError {
     Failed(String),
 }
 
-impl Outcome for Result<Rendered, JobError> {
+/// Any job's result is labelled the same way in `imaginator_jobs_total`.
+impl<T> Outcome for Result<T, JobError> {
     fn outcome(&self) -> &'static str {
         match self {
             Ok(_) => "ok",
@@ -86,18 +87,6 @@ pub struct Probe {
     /// Size as displayed (after EXIF orientation).
     pub oriented: Size,
     pub frames: usize,
-}
-
-impl Outcome for Result<Probe, JobError> {
-    fn outcome(&self) -> &'static str {
-        match self {
-            Ok(_) => "ok",
-            Err(JobError::Decode(_)) => "bad_input",
-            Err(JobError::TooLarge(_)) => "too_large",
-            Err(JobError::Deadline) => "deadline",
-            Err(JobError::Failed(_)) => "error",
-        }
-    }
 }
 
 /// Reads the header(s) only (ImageMagick's ping, told the coder) and checks

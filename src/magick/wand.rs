@@ -227,23 +227,13 @@ impl Wand {
     }
 
     pub fn rotate(&mut self, degrees: f64, background: &str) -> Result<(), WandError> {
-        let c = cstring(background);
-        // SAFETY: the pixel wand is created, used and destroyed within this block.
-        unsafe {
-            let pixel = im::NewPixelWand();
-            if pixel.is_null() {
-                return Err(WandError {
-                    severity: 0,
-                    message: "out of memory".into(),
-                    deadline: false,
-                });
-            }
-            im::PixelSetColor(pixel, c.as_ptr());
-            let status = im::MagickRotateImage(self.raw(), pixel, degrees);
-            im::DestroyPixelWand(pixel);
-            self.check(status)?;
-            self.check(im::MagickSetImagePage(self.raw(), 0, 0, 0, 0))
-        }
+        // SAFETY: valid wand and a live pixel wand.
+        let status = self.with_color(background, |w, pixel| unsafe {
+            im::MagickRotateImage(w.raw(), pixel, degrees)
+        })?;
+        self.check(status)?;
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSetImagePage(self.raw(), 0, 0, 0, 0) })
     }
 
     pub fn grayscale(&mut self) -> Result<(), WandError> {
@@ -305,10 +295,14 @@ impl Wand {
         ok(unsafe { im::MagickGetImageAlphaChannel(self.raw()) })
     }
 
-    /// Composes the image over `color` and drops alpha (for formats without it).
-    pub fn flatten_onto(&mut self, color: &str) -> Result<(), WandError> {
+    /// Runs `f` with a pixel wand of `color`, created and destroyed here.
+    fn with_color<T>(
+        &mut self,
+        color: &str,
+        f: impl FnOnce(&mut Self, *mut im::PixelWand) -> T,
+    ) -> Result<T, WandError> {
         let c = cstring(color);
-        // SAFETY: the pixel wand is created, used and destroyed within this block.
+        // SAFETY: the pixel wand lives for the duration of `f` only.
         unsafe {
             let pixel = im::NewPixelWand();
             if pixel.is_null() {
@@ -319,9 +313,21 @@ impl Wand {
                 });
             }
             im::PixelSetColor(pixel, c.as_ptr());
-            let status = im::MagickSetImageBackgroundColor(self.raw(), pixel);
+            let result = f(self, pixel);
             im::DestroyPixelWand(pixel);
-            self.check(status)?;
+            Ok(result)
+        }
+    }
+
+    /// Composes the image over `color` and drops alpha (for formats without it).
+    pub fn flatten_onto(&mut self, color: &str) -> Result<(), WandError> {
+        // SAFETY: valid wand and a live pixel wand.
+        let status = self.with_color(color, |w, pixel| unsafe {
+            im::MagickSetImageBackgroundColor(w.raw(), pixel)
+        })?;
+        self.check(status)?;
+        // SAFETY: valid wand.
+        unsafe {
             self.check(im::MagickSetImageAlphaChannel(
                 self.raw(),
                 im::AlphaChannelOption::Remove,
