@@ -3,6 +3,7 @@
 //! `/download(origin:photo.jpg):thumbnail(200)/photo.jpg`.
 
 use super::AppState;
+use super::images::{cached_response, not_modified};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::fetch::FetchError;
@@ -12,7 +13,7 @@ use crate::pipeline::parse::{ParseLimits, parse_chain};
 use crate::storage::ImageId;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 
 fn not_found() -> ApiError {
@@ -125,12 +126,14 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         &state.salt,
     );
     let etag = key.etag();
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
-    {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    if not_modified(&headers, &etag) {
+        let mut response = cached_response(&state, StatusCode::NOT_MODIFIED, &etag, "", Bytes::new());
+        if negotiated {
+            response
+                .headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept"));
+        }
+        return Ok(response);
     }
     let plan = compiled.plan.clone();
     let (entry, tier) = state
@@ -143,15 +146,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
             })
         })
         .await?;
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, entry.format.mime().to_string()),
-            (header::ETAG, etag),
-            (header::CACHE_CONTROL, settings.cache.cache_control.clone()),
-        ],
-        entry.bytes,
-    )
-        .into_response();
+    let mut response = cached_response(&state, StatusCode::OK, &etag, entry.format.mime(), entry.bytes);
     let h = response.headers_mut();
     h.insert("x-cache", HeaderValue::from_static(tier.header()));
     if negotiated {

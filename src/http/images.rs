@@ -126,18 +126,30 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
     Ok((status, Json(meta)).into_response())
 }
 
-fn parse_id(id: &str) -> Result<ImageId, ApiError> {
-    ImageId::parse(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"))
+fn image_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image")
 }
 
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+fn parse_id(id: &str) -> Result<ImageId, ApiError> {
+    ImageId::parse(id).ok_or_else(image_not_found)
+}
+
+/// Whether `If-None-Match` names `etag` (or `*`).
+pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
-fn cached_response(state: &AppState, status: StatusCode, etag: &str, content_type: &str, body: Bytes) -> Response {
+/// A response with the body's type, its ETag and the configured Cache-Control.
+pub(super) fn cached_response(
+    state: &AppState,
+    status: StatusCode,
+    etag: &str,
+    content_type: &str,
+    body: Bytes,
+) -> Response {
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(content_type) {
@@ -165,7 +177,7 @@ pub async fn original(
         .get(&id)
         .await
         .map_err(storage_error)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"))?;
+        .ok_or_else(image_not_found)?;
     if not_modified(&headers, &etag) {
         return Ok(cached_response(
             &state,
@@ -188,7 +200,7 @@ pub async fn original(
 pub async fn delete(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     if !state.originals.delete(&id).await.map_err(storage_error)? {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"));
+        return Err(image_not_found());
     }
     let purged = state.cache.purge(&crate::cache::Purge::Image(id)).await;
     tracing::info!(purged, "original deleted with its results");
@@ -214,17 +226,7 @@ async fn render_cached(
     query: Option<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let alias = state.aliases.get(alias_name).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_alias",
-            format!("no alias named `{alias_name}`"),
-        )
-    })?;
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
-    let plan = alias.instantiate(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let (alias, plan) = state.bind_alias(alias_name, query.as_deref())?;
     let id = parse_id(&id)?;
     let key = CacheKey::new(&id, &alias.name, &plan.canonical(), &state.salt);
     let etag = key.etag();
@@ -247,7 +249,7 @@ async fn render_cached(
                 .get(&id)
                 .await
                 .map_err(storage_error)?
-                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image"))?;
+                .ok_or_else(image_not_found)?;
             let rendered = state.render(bytes, meta.format, plan).await?;
             Ok(Entry {
                 bytes: Bytes::from(rendered.bytes),

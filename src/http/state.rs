@@ -8,7 +8,7 @@ use crate::memory::MemoryState;
 use crate::memory::report::{MemoryReport, ResultCacheMemory};
 use crate::metrics::Metrics;
 use crate::pipeline::Plan;
-use crate::pipeline::alias::AliasSet;
+use crate::pipeline::alias::{Alias, AliasSet};
 use crate::pipeline::format::{ImageFormat, check_dimensions, header_dimensions};
 use crate::storage::Originals;
 use bytes::Bytes;
@@ -31,6 +31,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Looks up alias `name` and binds the request's query parameters to it:
+    /// 404 for an unknown alias, 400 naming a bad parameter.
+    pub fn bind_alias(&self, name: &str, query: Option<&str>) -> Result<(&Alias, Plan), ApiError> {
+        let alias = self.aliases.get(name).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "unknown_alias",
+                format!("no alias named `{name}`"),
+            )
+        })?;
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+        let plan = alias.instantiate(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        Ok((alias, plan))
+    }
+
     /// Counts a request by alias (known names only) and response status.
     pub fn count_alias(&self, alias: &str, response: &Result<axum::response::Response, ApiError>) {
         let name = if self.aliases.get(alias).is_some() {

@@ -23,17 +23,7 @@ pub async fn transform(
 }
 
 async fn run(state: &AppState, alias: &str, query: Option<String>, body: Body) -> Result<Response, ApiError> {
-    let alias = state.aliases.get(alias).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_alias",
-            format!("no alias named `{alias}`"),
-        )
-    })?;
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
-    let plan = alias.instantiate(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let (_, plan) = state.bind_alias(alias, query.as_deref())?;
     let input = read_body(body, state.settings.max_body.0).await?;
     let format = ImageFormat::sniff(&input).ok_or_else(|| {
         ApiError::new(
