@@ -86,6 +86,7 @@ impl From<JobError> for ApiError {
                 "deadline_exceeded",
                 "the image could not be processed within the time limit",
             ),
+            JobError::Invalid(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_operation", message),
             JobError::Failed(detail) => {
                 tracing::error!(%detail, "ImageMagick failed on a decodable image");
                 ApiError::internal()

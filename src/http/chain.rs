@@ -7,6 +7,7 @@ use super::images::{cached_response, not_modified};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::fetch::FetchError;
+use crate::magick::Source;
 use crate::pipeline::chain::{ChainError, compile, strip_trailing_name};
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::parse::{ParseLimits, parse_chain};
@@ -99,14 +100,24 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string()))?;
     let compiled = compile(&chain, &state.aliases, settings.allow_builtin_filters)?;
 
-    let bytes: Bytes = state.fetcher.fetch(&compiled.source).await?;
-    let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_format",
-            "the downloaded file is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
-        )
-    })?;
+    // Every image the chain names, fetched concurrently and sniffed.
+    let fetched = futures::future::try_join_all(compiled.sources.iter().map(|spec| async {
+        let bytes: Bytes = state.fetcher.fetch(&spec.url).await?;
+        let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_format",
+                "the downloaded file is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
+            )
+        })?;
+        Ok::<_, ApiError>(Source {
+            bytes,
+            format,
+            density: spec.dpi,
+        })
+    }))
+    .await?;
+    let format = fetched[0].format;
     let mut compiled = compiled;
     let negotiated = compiled.plan.output.negotiate;
     if negotiated {
@@ -118,13 +129,14 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         };
         compiled.plan.output.format = crate::pipeline::format::negotiate(accept, fallback);
     }
-    let source = ImageId::of(&bytes);
-    let key = CacheKey::new(
-        &source,
-        &format!("cache-{}", compiled.cache),
-        &compiled.plan.canonical(),
-        &state.salt,
-    );
+    // The key names the content of every image (never a URL) and any assumed resolution.
+    let source = ImageId::of(&fetched[0].bytes);
+    let mut work = compiled.plan.canonical();
+    for (i, s) in fetched.iter().enumerate() {
+        let id = if i == 0 { source.clone() } else { ImageId::of(&s.bytes) };
+        work.push_str(&format!("|#{i}={id}@{:?}", s.density));
+    }
+    let key = CacheKey::new(&source, &format!("cache-{}", compiled.cache), &work, &state.salt);
     let etag = key.etag();
     if not_modified(&headers, &etag) {
         let mut response = cached_response(&state, StatusCode::NOT_MODIFIED, &etag, "", Bytes::new());
@@ -139,7 +151,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     let (entry, tier) = state
         .cache
         .get_or_compute(&key, || async {
-            let rendered = state.render(bytes, format, plan).await?;
+            let rendered = state.render_sources(fetched, plan).await?;
             Ok(Entry {
                 bytes: Bytes::from(rendered.bytes),
                 format: rendered.format,

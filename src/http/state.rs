@@ -3,7 +3,7 @@
 use crate::cache::ResultCache;
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::magick::{self, Job, JobResult, Pool, Rendered};
+use crate::magick::{self, Job, JobResult, Pool, Rendered, Source};
 use crate::memory::MemoryState;
 use crate::memory::report::{MemoryReport, ResultCacheMemory};
 use crate::metrics::Metrics;
@@ -107,11 +107,23 @@ impl AppState {
 
     /// Runs `plan` on `input` in the worker pool, within the job deadline.
     pub async fn render(&self, input: Bytes, format: ImageFormat, plan: Plan) -> Result<Rendered, ApiError> {
-        self.precheck(&input)?;
+        let source = Source {
+            bytes: input,
+            format,
+            density: None,
+        };
+        self.render_sources(vec![source], plan).await
+    }
+
+    /// Runs `plan` on the first of `sources` (the others are the images its
+    /// `compose` steps lay over it), within the job deadline.
+    pub async fn render_sources(&self, sources: Vec<Source>, plan: Plan) -> Result<Rendered, ApiError> {
+        for source in &sources {
+            self.precheck(&source.bytes)?;
+        }
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let job = Job {
-            input,
-            format,
+            sources,
             plan,
             limits: self.settings.limits.clone(),
             deadline,

@@ -2,23 +2,33 @@
 //! when the plan allows it), the operations, and the encode.
 
 use super::pool::Outcome;
+use super::profiles;
 use super::wand::{Wand, WandError};
 use crate::config::Limits;
-use crate::pipeline::Plan;
 use crate::pipeline::format::{ImageFormat, check_dimensions};
-use crate::pipeline::ops::{Filter, Mirror, Op, Size};
+use crate::pipeline::ops::{Dpi, Filter, Gravity, MAX_OUTPUT_SIDE, Mirror, Op, Size};
+use crate::pipeline::{Plan, decode_scale};
 use magick_rust::bindings as im;
 use std::time::Instant;
 
 pub struct Job {
-    pub input: bytes::Bytes,
-    /// Sniffed from magic bytes by the caller.
-    pub format: ImageFormat,
+    /// The images: the first is the one the plan transforms; the others are
+    /// laid over it by `compose` steps (`Compose::input` indexes this list).
+    pub sources: Vec<Source>,
     pub plan: Plan,
     pub limits: Limits,
     pub deadline: Instant,
     /// Resolution kept above the target when a JPEG is decoded reduced.
     pub decode_headroom: f64,
+}
+
+/// One input image.
+pub struct Source {
+    pub bytes: bytes::Bytes,
+    /// Sniffed from magic bytes by the caller.
+    pub format: ImageFormat,
+    /// `download(url,dpi)`: the resolution to assume instead of the file's.
+    pub density: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -41,6 +51,10 @@ pub enum JobError {
     /// ImageMagick failed on a valid image: a server-side problem.
     #[error("{0}")]
     Failed(String),
+    /// The request cannot be done to this image (a `profile()` whose source
+    /// does not match the image's colour space, a bleed wider than the image).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Any job's result is labelled the same way in `imaginator_jobs_total`.
@@ -52,6 +66,7 @@ impl<T> Outcome for Result<T, JobError> {
             Err(JobError::TooLarge(_)) => "too_large",
             Err(JobError::Deadline) => "deadline",
             Err(JobError::Failed(_)) => "error",
+            Err(JobError::Invalid(_)) => "bad_input",
         }
     }
 }
@@ -87,12 +102,24 @@ pub struct Probe {
     /// Size as displayed (after EXIF orientation).
     pub oriented: Size,
     pub frames: usize,
+    /// The recorded resolution (or the one `download(url,dpi)` imposes).
+    pub dpi: Dpi,
 }
 
 /// Reads the header(s) only (ImageMagick's ping, told the coder) and checks
 /// dimensions, area and frames against the limits. A decompression bomb is
 /// refused here, before a single pixel is allocated.
 pub fn probe(input: &[u8], format: ImageFormat, limits: &Limits, deadline: Instant) -> Result<Probe, JobError> {
+    probe_source(input, format, None, limits, deadline)
+}
+
+fn probe_source(
+    input: &[u8],
+    format: ImageFormat,
+    density: Option<f64>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<Probe, JobError> {
     let mut wand = Wand::new(deadline);
     wand.ping(input, format.coder()).map_err(decode_error)?;
     let stored = wand.size();
@@ -107,69 +134,40 @@ pub fn probe(input: &[u8], format: ImageFormat, limits: &Limits, deadline: Insta
         stored,
         oriented,
         frames,
+        dpi: density.map_or_else(|| wand.resolution(), |d| Dpi { x: d, y: d }),
     })
 }
 
 pub fn run(job: Job) -> Result<Rendered, JobError> {
-    let coder = job.format.coder();
     let plan = &job.plan;
-
-    // 1. Header only: dimensions and frames against the limits, before any pixel is decoded.
-    let header = probe(&job.input, job.format, &job.limits, job.deadline)?;
-    let stored = header.stored;
-    let swaps = plan.output.auto_orient && header.oriented != header.stored;
-
-    // 2. Decode, at a reduced size when the plan shrinks a JPEG a lot.
-    let mut wand = Wand::new(job.deadline);
-    let oriented = if swaps {
-        Size::new(stored.height, stored.width)
-    } else {
-        stored
-    };
-    if job.format == ImageFormat::Jpeg
-        && let Some(scale) = plan.decode_scale(oriented, job.decode_headroom)
-    {
-        let hint = format!(
-            "{}x{}",
-            (f64::from(stored.width) * scale).ceil() as u32,
-            (f64::from(stored.height) * scale).ceil() as u32
-        );
-        wand.set_option("jpeg:size", &hint).map_err(op_error)?;
-    }
-    wand.read(&job.input, coder).map_err(decode_error)?;
-    wand.keep_first_frame().map_err(op_error)?;
-    if plan.output.auto_orient {
-        wand.auto_orient().map_err(op_error)?;
-    }
-
-    // 3. The operations, with the deadline checked between them. Geometry is
-    // computed on the logical (oriented, full-size) image: a reduced decode
-    // must not change what `0.5w` or a crop offset means.
-    let mut logical = oriented;
-    for op in &plan.ops {
-        if wand.past_deadline() {
-            return Err(JobError::Deadline);
-        }
-        apply_op(&mut wand, op, logical).map_err(op_error)?;
-        // After a trim the size depends on the pixels: measure it.
-        logical = if matches!(op, Op::Trim(_)) {
-            wand.size()
-        } else {
-            op.output_size(logical)
-        };
-    }
+    let main = job
+        .sources
+        .first()
+        .ok_or_else(|| JobError::Failed("a job without an image".into()))?;
+    let (mut wand, logical) = load(main, &plan.ops, plan.output.auto_orient, &job)?;
+    let mut state = State::default();
+    apply_ops(&mut wand, &plan.ops, logical, &mut state, &job)?;
     if wand.past_deadline() {
         return Err(JobError::Deadline);
     }
 
-    // 4. Encode.
-    let format = plan.output.format_for(job.format);
+    // Encode.
+    let format = plan.output.format_for(main.format);
     if !format.has_alpha() && wand.has_alpha() {
-        wand.flatten_onto("white").map_err(op_error)?;
+        wand.flatten_onto(&state.background).map_err(op_error)?;
     }
     if plan.output.strip {
+        // A profile the chain converted to describes the pixels: keep it.
+        let keep_icc = state.profiled.then(|| wand.icc_profile()).flatten();
         wand.strip().map_err(op_error)?;
-        if plan.ops.iter().any(|op| matches!(op, Op::Resolution(_))) {
+        if let Some(icc) = keep_icc {
+            wand.set_icc_profile(&icc).map_err(op_error)?;
+        }
+        if plan
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::Resolution(_) | Op::Resample(_)))
+        {
             // Stripping also drops PNG's pHYs chunk; keep it when the chain set
             // a resolution on purpose (ImageMagick's strip list minus pHYs).
             wand.set_artifact(
@@ -179,11 +177,87 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
             .map_err(op_error)?;
         }
     }
+    if plan.output.interlace {
+        wand.set_interlace().map_err(op_error)?;
+    }
     wand.set_quality(plan.output.quality).map_err(op_error)?;
     wand.set_format(format.coder()).map_err(op_error)?;
     let size = wand.size();
     let bytes = wand.encode().map_err(op_error)?;
     Ok(Rendered { bytes, format, size })
+}
+
+/// Checks a source's header against the limits, then decodes it (reduced for
+/// a JPEG that `ops` shrinks a lot) and applies its EXIF orientation.
+/// Returns the wand and the image's logical (oriented, full-resolution) size.
+fn load(source: &Source, ops: &[Op], auto_orient: bool, job: &Job) -> Result<(Wand, Size), JobError> {
+    let coder = source.format.coder();
+    // Header only: dimensions and frames against the limits, before any pixel is decoded.
+    let header = probe_source(&source.bytes, source.format, source.density, &job.limits, job.deadline)?;
+    let stored = header.stored;
+    let oriented = if auto_orient { header.oriented } else { stored };
+
+    let mut wand = Wand::new(job.deadline);
+    if source.format == ImageFormat::Jpeg
+        && let Some(scale) = decode_scale(ops, oriented, job.decode_headroom, header.dpi)
+    {
+        let hint = format!(
+            "{}x{}",
+            (f64::from(stored.width) * scale).ceil() as u32,
+            (f64::from(stored.height) * scale).ceil() as u32
+        );
+        wand.set_option("jpeg:size", &hint).map_err(op_error)?;
+    }
+    wand.read(&source.bytes, coder).map_err(decode_error)?;
+    wand.keep_first_frame().map_err(op_error)?;
+    if let Some(dpi) = source.density {
+        // What `magick -density` does to a raster image: replace the recorded resolution.
+        wand.set_resolution(Dpi { x: dpi, y: dpi }).map_err(op_error)?;
+    }
+    if auto_orient {
+        wand.auto_orient().map_err(op_error)?;
+    }
+    Ok((wand, oriented))
+}
+
+/// Settings steps leave for later ones.
+struct State {
+    /// `gravity(g)`: how `extend` and `compose` anchor.
+    gravity: Gravity,
+    /// `bg(color)`: what `extend`, `canvas`, `alpha(remove)` and flattening fill with.
+    background: String,
+    /// A `profile()` step converted the pixels: its ICC profile stays in the output.
+    profiled: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            gravity: Gravity::NorthWest,
+            background: "white".into(),
+            profiled: false,
+        }
+    }
+}
+
+/// Applies `ops` in order with the deadline checked between them. Geometry is
+/// computed on the logical (oriented, full-size) image: a reduced decode must
+/// not change what `0.5w` or a crop offset means. Physical units are
+/// converted at the resolution the image has when the step runs.
+fn apply_ops(wand: &mut Wand, ops: &[Op], mut logical: Size, state: &mut State, job: &Job) -> Result<Size, JobError> {
+    for op in ops {
+        if wand.past_deadline() {
+            return Err(JobError::Deadline);
+        }
+        let op = op.in_pixels(wand.resolution());
+        apply_op(wand, &op, logical, state, job)?;
+        logical = if op.measured_size() {
+            wand.size()
+        } else {
+            op.output_size(logical)
+        };
+    }
+    Ok(logical)
 }
 
 fn check_limits(size: Size, frames: usize, limits: &Limits) -> Result<(), JobError> {
@@ -224,47 +298,211 @@ fn filter_for(filter: Filter) -> im::FilterType {
     }
 }
 
-fn apply_op(wand: &mut Wand, op: &Op, logical: Size) -> Result<(), WandError> {
+/// An ImageMagick enum from its command-line name (`-compose SoftLight`), by
+/// ImageMagick's own option tables, so names mean what they mean to `magick`.
+fn im_option<T: Copy>(kind: im::CommandOption, name: &str) -> Result<T, JobError> {
+    let c = std::ffi::CString::new(name).map_err(|_| JobError::Invalid(format!("bad option `{name}`")))?;
+    // SAFETY: a valid NUL-terminated string; the call only reads ImageMagick's static tables.
+    let value = unsafe { im::ParseCommandOption(kind, im::MagickBooleanType::MagickFalse, c.as_ptr()) };
+    if value < 0 {
+        return Err(JobError::Invalid(format!("ImageMagick does not know `{name}`")));
+    }
+    debug_assert_eq!(std::mem::size_of::<T>(), std::mem::size_of::<u32>());
+    let raw = value as u32;
+    // SAFETY: T is one of bindgen's `repr(u32)` option enums (asserted by the
+    // callers' types) and `raw` came from ImageMagick's table for that enum,
+    // so it is one of its discriminants.
+    Ok(unsafe { std::mem::transmute_copy::<u32, T>(&raw) })
+}
+
+fn too_large(what: &str, size: (f64, f64)) -> JobError {
+    JobError::TooLarge(format!(
+        "{what} would make the image {:.0}x{:.0}, more than {MAX_OUTPUT_SIDE} pixels a side",
+        size.0, size.1
+    ))
+}
+
+fn apply_op(wand: &mut Wand, op: &Op, logical: Size, state: &mut State, job: &Job) -> Result<(), JobError> {
     let actual = wand.size();
+    let e = op_error;
     match op {
         Op::Resize(r) => {
             let to = r.output_size(logical);
             if to != actual {
-                wand.resize(to, filter_for(r.filter))?;
+                wand.resize(to, filter_for(r.filter)).map_err(e)?;
             }
         }
         Op::FitIn(f) => {
             let to = f.output_size(logical);
             if to != actual {
-                wand.resize(to, filter_for(Filter::Auto))?;
+                wand.resize(to, filter_for(Filter::Auto)).map_err(e)?;
             }
         }
         Op::Cover(c) => {
             let scaled = c.scaled_size(logical);
             if scaled != actual {
-                wand.resize(scaled, filter_for(Filter::Auto))?;
+                wand.resize(scaled, filter_for(Filter::Auto)).map_err(e)?;
             }
             let (x, y) = c.crop_offset(logical);
             let to = c.output_size(logical);
             if to != scaled {
-                wand.crop(x, y, to)?;
+                wand.crop(x, y, to).map_err(e)?;
             }
         }
         Op::Crop(c) => {
             // Crops never follow a reduced decode (no size hint for them), so
             // the logical and actual sizes agree here.
             let (x, y, to) = c.window(logical);
-            wand.crop(x, y, to)?;
+            wand.crop(x, y, to).map_err(e)?;
         }
-        Op::Mirror(Mirror::Flip) => wand.flip()?,
-        Op::Mirror(Mirror::Flop) => wand.flop()?,
-        Op::Rotate(r) => wand.rotate(r.degrees, &r.background)?,
-        Op::Grayscale(_) => wand.grayscale()?,
-        Op::Blur(b) if b.sharpen => wand.sharpen(b.sigma)?,
-        Op::Blur(b) => wand.blur(b.sigma)?,
-        Op::Sepia(sp) => wand.sepia(sp.percent)?,
-        Op::Trim(_) => wand.trim()?,
-        Op::Resolution(r) => wand.set_resolution(r.x, r.y, r.per_cm)?,
+        Op::Mirror(Mirror::Flip) => wand.flip().map_err(e)?,
+        Op::Mirror(Mirror::Flop) => wand.flop().map_err(e)?,
+        Op::Rotate(r) => wand.rotate(r.degrees, &r.background).map_err(e)?,
+        Op::Grayscale(_) => wand.grayscale().map_err(e)?,
+        Op::Blur(b) if b.sharpen => wand.sharpen(b.sigma).map_err(e)?,
+        Op::Blur(b) => wand.blur(b.sigma).map_err(e)?,
+        Op::Sepia(sp) => wand.sepia(sp.percent).map_err(e)?,
+        Op::Trim(_) => wand.trim().map_err(e)?,
+        Op::Resolution(r) => wand.set_resolution(r.dpi(logical)).map_err(e)?,
+        Op::Gravity(g) => state.gravity = g.0,
+        Op::Background(b) => {
+            state.background = b.0.clone();
+            wand.set_background(&b.0).map_err(e)?;
+        }
+        Op::Extend(x) => {
+            let (left, top) = x.canvas_origin(logical, state.gravity);
+            wand.extent(x.output_size(logical), left, top, &state.background)
+                .map_err(e)?;
+        }
+        Op::Alpha(a) => {
+            if a.0 == "remove" || a.0 == "background" {
+                wand.set_background(&state.background).map_err(e)?;
+            }
+            wand.set_alpha(im_option(im::CommandOption::MagickAlphaChannel, &a.0)?)
+                .map_err(e)?;
+        }
+        Op::Colorspace(c) => wand
+            .transform_colorspace(im_option(im::CommandOption::MagickColorspace, &c.0)?)
+            .map_err(e)?,
+        Op::Compression(c) => wand
+            .set_compression(im_option(im::CommandOption::MagickCompress, &c.0)?)
+            .map_err(e)?,
+        Op::Profile(p) => {
+            let cmyk = wand.colorspace() == im::ColorspaceType::CMYK;
+            if cmyk != p.source.is_cmyk() {
+                return Err(JobError::Invalid(format!(
+                    "profile: the image is {}, but `{}` describes {} images",
+                    if cmyk { "CMYK" } else { "not CMYK" },
+                    p.source.name(),
+                    if p.source.is_cmyk() { "CMYK" } else { "RGB" }
+                )));
+            }
+            wand.apply_profile(profiles::icc(p.source)).map_err(e)?;
+            wand.apply_profile(profiles::icc(p.target)).map_err(e)?;
+            state.profiled = true;
+        }
+        Op::Resample(r) => {
+            let now = wand.resolution();
+            let to = (
+                f64::from(actual.width) * r.x / now.x,
+                f64::from(actual.height) * r.y / now.y,
+            );
+            if to.0 > MAX_OUTPUT_SIDE || to.1 > MAX_OUTPUT_SIDE {
+                return Err(too_large("resample", to));
+            }
+            wand.resample(Dpi { x: r.x, y: r.y }, filter_for(r.filter)).map_err(e)?;
+        }
+        Op::Pattern(p) => {
+            let mut tile = wand.duplicate();
+            tile.resize(p.tile_size(logical), filter_for(Filter::Auto)).map_err(e)?;
+            wand.texture(&tile).map_err(e)?;
+        }
+        Op::Repeat(r) => {
+            let copy = wand.duplicate();
+            for (x, y) in r.positions(logical) {
+                if wand.past_deadline() {
+                    return Err(JobError::Deadline);
+                }
+                wand.composite(&copy, im::CompositeOperator::Over, x, y).map_err(e)?;
+            }
+        }
+        Op::Canvas(c) => canvas(wand, c, state)?,
+        Op::Compose(c) => {
+            let source = job
+                .sources
+                .get(c.input)
+                .ok_or_else(|| JobError::Failed(format!("compose: no image #{}", c.input)))?;
+            let (mut overlay, size) = load(source, &c.ops, true, job)?;
+            let mut overlay_state = State::default();
+            let size = apply_ops(&mut overlay, &c.ops, size, &mut overlay_state, job)?;
+            let (ax, ay) = state.gravity.signed_offset(actual, size);
+            let (dx, dy) = (c.x.resolve(logical).round() as i64, c.y.resolve(logical).round() as i64);
+            // As `magick -gravity`: offsets point inwards from the anchored side.
+            let x = match state.gravity {
+                Gravity::East | Gravity::NorthEast | Gravity::SouthEast => ax - dx,
+                _ => ax + dx,
+            };
+            let y = match state.gravity {
+                Gravity::South | Gravity::SouthEast | Gravity::SouthWest => ay - dy,
+                _ => ay + dy,
+            };
+            wand.composite(
+                &overlay,
+                im_option(im::CommandOption::MagickCompose, &c.operator)?,
+                x,
+                y,
+            )
+            .map_err(e)?;
+        }
+    }
+    Ok(())
+}
+
+/// `canvas(bx,by)`: shave a 1-pixel edge, then surround the image with a
+/// border of mirrored copies: flopped left and right, flipped above and
+/// below, both in the corners.
+fn canvas(wand: &mut Wand, c: &crate::pipeline::ops::Canvas, state: &State) -> Result<(), JobError> {
+    let e = op_error;
+    let (bx, by) = c.border(wand.resolution());
+    let before = wand.size();
+    if before.width < 3 || before.height < 3 {
+        return Err(JobError::Invalid("canvas: the image is too small to shave".into()));
+    }
+    wand.shave(1, 1).map_err(e)?;
+    let inner = wand.size();
+    if bx > inner.width || by > inner.height {
+        return Err(JobError::Invalid(format!(
+            "canvas: a {bx}x{by} pixel bleed is wider than the {}x{} image it mirrors",
+            inner.width, inner.height
+        )));
+    }
+    let outer = (f64::from(inner.width + 2 * bx), f64::from(inner.height + 2 * by));
+    if outer.0 > MAX_OUTPUT_SIDE || outer.1 > MAX_OUTPUT_SIDE {
+        return Err(too_large("canvas", outer));
+    }
+    let mut flopped = wand.duplicate();
+    flopped.flop().map_err(e)?;
+    let mut flipped = wand.duplicate();
+    flipped.flip().map_err(e)?;
+    let mut both = flipped.duplicate();
+    both.flop().map_err(e)?;
+    let size = Size::new(outer.0 as u32, outer.1 as u32);
+    wand.extent(size, -i64::from(bx), -i64::from(by), &state.background)
+        .map_err(e)?;
+    let (bx, by) = (i64::from(bx), i64::from(by));
+    let (w, h) = (i64::from(inner.width), i64::from(inner.height));
+    let copy = im::CompositeOperator::Copy;
+    for (image, x, y) in [
+        (&flopped, bx - w, by),
+        (&flopped, bx + w, by),
+        (&flipped, bx, by - h),
+        (&flipped, bx, by + h),
+        (&both, bx - w, by - h),
+        (&both, bx + w, by - h),
+        (&both, bx - w, by + h),
+        (&both, bx + w, by + h),
+    ] {
+        wand.composite(image, copy, x, y).map_err(e)?;
     }
     Ok(())
 }

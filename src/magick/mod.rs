@@ -6,7 +6,19 @@ pub mod policy;
 pub mod pool;
 mod wand;
 
-pub use apply::{Job, JobError, Probe, Rendered, probe, run};
+pub use apply::{Job, JobError, Probe, Rendered, Source, probe, run};
+
+/// The ICC profiles `profile(src,dst)` offers, compiled in (see `profiles/README.md`).
+mod profiles {
+    use crate::pipeline::ops::IccProfile;
+
+    pub fn icc(profile: IccProfile) -> &'static [u8] {
+        match profile {
+            IccProfile::Srgb => include_bytes!("profiles/sRGB.icc"),
+            IccProfile::Fogra39 => include_bytes!("profiles/FOGRA39L.icc"),
+        }
+    }
+}
 pub use pool::{JobResult, Outcome, Pool, SubmitError};
 
 use crate::config::Limits;

@@ -3,7 +3,7 @@
 //! `MagickSetProgressMonitor` on that pointer, so this module owns its wands.
 //! Every `unsafe` block of the crate that touches ImageMagick is here.
 
-use crate::pipeline::ops::Size;
+use crate::pipeline::ops::{Dpi, Size};
 use magick_rust::bindings as im;
 use std::cell::Cell;
 use std::ffi::{CStr, CString, c_char, c_void};
@@ -85,6 +85,51 @@ impl Wand {
 
     fn raw(&self) -> *mut im::MagickWand {
         self.ptr.as_ptr()
+    }
+
+    /// Points the progress monitor of the wand and of every image it holds at
+    /// this wand's deadline. Images copied from another wand carry that wand's
+    /// monitor and client data; after this they no longer refer to it.
+    fn own_monitors(&mut self) {
+        let client = &*self.deadline as *const Deadline as *mut c_void;
+        // SAFETY: valid wand; `client` lives as long as `self` (boxed, dropped after the wand).
+        unsafe {
+            im::MagickSetProgressMonitor(self.raw(), Some(progress), client);
+            im::MagickResetIterator(self.raw());
+            while ok(im::MagickNextImage(self.raw())) {
+                im::MagickSetImageProgressMonitor(self.raw(), Some(progress), client);
+            }
+            im::MagickResetIterator(self.raw());
+        }
+    }
+
+    /// An independent copy of the wand and its images, with its own deadline
+    /// state (same deadline).
+    pub fn duplicate(&self) -> Wand {
+        // SAFETY: valid wand; the copy is owned by the returned value.
+        let ptr = NonNull::new(unsafe { im::CloneMagickWand(self.raw()) }).expect("CloneMagickWand returned null");
+        let mut copy = Wand {
+            ptr,
+            deadline: Box::new(Deadline {
+                at: self.deadline.at,
+                hit: Cell::new(false),
+            }),
+        };
+        copy.own_monitors();
+        copy
+    }
+
+    /// Replaces the wand's images with those of `ptr` (a wand ImageMagick
+    /// returned), destroying the old ones.
+    fn adopt(&mut self, ptr: *mut im::MagickWand) -> Result<(), WandError> {
+        let Some(ptr) = NonNull::new(ptr) else {
+            return Err(self.error());
+        };
+        // SAFETY: the old pointer came from ImageMagick and is destroyed once.
+        unsafe { im::DestroyMagickWand(self.raw()) };
+        self.ptr = ptr;
+        self.own_monitors();
+        Ok(())
     }
 
     /// The wand's pending exception, cleared.
@@ -264,17 +309,175 @@ impl Wand {
         self.check(unsafe { im::MagickResetImagePage(self.raw(), std::ptr::null()) })
     }
 
-    pub fn set_resolution(&mut self, x: f64, y: f64, per_cm: bool) -> Result<(), WandError> {
-        let units = if per_cm {
-            im::ResolutionType::PixelsPerCentimeter
-        } else {
-            im::ResolutionType::PixelsPerInch
-        };
+    /// Records a resolution in pixels per inch.
+    pub fn set_resolution(&mut self, dpi: Dpi) -> Result<(), WandError> {
         // SAFETY: valid wand.
         unsafe {
-            self.check(im::MagickSetImageUnits(self.raw(), units))?;
-            self.check(im::MagickSetImageResolution(self.raw(), x, y))
+            self.check(im::MagickSetImageUnits(self.raw(), im::ResolutionType::PixelsPerInch))?;
+            self.check(im::MagickSetImageResolution(self.raw(), dpi.x, dpi.y))
         }
+    }
+
+    /// The recorded resolution in dots per inch; 72 when none is recorded.
+    pub fn resolution(&self) -> Dpi {
+        let (mut x, mut y) = (0.0, 0.0);
+        // SAFETY: valid wand and out-pointers.
+        let (found, units) = unsafe {
+            (
+                ok(im::MagickGetImageResolution(self.raw(), &mut x, &mut y)),
+                im::MagickGetImageUnits(self.raw()),
+            )
+        };
+        if !(found && x > 0.0 && y > 0.0 && x.is_finite() && y.is_finite()) {
+            return Dpi::DEFAULT;
+        }
+        let scale = if units == im::ResolutionType::PixelsPerCentimeter {
+            2.54
+        } else {
+            1.0
+        };
+        Dpi {
+            x: x * scale,
+            y: y * scale,
+        }
+    }
+
+    /// Scales the pixels to a new resolution, keeping the printed size.
+    pub fn resample(&mut self, dpi: Dpi, filter: im::FilterType) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickResampleImage(self.raw(), dpi.x, dpi.y, filter) })
+    }
+
+    /// Sets the colour that extending and alpha removal fill with.
+    pub fn set_background(&mut self, color: &str) -> Result<(), WandError> {
+        // SAFETY: valid wand and a live pixel wand.
+        let status = self.with_color(color, |w, pixel| unsafe {
+            im::MagickSetImageBackgroundColor(w.raw(), pixel)
+        })?;
+        self.check(status)
+    }
+
+    /// A `size` canvas in the background colour whose top-left corner lies at
+    /// (`x`,`y`) in the image's coordinates, the image kept in place.
+    pub fn extent(&mut self, size: Size, x: i64, y: i64, background: &str) -> Result<(), WandError> {
+        self.set_background(background)?;
+        // SAFETY: valid wand.
+        self.check(unsafe {
+            im::MagickExtentImage(
+                self.raw(),
+                size.width as usize,
+                size.height as usize,
+                x as isize,
+                y as isize,
+            )
+        })?;
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSetImagePage(self.raw(), size.width as usize, size.height as usize, 0, 0) })
+    }
+
+    /// Lays `source` over this image at (`x`,`y`) with `operator`.
+    pub fn composite(
+        &mut self,
+        source: &Wand,
+        operator: im::CompositeOperator,
+        x: i64,
+        y: i64,
+    ) -> Result<(), WandError> {
+        // SAFETY: two valid wands; `source` is only read.
+        self.check(unsafe {
+            im::MagickCompositeImage(
+                self.raw(),
+                source.raw(),
+                operator,
+                im::MagickBooleanType::MagickTrue,
+                x as isize,
+                y as isize,
+            )
+        })
+    }
+
+    /// Fills the image with `tile` repeated from the top-left corner.
+    pub fn texture(&mut self, tile: &Wand) -> Result<(), WandError> {
+        // SAFETY: two valid wands; the result is a new wand we adopt.
+        let result = unsafe { im::MagickTextureImage(self.raw(), tile.raw()) };
+        self.adopt(result)
+    }
+
+    /// Removes `x` columns and `y` rows from every edge.
+    pub fn shave(&mut self, x: u32, y: u32) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickShaveImage(self.raw(), x as usize, y as usize) })?;
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickResetImagePage(self.raw(), std::ptr::null()) })
+    }
+
+    pub fn set_alpha(&mut self, mode: im::AlphaChannelOption) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSetImageAlphaChannel(self.raw(), mode) })
+    }
+
+    pub fn transform_colorspace(&mut self, space: im::ColorspaceType) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickTransformImageColorspace(self.raw(), space) })
+    }
+
+    pub fn colorspace(&self) -> im::ColorspaceType {
+        // SAFETY: valid wand.
+        unsafe { im::MagickGetImageColorspace(self.raw()) }
+    }
+
+    /// Sets the compression on the image and on the wand's write settings
+    /// (coders read one or the other).
+    pub fn set_compression(&mut self, compression: im::CompressionType) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        unsafe {
+            self.check(im::MagickSetCompression(self.raw(), compression))?;
+            self.check(im::MagickSetImageCompression(self.raw(), compression))
+        }
+    }
+
+    /// Progressive JPEG, interlaced PNG/GIF.
+    pub fn set_interlace(&mut self) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        unsafe {
+            self.check(im::MagickSetInterlaceScheme(self.raw(), im::InterlaceType::Plane))?;
+            self.check(im::MagickSetImageInterlaceScheme(self.raw(), im::InterlaceType::Plane))
+        }
+    }
+
+    /// Applies an ICC profile: converts from the current (embedded or assumed)
+    /// profile to `icc`, or assigns it when the image has none.
+    pub fn apply_profile(&mut self, icc: &[u8]) -> Result<(), WandError> {
+        let name = cstring("icc");
+        // SAFETY: valid wand; `icc` is valid for its length during the call.
+        self.check(unsafe {
+            im::MagickProfileImage(self.raw(), name.as_ptr(), icc.as_ptr() as *const c_void, icc.len())
+        })
+    }
+
+    /// A copy of the embedded ICC profile, if any.
+    pub fn icc_profile(&self) -> Option<Vec<u8>> {
+        let name = cstring("icc");
+        let mut len = 0usize;
+        // SAFETY: valid wand; the returned buffer is copied then relinquished.
+        unsafe {
+            let data = im::MagickGetImageProfile(self.raw(), name.as_ptr(), &mut len);
+            if data.is_null() {
+                return None;
+            }
+            let bytes = std::slice::from_raw_parts(data, len).to_vec();
+            im::MagickRelinquishMemory(data as *mut c_void);
+            (!bytes.is_empty()).then_some(bytes)
+        }
+    }
+
+    /// Embeds an ICC profile without converting the pixels.
+    pub fn set_icc_profile(&mut self, icc: &[u8]) -> Result<(), WandError> {
+        let name = cstring("icc");
+        // SAFETY: valid wand; `icc` is valid for its length during the call.
+        self.check(unsafe {
+            im::MagickSetImageProfile(self.raw(), name.as_ptr(), icc.as_ptr() as *const c_void, icc.len())
+        })
     }
 
     /// Sets an image artifact (a per-image coder hint such as `png:exclude-chunk`).

@@ -9,7 +9,7 @@ pub mod ops;
 pub mod parse;
 
 use format::ImageFormat;
-use ops::{Op, Size};
+use ops::{Dpi, Op, Size};
 use serde::{Deserialize, Serialize};
 
 /// What to write: format, quality and the default clean-ups.
@@ -27,6 +27,8 @@ pub struct OutputSpec {
     pub auto_orient: bool,
     /// `format(auto)`: pick AVIF, WebP or `format` from the request's Accept header.
     pub negotiate: bool,
+    /// Progressive JPEG, interlaced PNG and GIF (`interlace()`, `progressive()`).
+    pub interlace: bool,
 }
 
 impl Default for OutputSpec {
@@ -38,6 +40,7 @@ impl Default for OutputSpec {
             strip: true,
             auto_orient: true,
             negotiate: false,
+            interlace: false,
         }
     }
 }
@@ -60,24 +63,32 @@ impl Plan {
     /// `headroom` (1.0: decode at least at the target size; 2.0: twice it).
     /// Aspect-aware by construction (one factor for both sides).
     pub fn decode_scale(&self, input: Size, headroom: f64) -> Option<f64> {
-        let target = self.ops.first()?.scaled_size(input)?;
-        let sx = f64::from(target.width) / f64::from(input.width);
-        let sy = f64::from(target.height) / f64::from(input.height);
-        let scale = sx.max(sy) * headroom;
-        (scale < 1.0).then_some(scale)
+        decode_scale(&self.ops, input, headroom, Dpi::DEFAULT)
     }
 
     /// A canonical text form of the work: cache-key material.
     pub fn canonical(&self) -> String {
         let ops: Vec<String> = self.ops.iter().map(ToString::to_string).collect();
         format!(
-            "{}|{}:q{}:strip={}:orient={}:keep={:?}",
+            "{}|{}:q{}:strip={}:orient={}:interlace={}:keep={:?}",
             ops.join(":"),
             self.output.format,
             self.output.quality,
             self.output.strip,
             self.output.auto_orient,
+            self.output.interlace,
             self.output.keep
         )
     }
+}
+
+/// The linear scale (< 1) at which an image of `input` pixels and `dpi`
+/// resolution may be decoded for `ops`: the first operation's scale times
+/// `headroom`. See `Plan::decode_scale`.
+pub fn decode_scale(ops: &[Op], input: Size, headroom: f64, dpi: Dpi) -> Option<f64> {
+    let target = ops.first()?.in_pixels(dpi).scaled_size(input)?;
+    let sx = f64::from(target.width) / f64::from(input.width);
+    let sy = f64::from(target.height) / f64::from(input.height);
+    let scale = sx.max(sy) * headroom;
+    (scale < 1.0).then_some(scale)
 }

@@ -24,7 +24,8 @@ pub enum Arg {
 }
 
 /// A length or plain number. `w` and `h` are fractions of the current image's
-/// width and height; `px` (or no unit) is absolute.
+/// width and height; `px` (or no unit) is absolute; `hcm`/`vcm` and `hin`/`vin`
+/// are centimetres and inches at the image's horizontal/vertical resolution.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Number {
     pub value: f64,
@@ -36,6 +37,39 @@ pub enum Unit {
     Px,
     W,
     H,
+    Hcm,
+    Vcm,
+    Hin,
+    Vin,
+}
+
+impl Unit {
+    /// Every unit with its suffix; longer suffixes first so `hcm` is not read as `h`.
+    pub const SUFFIXES: [(&'static str, Unit); 7] = [
+        ("hcm", Unit::Hcm),
+        ("vcm", Unit::Vcm),
+        ("hin", Unit::Hin),
+        ("vin", Unit::Vin),
+        ("px", Unit::Px),
+        ("w", Unit::W),
+        ("h", Unit::H),
+    ];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Unit::Px => "",
+            other => Unit::SUFFIXES
+                .iter()
+                .find(|(_, u)| *u == other)
+                .map(|(s, _)| *s)
+                .unwrap_or(""),
+        }
+    }
+
+    /// A physical length, converted through the image's resolution.
+    pub fn is_physical(self) -> bool {
+        matches!(self, Unit::Hcm | Unit::Vcm | Unit::Hin | Unit::Vin)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -222,15 +256,10 @@ impl Parser<'_> {
 }
 
 fn number(word: &str) -> Option<Number> {
-    let (digits, unit) = if let Some(d) = word.strip_suffix("px") {
-        (d, Unit::Px)
-    } else if let Some(d) = word.strip_suffix('w') {
-        (d, Unit::W)
-    } else if let Some(d) = word.strip_suffix('h') {
-        (d, Unit::H)
-    } else {
-        (word, Unit::Px)
-    };
+    let (digits, unit) = Unit::SUFFIXES
+        .iter()
+        .find_map(|(suffix, unit)| word.strip_suffix(suffix).map(|d| (d, *unit)))
+        .unwrap_or((word, Unit::Px));
     let valid = !digits.is_empty()
         && digits
             .trim_start_matches(['-', '+'])
@@ -291,12 +320,7 @@ impl fmt::Display for Arg {
 
 impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unit = match self.unit {
-            Unit::Px => "",
-            Unit::W => "w",
-            Unit::H => "h",
-        };
-        write!(f, "{}{unit}", self.value)
+        write!(f, "{}{}", self.value, self.unit.suffix())
     }
 }
 

@@ -2,27 +2,52 @@
 //! validated parameters, prints a canonical form (cache-key material) and
 //! computes its output geometry. Applying it to pixels is `magick::apply`'s job.
 
+mod alpha;
+mod background;
 mod blur;
+mod canvas;
+mod colorspace;
+mod compose;
+mod compression;
 mod cover;
 mod crop;
+mod extend;
 mod fit_in;
+mod gravity;
 mod grayscale;
 mod mirror;
+mod pattern;
+mod profile;
+mod repeat;
+mod resample;
 mod resize;
 mod resolution;
 mod rotate;
 mod sepia;
 mod trim;
 
+pub use alpha::Alpha;
+pub use background::Background;
 pub use blur::Blur;
+pub use canvas::Canvas;
+pub use colorspace::Colorspace;
+pub use compose::Compose;
+pub use compression::Compression;
 pub use cover::Cover;
 pub use crop::Crop;
+pub use extend::Extend;
 pub use fit_in::FitIn;
+pub use gravity::SetGravity;
 pub use grayscale::Grayscale;
 pub use mirror::Mirror;
+pub use pattern::Pattern;
+pub use profile::{IccProfile, Profile};
+pub use repeat::Repeat;
+pub use resample::Resample;
 pub use resize::Resize;
 pub use resolution::Resolution;
 pub use rotate::Rotate;
+pub(crate) use rotate::valid_color;
 pub use sepia::Sepia;
 pub use trim::Trim;
 
@@ -44,6 +69,18 @@ impl Size {
     }
 }
 
+/// A resolution in dots per inch, horizontal and vertical.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dpi {
+    pub x: f64,
+    pub y: f64,
+}
+
+impl Dpi {
+    /// What an image that records no resolution counts as (ImageMagick's default).
+    pub const DEFAULT: Dpi = Dpi { x: 72.0, y: 72.0 };
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     Resize(Resize),
@@ -57,6 +94,18 @@ pub enum Op {
     Sepia(Sepia),
     Trim(Trim),
     Resolution(Resolution),
+    Extend(Extend),
+    Gravity(SetGravity),
+    Background(Background),
+    Alpha(Alpha),
+    Colorspace(Colorspace),
+    Compression(Compression),
+    Profile(Profile),
+    Resample(Resample),
+    Pattern(Pattern),
+    Repeat(Repeat),
+    Canvas(Canvas),
+    Compose(Compose),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -84,6 +133,21 @@ impl Op {
             "trim" => Trim::parse(&args).map(Op::Trim),
             "dpi" => Resolution::parse(&args, false).map(Op::Resolution),
             "cm" => Resolution::parse(&args, true).map(Op::Resolution),
+            "extend" => Extend::parse(&args).map(Op::Extend),
+            "gravity" => SetGravity::parse(&args).map(Op::Gravity),
+            "bg" | "background" => Background::parse(&args).map(Op::Background),
+            "alpha" => Alpha::parse(&args).map(Op::Alpha),
+            "colorspace" => Colorspace::parse(&args).map(Op::Colorspace),
+            "compression" => Compression::parse(&args).map(Op::Compression),
+            "profile" => Profile::parse(&args).map(Op::Profile),
+            "resample" => Resample::parse(&args).map(Op::Resample),
+            "pattern" => Pattern::parse(&args).map(Op::Pattern),
+            "repeat" => Repeat::parse(&args).map(Op::Repeat),
+            "canvas" => Canvas::parse(&args).map(Op::Canvas),
+            "compose" => {
+                Err(args
+                    .error("takes a second image: compose(dst, src, op, x, y) with src = download(...), in URL chains"))
+            }
             other => Err(OpError {
                 op: other.to_string(),
                 message: "unknown filter".to_string(),
@@ -99,10 +163,56 @@ impl Op {
             Op::Cover(op) => op.output_size(input),
             Op::Crop(op) => op.output_size(input),
             Op::Rotate(op) => op.output_size(input),
-            // trim's result depends on pixels; geometry after it is measured
-            // on the image (see magick::apply).
-            Op::Mirror(_) | Op::Grayscale(_) | Op::Blur(_) | Op::Sepia(_) | Op::Trim(_) | Op::Resolution(_) => input,
+            Op::Extend(op) => op.output_size(input),
+            // Sizes that depend on the pixels or the recorded resolution are
+            // measured on the image instead (`measured_size`).
+            Op::Trim(_) | Op::Resample(_) | Op::Canvas(_) => input,
+            Op::Mirror(_)
+            | Op::Grayscale(_)
+            | Op::Blur(_)
+            | Op::Sepia(_)
+            | Op::Resolution(_)
+            | Op::Gravity(_)
+            | Op::Background(_)
+            | Op::Alpha(_)
+            | Op::Colorspace(_)
+            | Op::Compression(_)
+            | Op::Profile(_)
+            | Op::Pattern(_)
+            | Op::Repeat(_)
+            | Op::Compose(_) => input,
         }
+    }
+
+    /// Whether the size after this operation must be read from the image:
+    /// it depends on the pixels (trim) or on the recorded resolution.
+    pub fn measured_size(&self) -> bool {
+        matches!(self, Op::Trim(_) | Op::Resample(_) | Op::Canvas(_))
+    }
+
+    /// Every length argument, for converting physical units.
+    fn lengths_mut(&mut self) -> Vec<&mut Length> {
+        match self {
+            Op::Resize(op) => vec![&mut op.width, &mut op.height],
+            Op::FitIn(op) => vec![&mut op.width, &mut op.height],
+            Op::Cover(op) => vec![&mut op.width, &mut op.height],
+            Op::Crop(op) => vec![&mut op.x, &mut op.y, &mut op.width, &mut op.height],
+            Op::Extend(op) => vec![&mut op.x, &mut op.y, &mut op.right, &mut op.bottom],
+            Op::Pattern(op) => vec![&mut op.width, &mut op.height],
+            Op::Repeat(op) => vec![&mut op.offset_x, &mut op.offset_y],
+            Op::Compose(op) => vec![&mut op.x, &mut op.y],
+            _ => Vec::new(),
+        }
+    }
+
+    /// This operation with `hcm`/`vcm`/`hin`/`vin` lengths turned into pixels
+    /// at the image's current resolution.
+    pub fn in_pixels(&self, dpi: Dpi) -> Op {
+        let mut op = self.clone();
+        for length in op.lengths_mut() {
+            *length = length.in_pixels(dpi);
+        }
+        op
     }
 
     /// For operations that scale the whole image: the size the image is scaled
@@ -131,21 +241,52 @@ impl fmt::Display for Op {
             Op::Sepia(op) => op.fmt(f),
             Op::Trim(op) => op.fmt(f),
             Op::Resolution(op) => op.fmt(f),
+            Op::Extend(op) => op.fmt(f),
+            Op::Gravity(op) => op.fmt(f),
+            Op::Background(op) => op.fmt(f),
+            Op::Alpha(op) => op.fmt(f),
+            Op::Colorspace(op) => op.fmt(f),
+            Op::Compression(op) => op.fmt(f),
+            Op::Profile(op) => op.fmt(f),
+            Op::Resample(op) => op.fmt(f),
+            Op::Pattern(op) => op.fmt(f),
+            Op::Repeat(op) => op.fmt(f),
+            Op::Canvas(op) => op.fmt(f),
+            Op::Compose(op) => op.fmt(f),
         }
     }
 }
 
-/// A length argument: absolute pixels or a fraction of the current width/height.
+/// A length argument: absolute pixels, a fraction of the current width/height,
+/// or centimetres/inches at the image's resolution.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Length(pub Number);
 
 impl Length {
+    /// In pixels. Physical units should have been converted by `in_pixels`
+    /// with the image's resolution; unconverted, they count at 72 dpi.
     pub fn resolve(self, size: Size) -> f64 {
         match self.0.unit {
             Unit::Px => self.0.value,
             Unit::W => self.0.value * f64::from(size.width),
             Unit::H => self.0.value * f64::from(size.height),
+            _ => self.in_pixels(Dpi::DEFAULT).0.value,
         }
+    }
+
+    /// Physical lengths as pixels at `dpi`; other lengths unchanged.
+    pub fn in_pixels(self, dpi: Dpi) -> Length {
+        let inches = match self.0.unit {
+            Unit::Hcm => self.0.value / 2.54 * dpi.x,
+            Unit::Vcm => self.0.value / 2.54 * dpi.y,
+            Unit::Hin => self.0.value * dpi.x,
+            Unit::Vin => self.0.value * dpi.y,
+            _ => return self,
+        };
+        Length(Number {
+            value: inches,
+            unit: Unit::Px,
+        })
     }
 
     fn is_zero(self) -> bool {
@@ -190,7 +331,12 @@ impl Args<'_> {
     pub fn length(&self, i: usize, what: &str) -> Result<Length, OpError> {
         match self.step.args.get(i) {
             Some(Arg::Number(n)) => {
-                let max = if n.unit == Unit::Px { MAX_OUTPUT_SIDE } else { 16.0 };
+                let max = match n.unit {
+                    Unit::Px => MAX_OUTPUT_SIDE,
+                    Unit::W | Unit::H => 16.0,
+                    // 10 m: the pixel limit applies after conversion.
+                    _ => 1000.0,
+                };
                 if n.value < 0.0 || n.value > max {
                     return Err(self.error(format!("{what} must be between 0 and {max}, got {n}")));
                 }
@@ -217,6 +363,26 @@ impl Args<'_> {
             other => Err(self.error(format!("expected a word, got `{other}`"))),
         })
     }
+}
+
+/// A keyword from a fixed list of ImageMagick option names, matched without
+/// regard to case, `-` or `_` (`soft_light`, `soft-light` and `SoftLight` are
+/// one). Returns the list's spelling.
+pub(crate) fn keyword(args: &Args, i: usize, what: &str, allowed: &[&'static str]) -> Result<String, OpError> {
+    let word = match args.word(i) {
+        Some(w) => w?,
+        None => return Err(args.error(format!("missing {what}"))),
+    };
+    let normal: String = word
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    allowed
+        .iter()
+        .find(|a| **a == normal)
+        .map(|a| a.to_string())
+        .ok_or_else(|| args.error(format!("unknown {what} `{word}`")))
 }
 
 /// Rounds a computed side to whole pixels, never below 1 nor above the maximum.
@@ -306,6 +472,24 @@ impl Gravity {
             Gravity::SouthEast => "south-east",
             Gravity::SouthWest => "south-west",
         }
+    }
+
+    /// Offset of `inner` placed inside `outer` by this gravity, negative when
+    /// `inner` is the larger (as ImageMagick's gravity geometry).
+    pub fn signed_offset(self, outer: Size, inner: Size) -> (i64, i64) {
+        let dx = i64::from(outer.width) - i64::from(inner.width);
+        let dy = i64::from(outer.height) - i64::from(inner.height);
+        let x = match self {
+            Gravity::West | Gravity::NorthWest | Gravity::SouthWest => 0,
+            Gravity::East | Gravity::NorthEast | Gravity::SouthEast => dx,
+            _ => dx / 2,
+        };
+        let y = match self {
+            Gravity::North | Gravity::NorthEast | Gravity::NorthWest => 0,
+            Gravity::South | Gravity::SouthEast | Gravity::SouthWest => dy,
+            _ => dy / 2,
+        };
+        (x, y)
     }
 
     /// Offset of a `inner` window placed inside `outer` by this gravity.

@@ -47,6 +47,24 @@ fn numbers_carry_units() {
     );
     assert_eq!(chain.0[1].args[0], px(10.0));
     assert_eq!(chain.0[1].args[1], px(-2.0));
+
+    let physical = parse("resize(10hcm,2.5vcm):crop(1hin,1vin,2hin,0.5vin)").unwrap();
+    let units: Vec<Unit> = physical
+        .0
+        .iter()
+        .flat_map(|s| &s.args)
+        .map(|a| match a {
+            Arg::Number(n) => n.unit,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        units,
+        [Unit::Hcm, Unit::Vcm, Unit::Hin, Unit::Vin, Unit::Hin, Unit::Vin]
+    );
+    assert_eq!(physical.to_string(), "resize(10hcm,2.5vcm):crop(1hin,1vin,2hin,0.5vin)");
+    // A word that merely ends like a unit stays a word.
+    assert_eq!(parse("x(thin)").unwrap().0[0].args[0], Arg::Word("thin".into()));
 }
 
 #[test]
@@ -166,7 +184,7 @@ fn round_trip_holds_for_generated_chains() {
                 args.push(match next(5) {
                     0 => Arg::Number(Number {
                         value: (next(20000) as f64 - 10000.0) / 8.0,
-                        unit: [Unit::Px, Unit::W, Unit::H][next(3) as usize],
+                        unit: Unit::SUFFIXES[next(7) as usize].1,
                     }),
                     1 => Arg::Word(words[next(words.len() as u64) as usize].to_string()),
                     2 => Arg::Placeholder(format!("p{}", next(3))),

@@ -1,0 +1,24 @@
+//! `gravity(g)`: where later `extend()` and `compose()` anchor the image
+//! (north-west, the original's default, until set).
+
+use super::{Args, Gravity, OpError};
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetGravity(pub Gravity);
+
+impl SetGravity {
+    pub(crate) fn parse(args: &Args) -> Result<SetGravity, OpError> {
+        args.count(1, 1)?;
+        let name = args.word(0).unwrap_or(Ok(""))?;
+        Gravity::parse(name)
+            .map(SetGravity)
+            .ok_or_else(|| args.error(format!("unknown gravity `{name}`")))
+    }
+}
+
+impl fmt::Display for SetGravity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "gravity({})", self.0.name())
+    }
+}
