@@ -89,6 +89,10 @@ fn decode_error(e: WandError) -> JobError {
 fn op_error(e: WandError) -> JobError {
     if e.deadline {
         JobError::Deadline
+    } else if e.severity == RESOURCE_LIMIT_ERROR {
+        // ImageMagick's memory/map/disk accounting refused a pixel cache:
+        // the work is too big for the configured budget, not a server fault.
+        JobError::TooLarge(format!("the result exceeds ImageMagick's resource limits: {}", e.message))
     } else {
         JobError::Failed(e.message)
     }
@@ -250,6 +254,9 @@ fn apply_ops(wand: &mut Wand, ops: &[Op], mut logical: Size, state: &mut State, 
             return Err(JobError::Deadline);
         }
         let op = op.in_pixels(wand.resolution());
+        if !op.measured_size() {
+            check_result_area(op.output_size(logical), &op, &job.limits)?;
+        }
         apply_op(wand, &op, logical, state, job)?;
         logical = if op.measured_size() {
             wand.size()
@@ -258,6 +265,19 @@ fn apply_ops(wand: &mut Wand, ops: &[Op], mut logical: Size, state: &mut State, 
         };
     }
     Ok(logical)
+}
+
+/// The area limit that applies to inputs applies to what a step makes too:
+/// `resize(16000,16000)` is refused before ImageMagick allocates 2 GiB.
+fn check_result_area(size: Size, op: &Op, limits: &Limits) -> Result<(), JobError> {
+    let area = u64::from(size.width) * u64::from(size.height);
+    if area > limits.max_pixels {
+        return Err(JobError::TooLarge(format!(
+            "{op} would make a {}x{} image, more than the {} pixel limit",
+            size.width, size.height, limits.max_pixels
+        )));
+    }
+    Ok(())
 }
 
 fn check_limits(size: Size, frames: usize, limits: &Limits) -> Result<(), JobError> {
@@ -410,6 +430,7 @@ fn apply_op(wand: &mut Wand, op: &Op, logical: Size, state: &mut State, job: &Jo
             if to.0 > MAX_OUTPUT_SIDE || to.1 > MAX_OUTPUT_SIDE {
                 return Err(too_large("resample", to));
             }
+            check_result_area(Size::new(to.0.ceil() as u32, to.1.ceil() as u32), op, &job.limits)?;
             wand.resample(Dpi { x: r.x, y: r.y }, filter_for(r.filter)).map_err(e)?;
         }
         Op::Pattern(p) => {
@@ -426,7 +447,7 @@ fn apply_op(wand: &mut Wand, op: &Op, logical: Size, state: &mut State, job: &Jo
                 wand.composite(&copy, im::CompositeOperator::Over, x, y).map_err(e)?;
             }
         }
-        Op::Canvas(c) => canvas(wand, c, state)?,
+        Op::Canvas(c) => canvas(wand, c, state, &job.limits)?,
         Op::Compose(c) => {
             let source = job
                 .sources
@@ -461,7 +482,7 @@ fn apply_op(wand: &mut Wand, op: &Op, logical: Size, state: &mut State, job: &Jo
 /// `canvas(bx,by)`: shave a 1-pixel edge, then surround the image with a
 /// border of mirrored copies: flopped left and right, flipped above and
 /// below, both in the corners.
-fn canvas(wand: &mut Wand, c: &crate::pipeline::ops::Canvas, state: &State) -> Result<(), JobError> {
+fn canvas(wand: &mut Wand, c: &crate::pipeline::ops::Canvas, state: &State, limits: &Limits) -> Result<(), JobError> {
     let e = op_error;
     let (bx, by) = c.border(wand.resolution());
     let before = wand.size();
@@ -480,13 +501,14 @@ fn canvas(wand: &mut Wand, c: &crate::pipeline::ops::Canvas, state: &State) -> R
     if outer.0 > MAX_OUTPUT_SIDE || outer.1 > MAX_OUTPUT_SIDE {
         return Err(too_large("canvas", outer));
     }
+    let size = Size::new(outer.0 as u32, outer.1 as u32);
+    check_result_area(size, &Op::Canvas(c.clone()), limits)?;
     let mut flopped = wand.duplicate();
     flopped.flop().map_err(e)?;
     let mut flipped = wand.duplicate();
     flipped.flip().map_err(e)?;
     let mut both = flipped.duplicate();
     both.flop().map_err(e)?;
-    let size = Size::new(outer.0 as u32, outer.1 as u32);
     wand.extent(size, -i64::from(bx), -i64::from(by), &state.background)
         .map_err(e)?;
     let (bx, by) = (i64::from(bx), i64::from(by));
