@@ -236,3 +236,75 @@ async fn format_auto_negotiates_from_accept_and_varies_on_it() {
     assert_eq!(again.headers()["x-cache"], "hit-memory");
     server.stop().await;
 }
+
+/// A watermark alias: an uploaded logo laid over every image, on every path
+/// (`/images/{id}/{alias}`, `/transform/{alias}`, and as a filter in a chain),
+/// matching `magick photo.jpg -gravity southeast logo.png -geometry +10+10 -composite`.
+#[tokio::test]
+async fn a_watermark_alias_lays_an_uploaded_original_over_the_image() {
+    let logo = fixture("alpha.png");
+    let logo_id = imaginator::storage::ImageId::of(&logo).as_str().to_string();
+    let missing = "f".repeat(64);
+    let alias = format!(
+        "chain = \"gravity(south-east):compose(original({logo_id}),over,{{margin}},{{margin}})\"\n\
+         [[param]]\nname = \"margin\"\ntype = \"int\"\ndefault = 10\nmin = 0\nmax = 100\n\
+         [output]\nformat = \"png\"\n"
+    );
+    let broken = format!("chain = \"compose(original({missing}),over,0,0)\"\n[output]\nformat = \"png\"\n");
+    let origin = common::fixture_origin().await;
+    let server = TestServer::start_with(&[("watermark", &alias), ("broken", &broken)], |s| {
+        s.domains.insert("fx".into(), origin.clone());
+    })
+    .await;
+
+    // Until the logo is uploaded the alias has nothing to lay over: a clear 404.
+    let (status, photo) = server.upload(fixture("photo.jpg")).await;
+    assert_eq!(status, 201);
+    let photo_id = photo["id"].as_str().unwrap().to_string();
+    let (status, code, _) = error_code(server.get(&format!("/images/{photo_id}/watermark")).await).await;
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+    assert_eq!(server.upload(logo.clone()).await.0, 201);
+
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.png");
+    let ok = std::process::Command::new("magick")
+        .current_dir(common::repo_path(""))
+        .args([
+            "tests/fixtures/photo.jpg",
+            "-gravity",
+            "southeast",
+            "tests/fixtures/alpha.png",
+        ])
+        .args(["-geometry", "+10+10", "-composite", "-strip"])
+        .arg(&reference)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let reference = image::open(&reference).unwrap();
+
+    let stored = server.get(&format!("/images/{photo_id}/watermark")).await;
+    assert_eq!(stored.status(), 200);
+    let transformed = server.post("/transform/watermark", fixture("photo.jpg")).await;
+    assert_eq!(transformed.status(), 200);
+    // As a filter in a URL chain (built-ins stay disabled for clients).
+    let chained = server.get("/download(fx:photo.jpg):watermark(10)").await;
+    assert_eq!(chained.status(), 200);
+    for (path, response) in [("stored", stored), ("transform", transformed), ("chain", chained)] {
+        // The alias's output format holds on every path, a chain included.
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "image/png", "{path}");
+        let (_, ours) = decode(&response.bytes().await.unwrap());
+        assert_eq!(ours.dimensions(), reference.dimensions());
+        let score = common::psnr(&ours, &reference);
+        assert!(
+            score.is_infinite(),
+            "{path}: pixel-identical to magick, got {score:.2} dB"
+        );
+    }
+    // A different margin is different work.
+    let moved = server.get(&format!("/images/{photo_id}/watermark?margin=50")).await;
+    assert_eq!(moved.headers()["x-cache"], "miss");
+
+    let (status, code, _) = error_code(server.get(&format!("/images/{photo_id}/broken")).await).await;
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+    server.stop().await;
+}

@@ -7,7 +7,6 @@ use super::images::{cached_response, not_modified};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::fetch::FetchError;
-use crate::magick::Source;
 use crate::pipeline::chain::{ChainError, compile, strip_trailing_name};
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::parse::{ParseLimits, parse_chain};
@@ -101,22 +100,8 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     let compiled = compile(&chain, &state.aliases, settings.allow_builtin_filters)?;
 
     // Every image the chain names, fetched concurrently and sniffed.
-    let fetched = futures::future::try_join_all(compiled.sources.iter().map(|spec| async {
-        let bytes: Bytes = state.fetcher.fetch(&spec.url).await?;
-        let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_format",
-                "the downloaded file is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
-            )
-        })?;
-        Ok::<_, ApiError>(Source {
-            bytes,
-            format,
-            density: spec.dpi,
-        })
-    }))
-    .await?;
+    let specs = std::iter::once(&compiled.source).chain(&compiled.plan.overlays);
+    let fetched = futures::future::try_join_all(specs.map(|spec| state.fetch_source(spec))).await?;
     let format = fetched[0].format;
     let mut compiled = compiled;
     let negotiated = compiled.plan.output.negotiate;

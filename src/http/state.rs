@@ -9,8 +9,9 @@ use crate::memory::report::{MemoryReport, ResultCacheMemory};
 use crate::metrics::Metrics;
 use crate::pipeline::Plan;
 use crate::pipeline::alias::{Alias, AliasSet};
+use crate::pipeline::chain::SourceSpec;
 use crate::pipeline::format::{ImageFormat, check_dimensions, header_dimensions};
-use crate::storage::Originals;
+use crate::storage::{ImageId, Originals};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
@@ -105,14 +106,51 @@ impl AppState {
         }
     }
 
-    /// Runs `plan` on `input` in the worker pool, within the job deadline.
+    /// The bytes of a chain's source: downloaded under the origin rules, or
+    /// an uploaded original read from the store. Sniffed, not yet decoded.
+    pub async fn fetch_source(&self, spec: &SourceSpec) -> Result<Source, ApiError> {
+        let bytes = match spec {
+            SourceSpec::Download { url, .. } => self.fetcher.fetch(url).await?,
+            SourceSpec::Original { id } => {
+                let missing = || {
+                    ApiError::new(
+                        axum::http::StatusCode::NOT_FOUND,
+                        "not_found",
+                        format!("no uploaded image {id}"),
+                    )
+                };
+                let id = ImageId::parse(id).ok_or_else(missing)?;
+                let found = self.originals.get(&id).await.map_err(|e| {
+                    tracing::error!(error = %e, "storage failed");
+                    ApiError::internal()
+                })?;
+                found.ok_or_else(missing)?.1
+            }
+        };
+        let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_format",
+                "the source is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
+            )
+        })?;
+        Ok(Source {
+            bytes,
+            format,
+            density: spec.dpi(),
+        })
+    }
+
+    /// Runs `plan` on `input` in the worker pool, within the job deadline,
+    /// after fetching the images its `compose` steps lay over it.
     pub async fn render(&self, input: Bytes, format: ImageFormat, plan: Plan) -> Result<Rendered, ApiError> {
-        let source = Source {
+        let mut sources = vec![Source {
             bytes: input,
             format,
             density: None,
-        };
-        self.render_sources(vec![source], plan).await
+        }];
+        sources.extend(futures::future::try_join_all(plan.overlays.iter().map(|s| self.fetch_source(s))).await?);
+        self.render_sources(sources, plan).await
     }
 
     /// Runs `plan` on the first of `sources` (the others are the images its

@@ -92,7 +92,10 @@ fn op_error(e: WandError) -> JobError {
     } else if e.severity == RESOURCE_LIMIT_ERROR {
         // ImageMagick's memory/map/disk accounting refused a pixel cache:
         // the work is too big for the configured budget, not a server fault.
-        JobError::TooLarge(format!("the result exceeds ImageMagick's resource limits: {}", e.message))
+        JobError::TooLarge(format!(
+            "the result exceeds ImageMagick's resource limits: {}",
+            e.message
+        ))
     } else {
         JobError::Failed(e.message)
     }

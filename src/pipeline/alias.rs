@@ -3,7 +3,6 @@
 //! at start-up; a request only binds parameter values.
 
 use super::format::ImageFormat;
-use super::ops::Op;
 use super::parse::{Arg, Chain, Number, ParseLimits, Step, Unit, parse_chain};
 use super::{OutputSpec, Plan};
 use serde::{Deserialize, Serialize};
@@ -219,14 +218,11 @@ impl Alias {
 
     fn bind(&self, values: &BTreeMap<String, Arg>) -> Result<Plan, String> {
         let chain = Chain(self.chain.0.iter().map(|s| self.substitute(s, values)).collect());
-        let ops = chain
-            .0
-            .iter()
-            .map(|s| Op::from_step(s).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (ops, overlays) = super::chain::compile_alias(&chain.0).map_err(|e| e.to_string())?;
         Ok(Plan {
             ops,
             output: self.output.clone(),
+            overlays,
         })
     }
 

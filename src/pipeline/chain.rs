@@ -8,12 +8,12 @@ use super::format::ImageFormat;
 use super::ops::{Args, Compose, Op};
 use super::parse::{Arg, Chain, Step, Unit};
 use super::{OutputSpec, Plan};
+use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Compiled {
-    /// What the chain's `download(...)` steps name, in order: the first is the
-    /// image the plan transforms, the others are laid over it by `compose`.
-    pub sources: Vec<SourceSpec>,
+    /// The image the plan transforms; the plan's `overlays` are the others.
+    pub source: SourceSpec,
     pub plan: Plan,
     /// `cache(name)`: results go to the named cache (default `chains`).
     pub cache: String,
@@ -21,22 +21,41 @@ pub struct Compiled {
     pub filters: Vec<String>,
 }
 
-/// One `download(url[,dpi])`.
+/// Where an image comes from.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SourceSpec {
-    /// A URL or `shortcut:path`, as written.
-    pub url: String,
-    /// The resolution to assume instead of the file's, as the original's
-    /// `download(url,dpi)`.
-    pub dpi: Option<f64>,
+pub enum SourceSpec {
+    /// `download(url[,dpi])`: a URL or `shortcut:path`, as written, and the
+    /// resolution to assume instead of the file's (the original's `dpi`).
+    Download { url: String, dpi: Option<f64> },
+    /// `original(id)`: an image uploaded with `POST /images` (its SHA-256).
+    Original { id: String },
 }
 
-/// Most images one chain may download (each is fetched and decoded).
+impl SourceSpec {
+    pub fn dpi(&self) -> Option<f64> {
+        match self {
+            SourceSpec::Download { dpi, .. } => *dpi,
+            SourceSpec::Original { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::Download { url, dpi: None } => write!(f, "download('{url}')"),
+            SourceSpec::Download { url, dpi: Some(d) } => write!(f, "download('{url}',{d})"),
+            SourceSpec::Original { id } => write!(f, "original({id})"),
+        }
+    }
+}
+
+/// Most images one chain may use (each is fetched and decoded).
 pub const MAX_SOURCES: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ChainError {
-    #[error("a chain starts with download(url)")]
+    #[error("a chain starts with download(url) or original(id)")]
     NoSource,
     #[error("download() starts an image; use compose(dst, download(...), op, x, y) to combine two")]
     SecondSource,
@@ -52,7 +71,8 @@ pub enum ChainError {
 /// `compose` takes two images: nested it has five arguments
 /// (`compose(dst,src,op,x,y)`), chained four (`...:compose(src,op,x,y)`).
 fn linearize(step: &Step, out: &mut Vec<(String, Vec<Arg>)>) {
-    let nested = step.name != "download" && (step.name != "compose" || step.args.len() == 5);
+    let source = matches!(step.name.as_str(), "download" | "original");
+    let nested = !source && (step.name != "compose" || step.args.len() == 5);
     if nested && let Some(Arg::Call(inner)) = step.args.first() {
         linearize(inner, out);
         out.push((step.name.clone(), step.args[1..].to_vec()));
@@ -73,6 +93,7 @@ pub fn compile(chain: &Chain, aliases: &AliasSet, allow_builtin: bool) -> Result
     let mut compiler = Compiler {
         aliases,
         allow_builtin,
+        downloads: true,
         sources: Vec::new(),
         filters: Vec::new(),
     };
@@ -83,46 +104,73 @@ pub fn compile(chain: &Chain, aliases: &AliasSet, allow_builtin: bool) -> Result
         linearize(step, &mut steps);
     }
     let ops = compiler.image(steps, Some((&mut output, &mut cache)))?;
+    let mut sources = compiler.sources.into_iter();
+    let source = sources.next().ok_or(ChainError::NoSource)?;
     Ok(Compiled {
-        sources: compiler.sources,
-        plan: Plan { ops, output },
+        source,
+        plan: Plan {
+            ops,
+            output,
+            overlays: sources.collect(),
+        },
         cache,
         filters: compiler.filters,
     })
 }
 
+/// An alias body: steps applied to the request's image. `compose` may lay
+/// uploaded originals (`original(id)`) over it, never a download: an alias
+/// runs on every path, including `/images/{id}/{alias}`, where nothing
+/// should reach the network. Returns the operations and the overlays they use.
+pub fn compile_alias(steps: &[Step]) -> Result<(Vec<Op>, Vec<SourceSpec>), ChainError> {
+    let none = AliasSet::default();
+    let mut compiler = Compiler {
+        aliases: &none,
+        allow_builtin: true,
+        downloads: false,
+        // Index 0 is the request's image.
+        sources: vec![SourceSpec::Original { id: String::new() }],
+        filters: Vec::new(),
+    };
+    let steps = steps.iter().map(|s| (s.name.clone(), s.args.clone())).collect();
+    let ops = compiler.steps(steps, None)?;
+    Ok((ops, compiler.sources.split_off(1)))
+}
+
 struct Compiler<'a> {
     aliases: &'a AliasSet,
     allow_builtin: bool,
+    /// Whether `download()` may name a source (not in alias files).
+    downloads: bool,
     sources: Vec<SourceSpec>,
     filters: Vec<String>,
 }
 
+type Output<'a> = Option<(&'a mut OutputSpec, &'a mut String)>;
+
 impl Compiler<'_> {
-    /// One image: `download(...)` then filters. `output` is the whole
+    /// One image: a source step, then filters. `output` is the whole
     /// result's format and cache, which only the main image may set.
-    fn image(
-        &mut self,
-        steps: Vec<(String, Vec<Arg>)>,
-        mut output: Option<(&mut OutputSpec, &mut String)>,
-    ) -> Result<Vec<Op>, ChainError> {
+    fn image(&mut self, steps: Vec<(String, Vec<Arg>)>, output: Output<'_>) -> Result<Vec<Op>, ChainError> {
         let mut iter = steps.into_iter();
         let (first, args) = iter.next().ok_or(ChainError::NoSource)?;
-        if first != "download" {
-            return Err(ChainError::NoSource);
-        }
-        self.download(&args)?;
+        self.source(&first, &args)?;
+        self.steps(iter.collect(), output)
+    }
+
+    fn steps(&mut self, steps: Vec<(String, Vec<Arg>)>, mut output: Output<'_>) -> Result<Vec<Op>, ChainError> {
         let mut ops: Vec<Op> = Vec::new();
-        for (name, args) in iter {
+        for (name, args) in steps {
             let whole_result = matches!(
                 name.as_str(),
                 "format" | "quality" | "cache" | "interlace" | "progressive" | "strip"
             );
             match (name.as_str(), output.as_mut()) {
-                ("download", _) => return Err(ChainError::SecondSource),
+                ("download" | "original", _) => return Err(ChainError::SecondSource),
                 (_, None) if whole_result => {
                     return Err(ChainError::Invalid(format!(
-                        "{name}() applies to the whole result, not to compose's second image"
+                        "{name}() applies to the whole result: set it in the alias's [output] or the URL, \
+                         not inside an alias chain or compose's second image"
                     )));
                 }
                 (_, Some((output, cache))) if whole_result => output_step(&name, &args, output, cache)?,
@@ -130,35 +178,68 @@ impl Compiler<'_> {
                     let op = self.compose(&args)?;
                     ops.push(op);
                 }
-                _ => ops.extend(self.filter(&name, &args)?),
+                _ => {
+                    let (more, alias_output) = self.filter(&name, &args)?;
+                    ops.extend(more);
+                    // The alias's output format and quality become the result's.
+                    if let (Some(spec), Some((output, _))) = (alias_output, output.as_mut()) {
+                        **output = spec;
+                    }
+                }
             }
             self.filters.push(name);
         }
         Ok(ops)
     }
 
-    fn download(&mut self, args: &[Arg]) -> Result<(), ChainError> {
+    /// `download(url[,dpi])` or `original(id)`: registers a source.
+    fn source(&mut self, name: &str, args: &[Arg]) -> Result<(), ChainError> {
         if self.sources.len() == MAX_SOURCES {
             return Err(ChainError::Invalid(format!("at most {MAX_SOURCES} images per chain")));
         }
-        let url = match args.first() {
-            Some(arg) => text(arg)?,
-            None => return Err(ChainError::Invalid("download() needs a URL".into())),
-        };
-        let dpi = match args.get(1) {
-            None => None,
-            Some(Arg::Number(n)) if n.unit == Unit::Px && (1.0..=10_000.0).contains(&n.value) => Some(n.value),
-            Some(other) => {
-                return Err(ChainError::Invalid(format!(
-                    "download: dpi must be a number from 1 to 10000, got `{other}`"
-                )));
+        let spec = match name {
+            "download" if !self.downloads => {
+                return Err(ChainError::Invalid(
+                    "an alias cannot download: lay an uploaded image over with compose(original(ID), op, x, y)".into(),
+                ));
             }
+            "download" => {
+                let url = match args.first() {
+                    Some(arg) => text(arg)?,
+                    None => return Err(ChainError::Invalid("download() needs a URL".into())),
+                };
+                let dpi = match args.get(1) {
+                    None => None,
+                    Some(Arg::Number(n)) if n.unit == Unit::Px && (1.0..=10_000.0).contains(&n.value) => Some(n.value),
+                    Some(other) => {
+                        return Err(ChainError::Invalid(format!(
+                            "download: dpi must be a number from 1 to 10000, got `{other}`"
+                        )));
+                    }
+                };
+                if args.len() > 2 {
+                    return Err(ChainError::Invalid("download takes a URL and an optional dpi".into()));
+                }
+                self.filters.push(format!("download({url})"));
+                SourceSpec::Download { url, dpi }
+            }
+            "original" => {
+                let id = match args {
+                    [Arg::Word(id)] if id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+                        id.clone()
+                    }
+                    _ => {
+                        return Err(ChainError::Invalid(
+                            "original() takes the 64-character id POST /images returned".into(),
+                        ));
+                    }
+                };
+                self.filters.push(format!("original({id})"));
+                SourceSpec::Original { id }
+            }
+            _ => return Err(ChainError::NoSource),
         };
-        if args.len() > 2 {
-            return Err(ChainError::Invalid("download takes a URL and an optional dpi".into()));
-        }
-        self.filters.push(format!("download({url})"));
-        self.sources.push(SourceSpec { url, dpi });
+        self.sources.push(spec);
         Ok(())
     }
 
@@ -169,7 +250,7 @@ impl Compiler<'_> {
         }
         let Some(Arg::Call(src)) = args.first() else {
             return Err(ChainError::Invalid(
-                "compose: the second image must be an image expression such as download(...)".into(),
+                "compose: the second image must be an image expression such as download(...) or original(ID)".into(),
             ));
         };
         let mut steps = Vec::new();
@@ -185,8 +266,9 @@ impl Compiler<'_> {
             .map_err(|e| ChainError::Invalid(e.to_string()))
     }
 
-    /// An alias (expanded) or, when allowed, a built-in operation.
-    fn filter(&mut self, name: &str, args: &[Arg]) -> Result<Vec<Op>, ChainError> {
+    /// An alias (expanded, its overlays renumbered after this chain's) or,
+    /// when allowed, a built-in operation.
+    fn filter(&mut self, name: &str, args: &[Arg]) -> Result<(Vec<Op>, Option<OutputSpec>), ChainError> {
         if let Some(alias) = self.aliases.get(name) {
             let values: Vec<String> = args.iter().map(text).collect::<Result<_, _>>()?;
             if values.len() > alias.params.len() {
@@ -204,7 +286,17 @@ impl Compiler<'_> {
             let plan = alias
                 .instantiate(pairs)
                 .map_err(|e| ChainError::Invalid(format!("{name}: {e}")))?;
-            return Ok(plan.ops);
+            if self.sources.len() + plan.overlays.len() > MAX_SOURCES {
+                return Err(ChainError::Invalid(format!("at most {MAX_SOURCES} images per chain")));
+            }
+            // The alias numbers its overlays from 1 (0 is its input).
+            let shift = self.sources.len() - 1;
+            self.sources.extend(plan.overlays);
+            let mut ops = plan.ops;
+            for op in &mut ops {
+                op.shift_sources(shift);
+            }
+            return Ok((ops, Some(plan.output)));
         }
         if !self.allow_builtin {
             return Err(ChainError::BuiltinDisabled(name.to_string()));
@@ -213,7 +305,7 @@ impl Compiler<'_> {
             name: name.to_string(),
             args: args.to_vec(),
         };
-        Op::from_step(&step).map(|op| vec![op]).map_err(|e| {
+        Op::from_step(&step).map(|op| (vec![op], None)).map_err(|e| {
             if e.message == "unknown filter" {
                 ChainError::Unknown(name.to_string())
             } else {
@@ -302,7 +394,13 @@ mod tests {
         let a = compile_text("download(origin:a.jpg):thumbnail(200)", false).unwrap();
         let b = compile_text("thumbnail(download(origin:a.jpg),200)", false).unwrap();
         assert_eq!(a.plan, b.plan);
-        assert_eq!(a.sources[0].url, "origin:a.jpg");
+        assert_eq!(
+            a.source,
+            SourceSpec::Download {
+                url: "origin:a.jpg".into(),
+                dpi: None
+            }
+        );
         assert_eq!(a.plan.output_size(Size::new(2000, 1000)), Size::new(200, 100));
     }
 
@@ -341,19 +439,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(nested.plan, chained.plan);
-        assert_eq!(nested.sources, chained.sources);
+        assert_eq!(nested.source, chained.source);
         assert_eq!(
-            nested.sources,
-            [
-                SourceSpec {
-                    url: "a.jpg".into(),
-                    dpi: None
-                },
-                SourceSpec {
-                    url: "b.png".into(),
-                    dpi: Some(150.0)
-                }
-            ]
+            nested.plan.overlays,
+            [SourceSpec::Download {
+                url: "b.png".into(),
+                dpi: Some(150.0)
+            }]
         );
         let Op::Compose(c) = &nested.plan.ops[0] else { panic!() };
         assert_eq!((c.input, c.operator.as_str(), c.ops.len()), (1, "over", 1));
@@ -396,6 +488,53 @@ mod tests {
             ),
             Err(ChainError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn an_alias_brings_its_output_and_its_overlays_renumbered() {
+        let logo = "ab".repeat(32);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mark.toml"),
+            format!("chain = \"compose(original({logo}),over,1,1)\"\n[output]\nformat = \"png\"\n"),
+        )
+        .unwrap();
+        let set = AliasSet::load_dir(dir.path()).unwrap();
+        let chain = "download(a):compose(download(b),over,0,0):mark()";
+        let c = compile(&parse_chain(chain, ParseLimits::default()).unwrap(), &set, true).unwrap();
+        assert_eq!(c.plan.output.format, ImageFormat::Png, "the alias's output wins");
+        assert_eq!(
+            c.plan.overlays,
+            [
+                SourceSpec::Download {
+                    url: "b".into(),
+                    dpi: None
+                },
+                SourceSpec::Original { id: logo.clone() }
+            ]
+        );
+        let inputs: Vec<usize> = c
+            .plan
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Compose(c) => c.input,
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(inputs, [1, 2], "the alias's overlay follows the chain's");
+        assert_eq!(
+            compile_text("download(x):preview()", false).unwrap().plan.output.keep,
+            [ImageFormat::Png]
+        );
+
+        // What an alias body may not do.
+        let body = |text: &str| compile_alias(&parse_chain(text, ParseLimits::default()).unwrap().0);
+        assert!(body("compose(download(origin:logo.png),over,0,0)").is_err());
+        assert!(body("resize(10,10):format(png)").is_err());
+        assert!(body("compose(original(abc),over,0,0)").is_err());
+        let (ops, overlays) = body(&format!("fit-in(100,100):compose(original({logo}),over,0,0)")).unwrap();
+        assert_eq!((ops.len(), overlays.len()), (2, 1));
     }
 
     #[test]

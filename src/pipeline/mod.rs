@@ -50,6 +50,9 @@ impl Default for OutputSpec {
 pub struct Plan {
     pub ops: Vec<Op>,
     pub output: OutputSpec,
+    /// The images `compose` steps lay over the input: `Compose::input` 1 is
+    /// the first of these (0 is the input).
+    pub overlays: Vec<chain::SourceSpec>,
 }
 
 impl Plan {
@@ -69,9 +72,11 @@ impl Plan {
     /// A canonical text form of the work: cache-key material.
     pub fn canonical(&self) -> String {
         let ops: Vec<String> = self.ops.iter().map(ToString::to_string).collect();
+        let overlays: Vec<String> = self.overlays.iter().map(ToString::to_string).collect();
         format!(
-            "{}|{}:q{}:strip={}:orient={}:interlace={}:keep={:?}",
+            "{}|{}|{}:q{}:strip={}:orient={}:interlace={}:keep={:?}",
             ops.join(":"),
+            overlays.join(","),
             self.output.format,
             self.output.quality,
             self.output.strip,

@@ -190,6 +190,17 @@ impl Op {
         matches!(self, Op::Trim(_) | Op::Resample(_) | Op::Canvas(_))
     }
 
+    /// Renumbers the images `compose` steps lay over (when an alias's
+    /// overlays are spliced into a chain that already has images).
+    pub fn shift_sources(&mut self, by: usize) {
+        if let Op::Compose(c) = self {
+            c.input += by;
+            for op in &mut c.ops {
+                op.shift_sources(by);
+            }
+        }
+    }
+
     /// Every length argument, for converting physical units.
     fn lengths_mut(&mut self) -> Vec<&mut Length> {
         match self {
