@@ -116,17 +116,17 @@ impl App {
             settings.domains.clone(),
             settings.download.clone(),
         ));
-        let state = AppState {
-            settings: Arc::new(settings),
-            aliases: Arc::new(aliases),
-            pool: Arc::new(pool),
+        let state = AppState::new(
+            Arc::new(settings),
+            Arc::new(aliases),
+            Arc::new(pool),
             metrics,
             memory,
             originals,
             cache,
             salt,
             fetcher,
-        };
+        );
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));
         let memory = Arc::clone(&state.memory);

@@ -226,9 +226,9 @@ async fn render_cached(
     query: Option<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (alias, plan) = state.bind_alias(alias_name, query.as_deref())?;
+    let (alias, bound) = state.bind_alias(alias_name, query.as_deref())?;
     let id = parse_id(&id)?;
-    let key = CacheKey::new(&id, &alias.name, &plan.canonical(), &state.salt);
+    let key = CacheKey::new(&id, &alias.name, &bound.canonical, &state.salt);
     let etag = key.etag();
 
     if not_modified(&headers, &etag) && state.originals.meta(&id).await.map_err(storage_error)?.is_some() {
@@ -250,7 +250,7 @@ async fn render_cached(
                 .await
                 .map_err(storage_error)?
                 .ok_or_else(image_not_found)?;
-            let rendered = state.render(bytes, meta.format, plan).await?;
+            let rendered = state.render(bytes, meta.format, bound.plan.clone()).await?;
             Ok(Entry {
                 bytes: Bytes::from(rendered.bytes),
                 format: rendered.format,

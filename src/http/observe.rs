@@ -22,20 +22,21 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let span = tracing::info_span!("request", id, method = %method, route = %route);
     let response = next.run(request).instrument(span.clone()).await;
 
-    let status = response.status().as_u16();
+    let status = response.status();
     let elapsed = started.elapsed();
     let m = &state.metrics;
     m.http_requests
-        .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+        .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
         .inc();
     m.http_duration
         .with_label_values(&[method.as_str(), route.as_str()])
         .observe(elapsed.as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
-            status,
+            status = status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "{method} {route} {status}"
+            "{method} {route} {}",
+            status.as_u16()
         )
     });
     response

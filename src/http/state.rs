@@ -13,11 +13,34 @@ use crate::pipeline::chain::SourceSpec;
 use crate::pipeline::format::{ImageFormat, check_dimensions, header_dimensions};
 use crate::storage::{ImageId, Originals};
 use bytes::Bytes;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+/// The handlers' state: one `Arc`, so a request clones one pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// A bound alias plan and its canonical text (cache-key material).
+pub struct BoundPlan {
+    pub plan: Plan,
+    pub canonical: String,
+}
+
+/// Bound plans remembered per (alias, query): the hit path then skips binding,
+/// validation and printing. Small: one entry is a plan and a short string.
+/// When full it is emptied and refilled (no recency bookkeeping, so lookups
+/// take only a shared read lock).
+const BOUND_PLANS: usize = 1024;
+
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub aliases: Arc<AliasSet>,
     pub pool: Arc<Pool>,
@@ -29,12 +52,43 @@ pub struct AppState {
     pub salt: Arc<str>,
     /// `download(url)` with the origin rules.
     pub fetcher: Arc<crate::fetch::Fetcher>,
+    bound: RwLock<HashMap<(String, String), Arc<BoundPlan>>>,
 }
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: Arc<Settings>,
+        aliases: Arc<AliasSet>,
+        pool: Arc<Pool>,
+        metrics: Metrics,
+        memory: Arc<MemoryState>,
+        originals: Originals,
+        cache: Arc<ResultCache<ApiError>>,
+        salt: Arc<str>,
+        fetcher: Arc<crate::fetch::Fetcher>,
+    ) -> AppState {
+        AppState(Arc::new(Shared {
+            settings,
+            aliases,
+            pool,
+            metrics,
+            memory,
+            originals,
+            cache,
+            salt,
+            fetcher,
+            bound: RwLock::new(HashMap::new()),
+        }))
+    }
+}
+
+impl Shared {
     /// Looks up alias `name` and binds the request's query parameters to it:
     /// 404 for an unknown alias, 400 naming a bad parameter.
-    pub fn bind_alias(&self, name: &str, query: Option<&str>) -> Result<(&Alias, Plan), ApiError> {
+    /// Remembers the result per (alias, raw query), so repeated requests
+    /// (the cache-hit path) skip binding and printing.
+    pub fn bind_alias(&self, name: &str, query: Option<&str>) -> Result<(&Alias, Arc<BoundPlan>), ApiError> {
         let alias = self.aliases.get(name).ok_or_else(|| {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -42,11 +96,21 @@ impl AppState {
                 format!("no alias named `{name}`"),
             )
         })?;
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
+        let query = query.unwrap_or_default();
+        let memo_key = (alias.name.clone(), query.to_string());
+        if let Some(bound) = self.bound.read().unwrap_or_else(|e| e.into_inner()).get(&memo_key) {
+            return Ok((alias, Arc::clone(bound)));
+        }
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
         let plan = alias.instantiate(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        Ok((alias, plan))
+        let canonical = plan.canonical();
+        let bound = Arc::new(BoundPlan { plan, canonical });
+        let mut memo = self.bound.write().unwrap_or_else(|e| e.into_inner());
+        if memo.len() >= BOUND_PLANS {
+            memo.clear();
+        }
+        memo.insert(memo_key, Arc::clone(&bound));
+        Ok((alias, bound))
     }
 
     /// Counts a request by alias (known names only) and response status.
@@ -57,12 +121,12 @@ impl AppState {
             "unknown"
         };
         let status = match response {
-            Ok(r) => r.status().as_u16(),
-            Err(e) => e.status.as_u16(),
+            Ok(r) => r.status(),
+            Err(e) => e.status,
         };
         self.metrics
             .alias_requests
-            .with_label_values(&[name, &status.to_string()])
+            .with_label_values(&[name, status.as_str()])
             .inc();
     }
 

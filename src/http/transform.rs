@@ -23,7 +23,8 @@ pub async fn transform(
 }
 
 async fn run(state: &AppState, alias: &str, query: Option<String>, body: Body) -> Result<Response, ApiError> {
-    let (_, plan) = state.bind_alias(alias, query.as_deref())?;
+    let (_, bound) = state.bind_alias(alias, query.as_deref())?;
+    let plan = bound.plan.clone();
     let input = read_body(body, state.settings.max_body.0).await?;
     let format = ImageFormat::sniff(&input).ok_or_else(|| {
         ApiError::new(
