@@ -59,6 +59,8 @@ const CASES: &[Case] = &[
     (PHOTO, "blur(2)", &["-blur", "0x2"], 40.0),
     (PHOTO, "sharpen(1)", &["-sharpen", "0x1"], 35.0),
     (PHOTO, "sepia(80)", &["-sepia-tone", "80%"], 35.0),
+    // The original's quantum units: 52428 of 65535 is 80%.
+    (PHOTO, "sepia(52428)", &["-sepia-tone", "80%"], 35.0),
     (PHOTO, "trim()", &["-trim", "+repage"], 40.0),
     (
         PHOTO,
