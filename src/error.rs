@@ -87,6 +87,17 @@ impl From<JobError> for ApiError {
                 "the image could not be processed within the time limit",
             ),
             JobError::Invalid(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_operation", message),
+            JobError::Busy(detail) => {
+                tracing::warn!(%detail, "ImageMagick's pixel-cache budget is spent by concurrent jobs");
+                ApiError {
+                    retry_after: Some(1),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded",
+                        "ImageMagick's memory budget is in use by other jobs; retry after the indicated delay",
+                    )
+                }
+            }
             JobError::Failed(detail) => {
                 tracing::error!(%detail, "ImageMagick failed on a decodable image");
                 ApiError::internal()

@@ -1,6 +1,8 @@
 //! Every file of real-world bad-input corpora (Pillow's Tests/images with its
 //! OSS-Fuzz crash/oom/timeout files and decompression bombs; Go's invalid and
-//! truncated images) through `POST /images` and `POST /transform/thumbnail`:
+//! truncated images) through `POST /images`, `POST /transform/thumbnail` and
+//! two aliases that run the rest of the filter set (extend, alpha, colour
+//! spaces, ICC profiles, resample, canvas, pattern, repeat, compose):
 //! each answer is 2xx, or 4xx with a JSON error (503 under load aside), never
 //! another 5xx, never a crash or hang; memory stays bounded; and originals
 //! stored before the run come back byte-identical afterwards.
@@ -47,7 +49,19 @@ fn peak_rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_malformed_files_get_clear_answers_and_nothing_stored_is_harmed() {
-    let server = TestServer::start_with(&[], |s| {
+    // Every operation that reads more than the pixels (resolution, profiles,
+    // alpha, a second image), on every file.
+    let photo_id = imaginator::storage::ImageId::of(&fixture("photo.jpg"))
+        .as_str()
+        .to_string();
+    let every_op = format!(
+        "chain = \"fit-in(256,256):gravity(center):bg('#ff000080'):extend(-4,-4,1.05w,1.05h):alpha(remove):\
+         colorspace(lab):colorspace(srgb):resample(96,96):canvas(0.1,0.1):pattern(0.5w,0.5h):\
+         repeat(2,2,0.3w,0.3h):crop(0,0,1hcm,1vcm):compose(original({photo_id}),multiply,1,1)\"\n\
+         [output]\nformat = \"png\"\ninterlace = true\n"
+    );
+    let profiles = "chain = \"fit-in(128,128):profile(srgb,fogra39):profile(fogra39,srgb)\"\n";
+    let server = TestServer::start_with(&[("every-op", &every_op), ("profiles", profiles)], |s| {
         s.workers = 2;
         s.queue = Some(64);
         s.job_deadline = imaginator::config::HumanDuration(Duration::from_secs(10));
@@ -65,9 +79,14 @@ async fn real_malformed_files_get_clear_answers_and_nothing_stored_is_harmed() {
 
     let files = corpus_files();
     let started = Instant::now();
-    let jobs = files
-        .iter()
-        .flat_map(|f| [("/images", f.clone()), ("/transform/thumbnail?width=64", f.clone())]);
+    let jobs = files.iter().flat_map(|f| {
+        [
+            ("/images", f.clone()),
+            ("/transform/thumbnail?width=64", f.clone()),
+            ("/transform/every-op", f.clone()),
+            ("/transform/profiles", f.clone()),
+        ]
+    });
     let outcomes: Vec<Outcome> = futures::stream::iter(jobs)
         .map(|(endpoint, file)| {
             let (client, url) = (server.client.clone(), server.url(endpoint));
@@ -93,10 +112,11 @@ async fn real_malformed_files_get_clear_answers_and_nothing_stored_is_harmed() {
                     String::new()
                 };
                 Outcome {
-                    endpoint: if endpoint == "/images" {
-                        "POST /images"
-                    } else {
-                        "POST /transform"
+                    endpoint: match endpoint {
+                        "/images" => "POST /images",
+                        "/transform/every-op" => "every-op",
+                        "/transform/profiles" => "profiles",
+                        _ => "POST /transform",
                     },
                     file,
                     status,

@@ -55,6 +55,17 @@ pub enum JobError {
     /// does not match the image's colour space, a bleed wider than the image).
     #[error("{0}")]
     Invalid(String),
+    /// ImageMagick's process-wide pixel-cache budget (`limits.magick_memory`
+    /// and `magick_map`) is held by other jobs: transient, worth a retry.
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// Whether ImageMagick refused a pixel cache because its memory and map
+/// budget is spent. Limits are checked per job before decode so that one job
+/// fits the budget; when it is spent, concurrent jobs hold it.
+fn budget_spent(e: &WandError) -> bool {
+    e.severity == CACHE_ERROR || e.message.contains("cache resources exhausted")
 }
 
 /// Any job's result is labelled the same way in `imaginator_jobs_total`.
@@ -67,16 +78,21 @@ impl<T> Outcome for Result<T, JobError> {
             Err(JobError::Deadline) => "deadline",
             Err(JobError::Failed(_)) => "error",
             Err(JobError::Invalid(_)) => "bad_input",
+            Err(JobError::Busy(_)) => "busy",
         }
     }
 }
 
 /// ImageMagick's `ResourceLimitError` severity.
 const RESOURCE_LIMIT_ERROR: u32 = 400;
+/// ImageMagick's `CacheError` severity.
+const CACHE_ERROR: u32 = 445;
 
 fn decode_error(e: WandError) -> JobError {
     if e.deadline {
         JobError::Deadline
+    } else if budget_spent(&e) {
+        JobError::Busy(e.message)
     } else if e.severity == RESOURCE_LIMIT_ERROR || e.message.contains("exceeds limit") {
         // ImageMagick's own width/height/area limits refuse the header (a
         // second line of defence behind `check_limits`).
@@ -89,9 +105,10 @@ fn decode_error(e: WandError) -> JobError {
 fn op_error(e: WandError) -> JobError {
     if e.deadline {
         JobError::Deadline
+    } else if budget_spent(&e) {
+        JobError::Busy(e.message)
     } else if e.severity == RESOURCE_LIMIT_ERROR {
-        // ImageMagick's memory/map/disk accounting refused a pixel cache:
-        // the work is too big for the configured budget, not a server fault.
+        // Another of ImageMagick's limits (width, height, list length).
         JobError::TooLarge(format!(
             "the result exceeds ImageMagick's resource limits: {}",
             e.message
