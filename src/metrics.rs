@@ -163,7 +163,7 @@ impl Default for Metrics {
 /// Memory gauges, read fresh from a `MemoryReport` at every scrape. A figure
 /// that does not exist here (no cgroup, for example) is left out of the
 /// scrape rather than reported as 0.
-pub const MEMORY_GAUGES: [(&str, &str); 27] = [
+pub const MEMORY_GAUGES: [(&str, &str); 28] = [
     (
         "imaginator_jemalloc_allocated_bytes",
         "Bytes in live allocations (Rust and ImageMagick)",
@@ -232,6 +232,10 @@ pub const MEMORY_GAUGES: [(&str, &str); 27] = [
     ),
     ("imaginator_imagemagick_area_pixels", "ImageMagick pixel area in use"),
     (
+        "imaginator_imagemagick_reserved_bytes",
+        "Pixel-cache bytes running jobs reserved before decoding (admission estimate)",
+    ),
+    (
         "imaginator_allocator_c_malloc_tracked",
         "1 when C malloc (ImageMagick) is served and counted by jemalloc",
     ),
@@ -241,7 +245,7 @@ pub const MEMORY_GAUGES: [(&str, &str); 27] = [
     ),
 ];
 
-fn memory_values(r: &crate::memory::report::MemoryReport) -> [Option<u64>; 27] {
+fn memory_values(r: &crate::memory::report::MemoryReport) -> [Option<u64>; 28] {
     let (j, p, c, im) = (&r.jemalloc, &r.process, &r.cgroup, &r.imagemagick);
     [
         Some(j.allocated),
@@ -269,6 +273,7 @@ fn memory_values(r: &crate::memory::report::MemoryReport) -> [Option<u64>; 27] {
         Some(im.map),
         Some(im.disk),
         Some(im.area),
+        Some(im.reserved),
         Some(u64::from(r.allocator.c_malloc_tracked)),
         Some(u64::from(r.allocator.profiling_active)),
     ]

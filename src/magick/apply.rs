@@ -168,9 +168,25 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         .sources
         .first()
         .ok_or_else(|| JobError::Failed("a job without an image".into()))?;
-    let (mut wand, logical) = load(main, &plan.ops, plan.output.auto_orient, &job)?;
+    // Every header against the limits before a single pixel is decoded.
+    let headers = job
+        .sources
+        .iter()
+        .map(|s| probe_source(&s.bytes, s.format, s.density, &job.limits, job.deadline))
+        .collect::<Result<Vec<Probe>, JobError>>()?;
+    // Then a share of ImageMagick's pixel-cache budget, waited for while
+    // other jobs hold it.
+    let _grant = match super::budget::get() {
+        Some(budget) => Some(
+            budget
+                .reserve(pixel_cache_need(&job, &headers), job.deadline)
+                .ok_or(JobError::Deadline)?,
+        ),
+        None => None,
+    };
+    let (mut wand, logical) = load(main, &headers[0], &plan.ops, plan.output.auto_orient, &job)?;
     let mut state = State::default();
-    apply_ops(&mut wand, &plan.ops, logical, &mut state, &job)?;
+    apply_ops(&mut wand, &plan.ops, logical, &mut state, &job, &headers)?;
     if wand.past_deadline() {
         return Err(JobError::Deadline);
     }
@@ -211,20 +227,110 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
     Ok(Rendered { bytes, format, size })
 }
 
-/// Checks a source's header against the limits, then decodes it (reduced for
-/// a JPEG that `ops` shrinks a lot) and applies its EXIF orientation.
-/// Returns the wand and the image's logical (oriented, full-resolution) size.
-fn load(source: &Source, ops: &[Op], auto_orient: bool, job: &Job) -> Result<(Wand, Size), JobError> {
+/// ImageMagick Q16 holds up to five 16-bit channels (CMYK and alpha) a pixel.
+const BYTES_PER_PIXEL: u64 = 10;
+
+/// The linear scale a JPEG source is decoded at when `ops` shrink it a lot.
+fn jpeg_scale(source: &Source, header: &Probe, ops: &[Op], auto_orient: bool, headroom: f64) -> Option<f64> {
+    let oriented = if auto_orient { header.oriented } else { header.stored };
+    (source.format == ImageFormat::Jpeg)
+        .then(|| decode_scale(ops, oriented, headroom, header.dpi))
+        .flatten()
+}
+
+fn area(size: Size) -> u64 {
+    u64::from(size.width) * u64::from(size.height)
+}
+
+/// An upper estimate of the pixel cache a job holds at once: the decoded
+/// source (a reduced JPEG decode counts at up to 4x its hinted area), then
+/// the largest step's input, output and working copies, plus every image
+/// `compose` lays over it, each at 10 bytes a pixel.
+fn pixel_cache_need(job: &Job, headers: &[Probe]) -> u64 {
+    fn decoded(source: &Source, header: &Probe, ops: &[Op], auto_orient: bool, headroom: f64) -> u64 {
+        let full = area(header.stored);
+        match jpeg_scale(source, header, ops, auto_orient, headroom) {
+            Some(scale) => ((full as f64 * scale * scale * 4.0) as u64).min(full),
+            None => full,
+        }
+    }
+    // Follows size and resolution through the steps, including the ones
+    // whose size is only measured when they run (resample, canvas).
+    fn steps(ops: &[Op], mut size: Size, mut dpi: Dpi) -> u64 {
+        let mut peak = 0;
+        for op in ops {
+            let op = op.in_pixels(dpi);
+            let input = area(size);
+            let (out, copies) = match &op {
+                Op::Resample(r) => {
+                    let side = |v: f64| v.clamp(1.0, MAX_OUTPUT_SIDE) as u32;
+                    let to = Size::new(
+                        side(f64::from(size.width) * r.x / dpi.x),
+                        side(f64::from(size.height) * r.y / dpi.y),
+                    );
+                    dpi = Dpi { x: r.x, y: r.y };
+                    (to, 0)
+                }
+                Op::Canvas(c) => {
+                    let (bx, by) = c.border(dpi);
+                    let to = Size::new(
+                        size.width.saturating_add(2 * bx.min(size.width)),
+                        size.height.saturating_add(2 * by.min(size.height)),
+                    );
+                    // Three mirrored copies besides the result.
+                    (to, 3 * input)
+                }
+                Op::Resolution(r) => {
+                    dpi = r.dpi(size);
+                    (size, 0)
+                }
+                // A copy of the image (the tile, or the repeated original).
+                Op::Pattern(_) | Op::Repeat(_) => (size, input),
+                other => (other.output_size(size), 0),
+            };
+            peak = peak.max(input + area(out) + copies);
+            size = out;
+        }
+        peak
+    }
+    let plan = &job.plan;
+    let (main, header) = (&job.sources[0], &headers[0]);
+    let start = if plan.output.auto_orient {
+        header.oriented
+    } else {
+        header.stored
+    };
+    let mut pixels = decoded(main, header, &plan.ops, plan.output.auto_orient, job.decode_headroom)
+        .max(steps(&plan.ops, start, header.dpi));
+    let mut overlays = Vec::new();
+    collect_overlays(&plan.ops, &mut overlays);
+    for c in overlays {
+        if let (Some(source), Some(h)) = (job.sources.get(c.input), headers.get(c.input)) {
+            pixels += decoded(source, h, &c.ops, true, job.decode_headroom).max(steps(&c.ops, h.oriented, h.dpi));
+        }
+    }
+    pixels.saturating_mul(BYTES_PER_PIXEL)
+}
+
+fn collect_overlays<'a>(ops: &'a [Op], out: &mut Vec<&'a crate::pipeline::ops::Compose>) {
+    for op in ops {
+        if let Op::Compose(c) = op {
+            out.push(c);
+            collect_overlays(&c.ops, out);
+        }
+    }
+}
+
+/// Decodes a source whose header was checked (reduced for a JPEG that `ops`
+/// shrinks a lot) and applies its EXIF orientation. Returns the wand and the
+/// image's logical (oriented, full-resolution) size.
+fn load(source: &Source, header: &Probe, ops: &[Op], auto_orient: bool, job: &Job) -> Result<(Wand, Size), JobError> {
     let coder = source.format.coder();
-    // Header only: dimensions and frames against the limits, before any pixel is decoded.
-    let header = probe_source(&source.bytes, source.format, source.density, &job.limits, job.deadline)?;
     let stored = header.stored;
     let oriented = if auto_orient { header.oriented } else { stored };
 
     let mut wand = Wand::new(job.deadline);
-    if source.format == ImageFormat::Jpeg
-        && let Some(scale) = decode_scale(ops, oriented, job.decode_headroom, header.dpi)
-    {
+    if let Some(scale) = jpeg_scale(source, header, ops, auto_orient, job.decode_headroom) {
         let hint = format!(
             "{}x{}",
             (f64::from(stored.width) * scale).ceil() as u32,
@@ -268,7 +374,14 @@ impl Default for State {
 /// computed on the logical (oriented, full-size) image: a reduced decode must
 /// not change what `0.5w` or a crop offset means. Physical units are
 /// converted at the resolution the image has when the step runs.
-fn apply_ops(wand: &mut Wand, ops: &[Op], mut logical: Size, state: &mut State, job: &Job) -> Result<Size, JobError> {
+fn apply_ops(
+    wand: &mut Wand,
+    ops: &[Op],
+    mut logical: Size,
+    state: &mut State,
+    job: &Job,
+    headers: &[Probe],
+) -> Result<Size, JobError> {
     for op in ops {
         if wand.past_deadline() {
             return Err(JobError::Deadline);
@@ -277,7 +390,7 @@ fn apply_ops(wand: &mut Wand, ops: &[Op], mut logical: Size, state: &mut State, 
         if !op.measured_size() {
             check_result_area(op.output_size(logical), &op, &job.limits)?;
         }
-        apply_op(wand, &op, logical, state, job)?;
+        apply_op(wand, &op, logical, state, job, headers)?;
         logical = if op.measured_size() {
             wand.size()
         } else {
@@ -362,7 +475,14 @@ fn too_large(what: &str, size: (f64, f64)) -> JobError {
     ))
 }
 
-fn apply_op(wand: &mut Wand, op: &Op, logical: Size, state: &mut State, job: &Job) -> Result<(), JobError> {
+fn apply_op(
+    wand: &mut Wand,
+    op: &Op,
+    logical: Size,
+    state: &mut State,
+    job: &Job,
+    headers: &[Probe],
+) -> Result<(), JobError> {
     let actual = wand.size();
     let e = op_error;
     match op {
@@ -473,9 +593,12 @@ fn apply_op(wand: &mut Wand, op: &Op, logical: Size, state: &mut State, job: &Jo
                 .sources
                 .get(c.input)
                 .ok_or_else(|| JobError::Failed(format!("compose: no image #{}", c.input)))?;
-            let (mut overlay, size) = load(source, &c.ops, true, job)?;
+            let header = headers
+                .get(c.input)
+                .ok_or_else(|| JobError::Failed(format!("compose: no header for image #{}", c.input)))?;
+            let (mut overlay, size) = load(source, header, &c.ops, true, job)?;
             let mut overlay_state = State::default();
-            let size = apply_ops(&mut overlay, &c.ops, size, &mut overlay_state, job)?;
+            let size = apply_ops(&mut overlay, &c.ops, size, &mut overlay_state, job, headers)?;
             let (ax, ay) = state.gravity.signed_offset(actual, size);
             let (dx, dy) = (c.x.resolve(logical).round() as i64, c.y.resolve(logical).round() as i64);
             // As `magick -gravity`: offsets point inwards from the anchored side.

@@ -2,6 +2,7 @@
 //! the worker pool, and applying a `pipeline::Plan` to an image.
 
 mod apply;
+pub mod budget;
 pub mod policy;
 pub mod pool;
 mod wand;
@@ -57,6 +58,9 @@ pub fn init(limits: &Limits) {
         set(im::ResourceType::Memory, limits.magick_memory.0);
         set(im::ResourceType::Map, limits.magick_map.0);
         set(im::ResourceType::Disk, limits.magick_disk.0);
+        // ImageMagick 7 puts a pixel cache in memory, else in a disk file
+        // (memory-mapped when the map limit allows): `map` is no third pool.
+        budget::set(limits.magick_memory.0 + limits.magick_disk.0);
     });
 }
 
@@ -83,6 +87,7 @@ pub fn resources() -> crate::memory::report::ImageMagickMemory {
         map: get(im::ResourceType::Map),
         disk: get(im::ResourceType::Disk),
         area: get(im::ResourceType::Area),
+        reserved: budget::get().map_or(0, |b| b.in_use()),
     }
 }
 

@@ -46,6 +46,9 @@ pub struct ImageMagickMemory {
     pub map: u64,
     pub disk: u64,
     pub area: u64,
+    /// Pixel-cache bytes running jobs reserved before decoding (their
+    /// estimated need; `magick::budget`). Compare with `memory`.
+    pub reserved: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -415,11 +418,12 @@ impl MemoryReport {
             opt(c.inactive_file), opt(c.shmem), opt(c.kernel), opt(c.working_set)
         ));
         out.push_str(&format!(
-            "imagemagick  memory {}  map {}  disk {}  area {} px\n",
+            "imagemagick  memory {}  map {}  disk {}  area {} px  reserved by jobs {}\n",
             mib(im.memory),
             mib(im.map),
             mib(im.disk),
-            im.area
+            im.area,
+            mib(im.reserved)
         ));
         out.push_str(&format!(
             "cache        memory {}  disk {}\n",
