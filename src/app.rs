@@ -3,7 +3,7 @@
 
 use crate::cache::{ObjectTier, ResultCache, SecondTier};
 use crate::config::{Settings, StorageBackend};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, BoundPlans, Shared};
 use crate::magick::{self, Pool};
 use crate::memory::{self, JemallocStats, MemoryState};
 use crate::metrics::Metrics;
@@ -116,17 +116,18 @@ impl App {
             settings.domains.clone(),
             settings.download.clone(),
         ));
-        let state = AppState::new(
-            Arc::new(settings),
-            Arc::new(aliases),
-            Arc::new(pool),
+        let state = AppState::from(Shared {
+            settings: Arc::new(settings),
+            aliases: Arc::new(aliases),
+            pool: Arc::new(pool),
             metrics,
             memory,
             originals,
             cache,
             salt,
             fetcher,
-        );
+            bound: BoundPlans::default(),
+        });
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));
         let memory = Arc::clone(&state.memory);

@@ -234,14 +234,19 @@ const CASES: &[Case] = &[
     ),
 ];
 
+/// A server with built-in filters on and `fx:` naming the fixtures' origin.
+async fn reference_server() -> TestServer {
+    let origin = fixture_origin().await;
+    TestServer::start_with(&[], |s| {
+        s.allow_builtin_filters = true;
+        s.domains.insert("fx".into(), origin);
+    })
+    .await
+}
+
 #[tokio::test]
 async fn every_operation_matches_the_magick_cli() {
-    let origin = fixture_origin().await;
-    let server = TestServer::start_with(&[], |s| {
-        s.allow_builtin_filters = true;
-        s.domains.insert("fx".into(), origin.clone());
-    })
-    .await;
+    let server = reference_server().await;
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for ((source, input), steps, args, threshold) in CASES {
@@ -288,12 +293,7 @@ async fn every_operation_matches_the_magick_cli() {
 
 #[tokio::test]
 async fn dpi_records_the_resolution_in_the_file() {
-    let origin = fixture_origin().await;
-    let server = TestServer::start_with(&[], |s| {
-        s.allow_builtin_filters = true;
-        s.domains.insert("fx".into(), origin.clone());
-    })
-    .await;
+    let server = reference_server().await;
     let dir = tempfile::tempdir().unwrap();
     // PNG stores pixels per metre, so ImageMagick may report either unit: compare in dpi.
     // cm() is the printed size, as in the original: 800x500 px over 20x12.5 cm is 101.6 dpi.
@@ -338,12 +338,7 @@ fn identify(bytes: &[u8], format: &str) -> String {
 
 #[tokio::test]
 async fn output_settings_reach_the_file() {
-    let origin = fixture_origin().await;
-    let server = TestServer::start_with(&[], |s| {
-        s.allow_builtin_filters = true;
-        s.domains.insert("fx".into(), origin.clone());
-    })
-    .await;
+    let server = reference_server().await;
     let body = |path: String| {
         let server = &server;
         async move {
@@ -379,12 +374,7 @@ async fn output_settings_reach_the_file() {
 
 #[tokio::test]
 async fn impossible_operations_are_clear_errors() {
-    let origin = fixture_origin().await;
-    let server = TestServer::start_with(&[], |s| {
-        s.allow_builtin_filters = true;
-        s.domains.insert("fx".into(), origin.clone());
-    })
-    .await;
+    let server = reference_server().await;
     for (steps, status, code) in [
         // An RGB photo is not described by a CMYK profile.
         ("profile(fogra39,srgb)", 422, "invalid_operation"),

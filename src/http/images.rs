@@ -85,7 +85,7 @@ fn bad_multipart() -> ApiError {
     )
 }
 
-fn storage_error(e: crate::storage::StoreError) -> ApiError {
+pub(super) fn storage_error(e: crate::storage::StoreError) -> ApiError {
     tracing::error!(error = %e, "storage failed");
     ApiError::internal()
 }

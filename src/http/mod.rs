@@ -12,7 +12,7 @@ mod state;
 mod transform;
 mod version;
 
-pub use state::AppState;
+pub use state::{AppState, BoundPlans, Shared};
 
 use crate::error::ApiError;
 use axum::Router;

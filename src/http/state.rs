@@ -52,34 +52,17 @@ pub struct Shared {
     pub salt: Arc<str>,
     /// `download(url)` with the origin rules.
     pub fetcher: Arc<crate::fetch::Fetcher>,
-    bound: RwLock<HashMap<(String, String), Arc<BoundPlan>>>,
+    /// Bound alias plans (`bind_alias`); start with `BoundPlans::default()`.
+    pub bound: BoundPlans,
 }
 
-impl AppState {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        settings: Arc<Settings>,
-        aliases: Arc<AliasSet>,
-        pool: Arc<Pool>,
-        metrics: Metrics,
-        memory: Arc<MemoryState>,
-        originals: Originals,
-        cache: Arc<ResultCache<ApiError>>,
-        salt: Arc<str>,
-        fetcher: Arc<crate::fetch::Fetcher>,
-    ) -> AppState {
-        AppState(Arc::new(Shared {
-            settings,
-            aliases,
-            pool,
-            metrics,
-            memory,
-            originals,
-            cache,
-            salt,
-            fetcher,
-            bound: RwLock::new(HashMap::new()),
-        }))
+/// The memo behind `bind_alias`, keyed by (alias, raw query).
+#[derive(Default)]
+pub struct BoundPlans(RwLock<HashMap<(String, String), Arc<BoundPlan>>>);
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
     }
 }
 
@@ -98,14 +81,14 @@ impl Shared {
         })?;
         let query = query.unwrap_or_default();
         let memo_key = (alias.name.clone(), query.to_string());
-        if let Some(bound) = self.bound.read().unwrap_or_else(|e| e.into_inner()).get(&memo_key) {
+        if let Some(bound) = self.bound.0.read().unwrap_or_else(|e| e.into_inner()).get(&memo_key) {
             return Ok((alias, Arc::clone(bound)));
         }
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
         let plan = alias.instantiate(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let canonical = plan.canonical();
         let bound = Arc::new(BoundPlan { plan, canonical });
-        let mut memo = self.bound.write().unwrap_or_else(|e| e.into_inner());
+        let mut memo = self.bound.0.write().unwrap_or_else(|e| e.into_inner());
         if memo.len() >= BOUND_PLANS {
             memo.clear();
         }
@@ -184,10 +167,7 @@ impl Shared {
                     )
                 };
                 let id = ImageId::parse(id).ok_or_else(missing)?;
-                let found = self.originals.get(&id).await.map_err(|e| {
-                    tracing::error!(error = %e, "storage failed");
-                    ApiError::internal()
-                })?;
+                let found = self.originals.get(&id).await.map_err(super::images::storage_error)?;
                 found.ok_or_else(missing)?.1
             }
         };

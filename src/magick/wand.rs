@@ -256,7 +256,12 @@ impl Wand {
                 y as isize,
             )
         })?;
-        // Forget the virtual canvas so later offsets and GIF/PNG output start at 0,0.
+        self.reset_page(size)
+    }
+
+    /// Forgets the virtual canvas of a `size` image, so later offsets and
+    /// GIF/PNG output start at 0,0.
+    fn reset_page(&mut self, size: Size) -> Result<(), WandError> {
         // SAFETY: valid wand.
         self.check(unsafe { im::MagickSetImagePage(self.raw(), size.width as usize, size.height as usize, 0, 0) })
     }
@@ -371,8 +376,7 @@ impl Wand {
                 y as isize,
             )
         })?;
-        // SAFETY: valid wand.
-        self.check(unsafe { im::MagickSetImagePage(self.raw(), size.width as usize, size.height as usize, 0, 0) })
+        self.reset_page(size)
     }
 
     /// Lays `source` over this image at (`x`,`y`) with `operator`.
@@ -524,11 +528,7 @@ impl Wand {
 
     /// Composes the image over `color` and drops alpha (for formats without it).
     pub fn flatten_onto(&mut self, color: &str) -> Result<(), WandError> {
-        // SAFETY: valid wand and a live pixel wand.
-        let status = self.with_color(color, |w, pixel| unsafe {
-            im::MagickSetImageBackgroundColor(w.raw(), pixel)
-        })?;
-        self.check(status)?;
+        self.set_background(color)?;
         // SAFETY: valid wand.
         unsafe {
             self.check(im::MagickSetImageAlphaChannel(

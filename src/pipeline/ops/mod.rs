@@ -503,20 +503,10 @@ impl Gravity {
         (x, y)
     }
 
-    /// Offset of a `inner` window placed inside `outer` by this gravity.
+    /// Offset of a `inner` window placed inside `outer` by this gravity
+    /// (0 on a side where `inner` is the larger).
     pub fn offset(self, outer: Size, inner: Size) -> (u32, u32) {
-        let dx = outer.width.saturating_sub(inner.width);
-        let dy = outer.height.saturating_sub(inner.height);
-        let x = match self {
-            Gravity::West | Gravity::NorthWest | Gravity::SouthWest => 0,
-            Gravity::East | Gravity::NorthEast | Gravity::SouthEast => dx,
-            _ => dx / 2,
-        };
-        let y = match self {
-            Gravity::North | Gravity::NorthEast | Gravity::NorthWest => 0,
-            Gravity::South | Gravity::SouthEast | Gravity::SouthWest => dy,
-            _ => dy / 2,
-        };
-        (x, y)
+        let (x, y) = self.signed_offset(outer, inner);
+        (x.max(0) as u32, y.max(0) as u32)
     }
 }
