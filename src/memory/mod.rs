@@ -77,15 +77,20 @@ const PROBE_BYTES: usize = 64 << 20;
 
 /// Whether memory obtained with `alloc` and released with `free` is counted by
 /// jemalloc (`stats.allocated` grows by at least the probe size meanwhile).
-pub fn allocation_is_tracked(alloc: impl FnOnce(usize) -> *mut u8, free: impl FnOnce(*mut u8)) -> bool {
-    let before = JemallocStats::read().allocated;
-    let ptr = alloc(PROBE_BYTES);
-    if ptr.is_null() {
-        return false;
-    }
-    let during = JemallocStats::read().allocated;
-    free(ptr);
-    during.saturating_sub(before) >= PROBE_BYTES as u64
+/// `stats.allocated` is process-wide: other threads freeing a lot between the
+/// two readings can hide the probe, so one attempt in three must see it (an
+/// untracked allocator never shows the growth, however often it is tried).
+pub fn allocation_is_tracked(alloc: impl Fn(usize) -> *mut u8, free: impl Fn(*mut u8)) -> bool {
+    (0..3).any(|_| {
+        let before = JemallocStats::read().allocated;
+        let ptr = alloc(PROBE_BYTES);
+        if ptr.is_null() {
+            return false;
+        }
+        let during = JemallocStats::read().allocated;
+        free(ptr);
+        during.saturating_sub(before) >= PROBE_BYTES as u64
+    })
 }
 
 /// Whether a plain C `malloc` in this process is served by jemalloc.
