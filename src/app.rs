@@ -4,17 +4,18 @@
 use crate::cache::{ObjectTier, ResultCache, SecondTier};
 use crate::config::{Settings, StorageBackend};
 use crate::http::{self, AppState, BoundPlans, Shared};
+use crate::inflight::InflightBytes;
 use crate::magick::{self, Pool};
 use crate::memory::{self, JemallocStats, MemoryState};
 use crate::metrics::Metrics;
 use crate::pipeline::alias::AliasSet;
+use crate::server::{self, ConnectionLimits, Endpoint};
 use crate::storage::{LocalOriginals, ObjectOriginals, Originals};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 /// Opens the configured originals store and the result tier behind memory:
 /// both on the local disk, or both in one S3-compatible bucket.
@@ -90,8 +91,7 @@ impl App {
         let memory = Arc::new(check_allocator());
         let metrics = Metrics::new();
         let pool = Pool::new(settings.workers, settings.queue_capacity(), metrics.clone());
-        let listener = TcpListener::bind(settings.listen)
-            .await
+        let listener = server::bind(settings.listen, settings.http.backlog)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         tracing::info!(
             listen = %listener.local_addr()?,
@@ -116,6 +116,8 @@ impl App {
             settings.domains.clone(),
             settings.download.clone(),
         ));
+        metrics.inflight_bytes_limit.set(settings.inflight_bytes() as i64);
+        let inflight = InflightBytes::new(settings.inflight_bytes(), metrics.inflight_bytes.clone());
         let state = AppState::from(Shared {
             settings: Arc::new(settings),
             aliases: Arc::new(aliases),
@@ -126,6 +128,7 @@ impl App {
             cache,
             salt,
             fetcher,
+            inflight,
             bound: BoundPlans::default(),
         });
         let source = state.clone();
@@ -153,23 +156,25 @@ impl App {
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight
     /// requests finish within the grace period, and joins the workers.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let grace = self.state.settings.shutdown_grace.0;
+        let settings = Arc::clone(&self.state.settings);
         let pool = Arc::clone(&self.state.pool);
-        let draining = Arc::new(Notify::new());
-        let notify = Arc::clone(&draining);
-        let signal = async move {
-            shutdown.await;
-            tracing::info!(grace = ?grace, "shutdown requested: draining in-flight requests");
-            notify.notify_one();
+        let limits = ConnectionLimits {
+            max_connections: settings.http.max_connections,
+            header_timeout: settings.http.header_timeout.0,
+            linger_bytes: settings.max_body.0.saturating_mul(2),
         };
-        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(signal);
-        tokio::select! {
-            result = server => result.context("HTTP server failed")?,
-            _ = async { draining.notified().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!("grace period over; closing the remaining connections");
-            }
-        }
+        let endpoints = vec![Endpoint {
+            listener: self.listener,
+            router: http::router(self.state.clone()),
+        }];
+        server::serve(
+            endpoints,
+            limits,
+            self.state.metrics.clone(),
+            shutdown,
+            settings.shutdown_grace.0,
+        )
+        .await;
         tokio::task::spawn_blocking(move || pool.shutdown())
             .await
             .context("joining the workers")?;

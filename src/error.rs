@@ -14,6 +14,10 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After` (503 only).
     pub retry_after: Option<u32>,
+    /// Answer with `Connection: close`: the request's body was not read (the
+    /// connection cannot carry another request; it is closed after a bounded
+    /// drain of what the client still sends, see `server`).
+    pub close: bool,
 }
 
 impl ApiError {
@@ -23,7 +27,13 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            close: false,
         }
+    }
+
+    /// The same error, answered with `Connection: close`.
+    pub fn closing(self) -> ApiError {
+        ApiError { close: true, ..self }
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -58,6 +68,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

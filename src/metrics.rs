@@ -22,6 +22,9 @@ pub const CACHE_EVICTIONS_TOTAL: &str = "imaginator_cache_evictions_total";
 pub const CACHE_CORRUPT_TOTAL: &str = "imaginator_cache_corrupt_entries_total";
 pub const CACHE_ENTRIES: &str = "imaginator_cache_entries";
 pub const CACHE_BYTES: &str = "imaginator_cache_bytes";
+pub const INFLIGHT_BYTES: &str = "imaginator_inflight_bytes";
+pub const INFLIGHT_BYTES_LIMIT: &str = "imaginator_inflight_bytes_limit";
+pub const CONNECTIONS_OPEN: &str = "imaginator_http_connections";
 
 /// Buckets for request and job latencies, in seconds: 1 ms to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -67,6 +70,11 @@ pub struct MetricsInner {
     pub cache_bytes: IntGaugeVec,
     /// Disk entries found damaged (checksum, length) and discarded.
     pub cache_corrupt: IntCounter,
+    /// Bytes of request bodies and downloads held now (`inflight`), and the budget.
+    pub inflight_bytes: IntGauge,
+    pub inflight_bytes_limit: IntGauge,
+    /// Open HTTP connections, lingering closes included.
+    pub connections: IntGauge,
 }
 
 impl Metrics {
@@ -121,6 +129,15 @@ impl Metrics {
                 .expect("valid gauge"),
             cache_corrupt: IntCounter::new(CACHE_CORRUPT_TOTAL, "Damaged disk cache entries discarded")
                 .expect("valid counter"),
+            inflight_bytes: IntGauge::new(INFLIGHT_BYTES, "Bytes of request bodies and downloads held now")
+                .expect("valid gauge"),
+            inflight_bytes_limit: IntGauge::new(
+                INFLIGHT_BYTES_LIMIT,
+                "Budget for bytes of request bodies and downloads held at once",
+            )
+            .expect("valid gauge"),
+            connections: IntGauge::new(CONNECTIONS_OPEN, "Open HTTP connections, lingering closes included")
+                .expect("valid gauge"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -139,6 +156,9 @@ impl Metrics {
             Box::new(m.cache_entries.clone()),
             Box::new(m.cache_bytes.clone()),
             Box::new(m.cache_corrupt.clone()),
+            Box::new(m.inflight_bytes.clone()),
+            Box::new(m.inflight_bytes_limit.clone()),
+            Box::new(m.connections.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

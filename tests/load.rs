@@ -105,8 +105,16 @@ fn raise_fd_limit() {
     }
 }
 
+/// Every one of 512 simultaneous clients (one connection each) gets an HTTP
+/// answer: 200, or 503 with `Retry-After` and `Connection: close`, decided
+/// before its body was read. Nothing may end in a transport error (a reset
+/// connection): the server drains what a refused client still sends before
+/// closing. Latencies are printed, not asserted (docs/benchmarks.md records
+/// them); on this 2-core machine, with another build beside it, ten runs in a
+/// row had 0 transport errors, and the worst shed p50 was recorded in
+/// docs/benchmarks.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_512_connections_is_shed_fast_and_the_service_recovers() {
+async fn a_flood_of_512_connections_gets_an_http_answer_for_every_request_then_normal_service() {
     raise_fd_limit();
     let server = TestServer::start_with(&[], |s| s.workers = 2).await; // queue: 4 x 2 = 8
     let photo = bytes::Bytes::from(fixture("photo.jpg"));
@@ -127,13 +135,14 @@ async fn a_flood_of_512_connections_is_shed_fast_and_the_service_recovers() {
                     .await
                 {
                     Ok(r) => r,
-                    // A transport error (not an HTTP answer): counted below.
-                    Err(e) => return (0, false, t.elapsed(), Some(e.to_string())),
+                    Err(e) => return Err(format!("{e:?}")),
                 };
-                let retry_after = r.headers().get("retry-after").is_some();
+                let h = r.headers();
+                let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let (retry_after, connection) = (header("retry-after"), header("connection"));
                 let status = r.status().as_u16();
-                let _ = r.bytes().await;
-                (status, retry_after, t.elapsed(), None)
+                r.bytes().await.map_err(|e| format!("reading the answer: {e:?}"))?;
+                Ok((status, retry_after, connection, t.elapsed()))
             })
         })
         .collect();
@@ -141,18 +150,19 @@ async fn a_flood_of_512_connections_is_shed_fast_and_the_service_recovers() {
     let mut shed = Vec::new();
     let mut transport = Vec::new();
     for handle in requests {
-        let (status, retry_after, took, error) = handle.await.unwrap();
-        if let Some(e) = error {
-            transport.push(e);
-            continue;
-        }
-        match status {
-            200 => ok.push(took),
-            503 => {
-                assert!(retry_after, "503 carries Retry-After");
+        match handle.await.unwrap() {
+            Err(e) => transport.push(e),
+            Ok((200, _, _, took)) => ok.push(took),
+            Ok((503, retry_after, connection, took)) => {
+                assert_eq!(retry_after.as_deref(), Some("1"), "503 carries Retry-After");
+                assert_eq!(
+                    connection.as_deref(),
+                    Some("close"),
+                    "a 503 before the body closes the connection"
+                );
                 shed.push(took);
             }
-            other => panic!("unexpected status {other}"),
+            Ok((other, ..)) => panic!("unexpected status {other}"),
         }
     }
     shed.sort();
@@ -164,34 +174,35 @@ async fn a_flood_of_512_connections_is_shed_fast_and_the_service_recovers() {
     let scrape = server.metrics().await;
     let rss = metric_value(&scrape, "imaginator_process_rss_anon_bytes") / 1048576.0;
     println!(
-        "512 connections against 2 workers + 8 slots in {:?}: {} served (p99 {:?}), {} shed (p50 {:?}, p99 {:?}); RSS anon now {rss:.0} MiB",
+        "512 connections against 2 workers + 8 slots in {:?}: {} served (p50 {:?}, p99 {:?}), {} shed (p50 {:?}, p99 {:?}), {} transport errors; RSS anon now {rss:.0} MiB",
         started.elapsed(),
         ok.len(),
+        p(&ok, 0.5),
         p(&ok, 0.99),
         shed.len(),
         p(&shed, 0.5),
-        p(&shed, 0.99)
+        p(&shed, 0.99),
+        transport.len(),
     );
-    // 512 clients and the server share one test process and 2 cores: a rare
-    // connection reset on the client side has been seen under a concurrent
-    // CI build. Tolerate at most 1% and show them; every other request must
-    // get an HTTP answer, 200 or 503 only.
-    if !transport.is_empty() {
-        println!("transport errors: {} (first: {})", transport.len(), transport[0]);
-    }
     assert!(
-        transport.len() <= 5,
-        "{} transport errors: {:?}",
+        transport.is_empty(),
+        "{} requests got no HTTP answer, e.g. {:?}",
         transport.len(),
         &transport[..transport.len().min(3)]
     );
     assert!(ok.len() >= 10, "admitted requests succeed");
     assert!(!shed.is_empty(), "the excess is shed");
-    assert_eq!(
-        ok.len() + shed.len() + transport.len(),
-        512,
-        "every request answered: no deadlock"
-    );
+    // What the clients saw is what the server says it answered.
+    let served = |status: &str| {
+        metric_value(
+            &scrape,
+            &format!(
+                "imaginator_http_requests_total{{method=\"POST\",route=\"/transform/{{alias}}\",status=\"{status}\"}}"
+            ),
+        )
+    };
+    assert_eq!(served("200"), ok.len() as f64);
+    assert_eq!(served("503"), shed.len() as f64);
     let peak: f64 = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
@@ -206,5 +217,173 @@ async fn a_flood_of_512_connections_is_shed_fast_and_the_service_recovers() {
 
     let response = server.post("/transform/thumbnail?width=50", fixture("photo.gif")).await;
     assert_eq!(response.status(), 200, "serves normally right after");
+    server.stop().await;
+}
+
+/// Sends `head` on a new connection and reads the answer's head, without
+/// sending any body (a raw client: reqwest always sends the body first).
+async fn answer_before_body(addr: &str, head: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: a server that waited for the body would answer only at its
+    // body timeout (configured far beyond this).
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed before an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("an answer before the body was sent");
+    (stream, String::from_utf8_lossy(&answer).to_ascii_lowercase())
+}
+
+/// After the answer, the client sends the body it announced anyway (as
+/// clients that do not wait for an early answer do) and must then see the
+/// server's orderly close, not a reset.
+async fn send_body_then_expect_orderly_close(mut stream: tokio::net::TcpStream, bytes: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0;
+    while sent < bytes {
+        let n = chunk.len().min(bytes - sent);
+        stream
+            .write_all(&chunk[..n])
+            .await
+            .expect("the server still reads what we send");
+        sent += n;
+    }
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
+    match read {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("the connection ended with {e} instead of an orderly close"),
+        Err(_) => panic!("the server never closed the connection"),
+    }
+}
+
+#[tokio::test]
+async fn a_request_refused_for_load_is_answered_before_its_body_is_sent() {
+    let server = TestServer::start_with(&[HEAVY], |s| {
+        s.workers = 1;
+        s.queue = Some(0);
+        s.http.body_timeout = imaginator::config::HumanDuration(Duration::from_secs(120));
+    })
+    .await;
+    // Occupy the only slot with a running job.
+    let busy = {
+        let (client, url) = (server.client.clone(), server.url("/transform/heavy"));
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .body(fixture("photo.jpg"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    for _ in 0..500 {
+        if metric_value(&server.metrics().await, "imaginator_job_queue_seconds_count") == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let photo = fixture("photo.jpg");
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let head = format!(
+        "POST /transform/thumbnail HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        photo.len()
+    );
+    let (stream, answer) = answer_before_body(&addr, &head).await;
+    assert!(answer.starts_with("http/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    send_body_then_expect_orderly_close(stream, photo.len()).await;
+    assert_eq!(busy.await.unwrap(), 200, "the running job was not disturbed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_before_it_is_sent_and_drained_after() {
+    let server = TestServer::start_with(&[], |s| {
+        s.max_body = imaginator::config::ByteSize(1 << 20);
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let declared = 2 << 20;
+    let head = format!(
+        "POST /images HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    let (stream, answer) = answer_before_body(&addr, &head).await;
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    send_body_then_expect_orderly_close(stream, declared).await;
+    let scrape = server.metrics().await;
+    assert_eq!(
+        metric_value(&scrape, "imaginator_inflight_bytes"),
+        0.0,
+        "nothing held afterwards"
+    );
+    assert!(
+        scrape.contains("imaginator_inflight_bytes 0"),
+        "the in-flight gauge is exported"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn clients_that_stall_are_cut_off_and_idle_connections_count_against_the_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(&[], |s| {
+        s.http.header_timeout = imaginator::config::HumanDuration(Duration::from_secs(1));
+        s.http.body_timeout = imaginator::config::HumanDuration(Duration::from_secs(1));
+        s.http.max_connections = 3;
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // Headers that never end: the connection is closed at the header timeout.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(20), stalled.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "closed, not answered: {closed:?}"
+    );
+
+    // A body that stops halfway: 408 at the body timeout.
+    let head = "POST /transform/thumbnail HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789";
+    let (_, answer) = answer_before_body(&addr, head).await;
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+
+    // Three idle connections fill the cap: a fourth waits in the accept queue
+    // until the idle ones are closed (at the header timeout), then is served.
+    let idle: Vec<_> = futures::future::join_all((0..3).map(|_| tokio::net::TcpStream::connect(&addr)))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let waited = std::time::Instant::now();
+    let response = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    println!("a fourth connection was served after {:?}", waited.elapsed());
+    assert!(
+        waited.elapsed() >= Duration::from_millis(500),
+        "served while three idle connections held the cap"
+    );
+    drop(idle);
     server.stop().await;
 }

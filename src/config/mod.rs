@@ -38,6 +38,10 @@ pub struct Settings {
     pub shutdown_grace: HumanDuration,
     /// Largest accepted request body, enforced while streaming.
     pub max_body: ByteSize,
+    /// Bytes of request bodies and downloads held in memory at once; past it,
+    /// new ones are refused with 503 before a byte is read. Default:
+    /// (workers + queue) x `max_body`.
+    pub max_inflight_bytes: Option<ByteSize>,
     /// Seconds suggested to clients in `Retry-After` when the queue is full.
     pub retry_after_secs: u32,
     /// Bearer token that opens the admin endpoints (`/dump_profile`, `/debug/*`)
@@ -67,6 +71,7 @@ pub struct Settings {
     pub domains: std::collections::BTreeMap<String, String>,
     pub download: DownloadSettings,
     pub chain: ChainSettings,
+    pub http: HttpSettings,
     pub limits: Limits,
     pub cache: CacheSettings,
     pub storage: StorageSettings,
@@ -96,6 +101,35 @@ impl Default for DownloadSettings {
             max_bytes: ByteSize::mib(32),
             timeout: HumanDuration(Duration::from_secs(10)),
             max_redirects: 3,
+        }
+    }
+}
+
+/// What one client may hold of the HTTP server: connections and the time to
+/// send a request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Connections the kernel may queue before they are accepted (capped by
+    /// `net.core.somaxconn`).
+    pub backlog: u32,
+    /// Open connections at most (a closing connection counts while it drains);
+    /// beyond, new connections wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Time to receive a request's headers; also how long a kept-alive
+    /// connection may sit idle before the next request.
+    pub header_timeout: HumanDuration,
+    /// Time to receive a whole request body (408 beyond).
+    pub body_timeout: HumanDuration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            backlog: 1024,
+            max_connections: 1024,
+            header_timeout: HumanDuration(Duration::from_secs(30)),
+            body_timeout: HumanDuration(Duration::from_secs(30)),
         }
     }
 }
@@ -235,6 +269,7 @@ impl Default for Settings {
             job_deadline: HumanDuration(Duration::from_secs(30)),
             shutdown_grace: HumanDuration(Duration::from_secs(25)),
             max_body: ByteSize::mib(32),
+            max_inflight_bytes: None,
             retry_after_secs: 1,
             admin_token: String::new(),
             upload_formats: ImageFormat::ALL.to_vec(),
@@ -246,6 +281,7 @@ impl Default for Settings {
             domains: Default::default(),
             download: DownloadSettings::default(),
             chain: ChainSettings::default(),
+            http: HttpSettings::default(),
             limits: Limits::default(),
             cache: CacheSettings::default(),
             storage: StorageSettings::default(),
@@ -341,6 +377,14 @@ impl Settings {
         self.queue.unwrap_or(4 * self.workers)
     }
 
+    /// Bytes of bodies and downloads held at once (`max_inflight_bytes`).
+    pub fn inflight_bytes(&self) -> u64 {
+        self.max_inflight_bytes.map_or_else(
+            || ((self.workers + self.queue_capacity()) as u64).saturating_mul(self.max_body.0),
+            |b| b.0,
+        )
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 || self.workers > 256 {
             return Err(invalid(
@@ -383,6 +427,30 @@ impl Settings {
         }
         if self.max_body.0 == 0 {
             return Err(invalid("max_body", "must be greater than zero"));
+        }
+        if let Some(b) = self.max_inflight_bytes
+            && b.0 < self.max_body.0.max(self.download.max_bytes.0)
+        {
+            return Err(invalid(
+                "max_inflight_bytes",
+                format!(
+                    "must be at least max_body and download.max_bytes ({}), got {b}",
+                    ByteSize(self.max_body.0.max(self.download.max_bytes.0))
+                ),
+            ));
+        }
+        let h = &self.http;
+        if h.backlog == 0 {
+            return Err(invalid("http.backlog", "must be greater than zero"));
+        }
+        if h.max_connections == 0 {
+            return Err(invalid("http.max_connections", "must be greater than zero"));
+        }
+        if h.header_timeout.0.is_zero() || h.body_timeout.0.is_zero() {
+            return Err(invalid(
+                "http",
+                "header_timeout and body_timeout must be greater than zero",
+            ));
         }
         let l = &self.limits;
         if l.max_width == 0 || l.max_height == 0 || l.max_pixels == 0 || l.max_frames == 0 {
@@ -437,6 +505,7 @@ impl Settings {
     pub fn to_toml(&self) -> String {
         let mut resolved = self.clone();
         resolved.queue = Some(self.queue_capacity());
+        resolved.max_inflight_bytes = Some(ByteSize(self.inflight_bytes()));
         if !resolved.admin_token.is_empty() {
             resolved.admin_token = "<set>".into();
         }
@@ -468,6 +537,7 @@ fn deserialize(tree: toml::Value) -> Result<Settings, (String, String)> {
 fn overlay_env(tree: &mut toml::Value, env: &[(String, String)]) -> Result<Vec<String>, ConfigError> {
     let defaults = toml::Value::try_from(Settings {
         queue: Some(0),
+        max_inflight_bytes: Some(ByteSize(0)),
         ..Settings::default()
     })
     .map_err(|e| invalid("configuration", e.to_string()))?;

@@ -136,7 +136,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     let (entry, tier) = state
         .cache
         .get_or_compute(&key, || async {
-            let rendered = state.render_sources(fetched, plan).await?;
+            let rendered = state.render_sources(fetched, plan, None).await?;
             Ok(Entry {
                 bytes: Bytes::from(rendered.bytes),
                 format: rendered.format,

@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::admin::Admin;
-use super::transform::read_body;
+use super::admission::{admit, read_body};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::pipeline::format::ImageFormat;
@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 fn unsupported_media() -> ApiError {
     ApiError::new(
@@ -23,58 +23,48 @@ fn unsupported_media() -> ApiError {
     )
 }
 
-fn too_large(limit: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("the request body is larger than {limit} bytes"),
-    )
-}
-
-/// The uploaded bytes: the raw body, or the multipart field `file`; the size
-/// cap is enforced while streaming in both cases.
-async fn upload_bytes(state: &AppState, request: Request) -> Result<Bytes, ApiError> {
-    let limit = state.settings.max_body.0;
+/// The uploaded bytes: the raw body, or the multipart field `file`. The whole
+/// request body is read first (within `max_body` and `http.body_timeout`,
+/// whatever its fields), so no part of a multipart body can grow past it.
+async fn upload_bytes(state: &AppState, request: Request, limit: u64) -> Result<Bytes, ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if content_type.starts_with("multipart/form-data") {
-        let mut multipart = Multipart::from_request(request, state)
-            .await
-            .map_err(|_| unsupported_media())?;
-        while let Some(mut field) = multipart.next_field().await.map_err(|_| bad_multipart())? {
-            if field.name() != Some("file") {
-                continue;
-            }
-            let mut buf = BytesMut::new();
-            while let Some(chunk) = field.chunk().await.map_err(|_| bad_multipart())? {
-                if (buf.len() + chunk.len()) as u64 > limit {
-                    return Err(too_large(limit));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            if buf.is_empty() {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "empty_body",
-                    "the field `file` is empty",
-                ));
-            }
-            return Ok(buf.freeze());
-        }
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "missing_file",
-            "no multipart field named `file`",
-        ))
-    } else if content_type.starts_with("image/") || content_type.starts_with("application/octet-stream") {
-        read_body(request.into_body(), limit).await
-    } else {
-        Err(unsupported_media())
+    let multipart = content_type.starts_with("multipart/form-data");
+    if !(multipart || content_type.starts_with("image/") || content_type.starts_with("application/octet-stream")) {
+        return Err(unsupported_media());
     }
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, limit, state.settings.http.body_timeout.0).await?;
+    if !multipart {
+        return Ok(body);
+    }
+    let request = Request::from_parts(parts, axum::body::Body::from(body));
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|_| unsupported_media())?;
+    while let Some(field) = multipart.next_field().await.map_err(|_| bad_multipart())? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let bytes = field.bytes().await.map_err(|_| bad_multipart())?;
+        if bytes.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "empty_body",
+                "the field `file` is empty",
+            ));
+        }
+        return Ok(bytes);
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "missing_file",
+        "no multipart field named `file`",
+    ))
 }
 
 fn bad_multipart() -> ApiError {
@@ -93,7 +83,8 @@ pub(super) fn storage_error(e: crate::storage::StoreError) -> ApiError {
 /// `POST /images`: 201 with the new original's id and header facts, or 200
 /// with the same answer when these exact bytes are already stored.
 pub async fn upload(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let bytes = upload_bytes(&state, request).await?;
+    let admitted = admit(&state, request.headers())?;
+    let bytes = upload_bytes(&state, request, admitted.limit).await?;
     let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -112,7 +103,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
     if let Some(meta) = state.originals.meta(&id).await.map_err(storage_error)? {
         return Ok((StatusCode::OK, Json(meta)).into_response());
     }
-    let probe = state.probe(bytes.clone(), format).await?;
+    let probe = state.probe(bytes.clone(), format, Some(admitted.slot)).await?;
     let meta = OriginalMeta {
         id: id.to_string(),
         format,
@@ -250,7 +241,7 @@ async fn render_cached(
                 .await
                 .map_err(storage_error)?
                 .ok_or_else(image_not_found)?;
-            let rendered = state.render(bytes, meta.format, bound.plan.clone()).await?;
+            let rendered = state.render(bytes, meta.format, bound.plan.clone(), None).await?;
             Ok(Entry {
                 bytes: Bytes::from(rendered.bytes),
                 format: rendered.format,

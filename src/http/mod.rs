@@ -2,6 +2,7 @@
 //! No image logic lives here.
 
 mod admin;
+mod admission;
 mod aliases;
 mod chain;
 mod debug;

@@ -3,7 +3,7 @@
 use crate::cache::ResultCache;
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::magick::{self, Job, JobResult, Pool, Rendered, Source};
+use crate::magick::{self, Job, JobResult, Pool, Rendered, Slot, Source};
 use crate::memory::MemoryState;
 use crate::memory::report::{MemoryReport, ResultCacheMemory};
 use crate::metrics::Metrics;
@@ -52,6 +52,8 @@ pub struct Shared {
     pub salt: Arc<str>,
     /// `download(url)` with the origin rules.
     pub fetcher: Arc<crate::fetch::Fetcher>,
+    /// Bytes of request bodies and downloads held at once.
+    pub inflight: Arc<crate::inflight::InflightBytes>,
     /// Bound alias plans (`bind_alias`); start with `BoundPlans::default()`.
     pub bound: BoundPlans,
 }
@@ -137,15 +139,36 @@ impl Shared {
         Ok(())
     }
 
+    /// Queues `job` in `slot` (reserved when the request arrived) or in a
+    /// slot reserved now.
+    fn submit<R, F>(
+        &self,
+        slot: Option<Slot>,
+        deadline: Instant,
+        job: F,
+    ) -> Result<tokio::sync::oneshot::Receiver<JobResult<R>>, ApiError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: magick::Outcome + Send + 'static,
+    {
+        match slot {
+            Some(slot) => self.pool.submit_in(slot, deadline, job),
+            None => self.pool.submit(deadline, job),
+        }
+        .map_err(|e| ApiError::from_submit(e, self.settings.retry_after_secs))
+    }
+
     /// Reads an image's header in the worker pool and checks it against the limits.
-    pub async fn probe(&self, input: Bytes, format: ImageFormat) -> Result<magick::Probe, ApiError> {
+    pub async fn probe(
+        &self,
+        input: Bytes,
+        format: ImageFormat,
+        slot: Option<Slot>,
+    ) -> Result<magick::Probe, ApiError> {
         self.precheck(&input)?;
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let limits = self.settings.limits.clone();
-        let result = self
-            .pool
-            .submit(deadline, move || magick::probe(&input, format, &limits, deadline))
-            .map_err(|e| ApiError::from_submit(e, self.settings.retry_after_secs))?;
+        let result = self.submit(slot, deadline, move || magick::probe(&input, format, &limits, deadline))?;
         match tokio::time::timeout_at(deadline.into(), result).await {
             Ok(Ok(JobResult::Done(probe))) => Ok(probe?),
             Ok(Ok(JobResult::Expired)) | Err(_) => Err(magick::JobError::Deadline.into()),
@@ -187,19 +210,30 @@ impl Shared {
 
     /// Runs `plan` on `input` in the worker pool, within the job deadline,
     /// after fetching the images its `compose` steps lay over it.
-    pub async fn render(&self, input: Bytes, format: ImageFormat, plan: Plan) -> Result<Rendered, ApiError> {
+    pub async fn render(
+        &self,
+        input: Bytes,
+        format: ImageFormat,
+        plan: Plan,
+        slot: Option<Slot>,
+    ) -> Result<Rendered, ApiError> {
         let mut sources = vec![Source {
             bytes: input,
             format,
             density: None,
         }];
         sources.extend(futures::future::try_join_all(plan.overlays.iter().map(|s| self.fetch_source(s))).await?);
-        self.render_sources(sources, plan).await
+        self.render_sources(sources, plan, slot).await
     }
 
     /// Runs `plan` on the first of `sources` (the others are the images its
     /// `compose` steps lay over it), within the job deadline.
-    pub async fn render_sources(&self, sources: Vec<Source>, plan: Plan) -> Result<Rendered, ApiError> {
+    pub async fn render_sources(
+        &self,
+        sources: Vec<Source>,
+        plan: Plan,
+        slot: Option<Slot>,
+    ) -> Result<Rendered, ApiError> {
         for source in &sources {
             self.precheck(&source.bytes)?;
         }
@@ -211,10 +245,7 @@ impl Shared {
             deadline,
             decode_headroom: self.settings.decode_headroom,
         };
-        let result = self
-            .pool
-            .submit(deadline, move || magick::run(job))
-            .map_err(|e| ApiError::from_submit(e, self.settings.retry_after_secs))?;
+        let result = self.submit(slot, deadline, move || magick::run(job))?;
         // The worker stops at the deadline through ImageMagick's progress
         // monitor; this timeout also covers a step that never reports progress.
         let outcome = tokio::time::timeout_at(deadline.into(), result).await;

@@ -20,7 +20,7 @@ mod profiles {
         }
     }
 }
-pub use pool::{JobResult, Outcome, Pool, SubmitError};
+pub use pool::{JobResult, Outcome, Pool, Slot, SubmitError};
 
 use crate::config::Limits;
 use magick_rust::bindings as im;

@@ -2,8 +2,11 @@
 //! work runs here, never on a tokio worker. The pool itself knows nothing of
 //! ImageMagick: it runs closures, which keeps it testable on its own.
 //!
-//! - A full queue refuses at once (`SubmitError::Overloaded`): the caller
-//!   answers 503 instead of waiting without bound.
+//! - Capacity is counted in slots (a running or waiting job): `workers +
+//!   queue` of them. A request that carries a body reserves its slot when it
+//!   arrives (`reserve`), before reading the body, so a full pool answers 503
+//!   at once; other callers reserve when they submit. No slot: refused at
+//!   once (`SubmitError::Overloaded`), never an unbounded wait.
 //! - A job whose caller has gone away before it starts is dropped.
 //! - A job whose deadline passed while it waited is not started.
 //! - A panicking job fails only its own request; its thread is replaced.
@@ -52,8 +55,23 @@ pub struct Pool {
     workers: usize,
 }
 
+/// A reserved place in the pool: one job, running or waiting. Returned when
+/// dropped (after the job it was spent on has run, or unused).
+pub struct Slot {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.slots.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 struct Shared {
     receiver: Receiver<Task>,
+    /// Slots reserved now, and how many there are (`workers + queue`).
+    slots: AtomicUsize,
+    capacity: usize,
     metrics: Metrics,
     handles: Mutex<Vec<JoinHandle<()>>>,
     alive: AtomicUsize,
@@ -63,10 +81,14 @@ struct Shared {
 impl Pool {
     /// Starts `workers` threads with room for `queue` waiting jobs.
     pub fn new(workers: usize, queue: usize, metrics: Metrics) -> Pool {
-        let (sender, receiver) = crossbeam_channel::bounded(queue);
+        // Slots bound what is queued, so the channel never refuses.
+        let capacity = workers + queue;
+        let (sender, receiver) = crossbeam_channel::bounded(capacity);
         metrics.queue_capacity.set(queue as i64);
         let shared = Arc::new(Shared {
             receiver,
+            slots: AtomicUsize::new(0),
+            capacity,
             metrics,
             handles: Mutex::new(Vec::new()),
             alive: AtomicUsize::new(0),
@@ -82,9 +104,49 @@ impl Pool {
         }
     }
 
+    /// Reserves a slot for a job to be submitted later with `submit_in`, or
+    /// refuses at once when every slot is taken (counted as `rejected`).
+    pub fn reserve(&self) -> Result<Slot, SubmitError> {
+        if self.sender.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let s = &self.shared;
+        let taken = s.slots.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < s.capacity).then_some(n + 1)
+        });
+        match taken {
+            Ok(_) => Ok(Slot { shared: Arc::clone(s) }),
+            Err(_) => {
+                s.metrics.jobs.with_label_values(&["rejected"]).inc();
+                Err(SubmitError::Overloaded)
+            }
+        }
+    }
+
+    /// Whether a slot is free now (a hint: another caller may take it first).
+    pub fn has_room(&self) -> bool {
+        self.shared.slots.load(Ordering::SeqCst) < self.shared.capacity
+    }
+
     /// Queues `job` to run on a worker. The receiver yields its result; drop it
     /// to cancel a job that has not started yet.
     pub fn submit<R, F>(&self, deadline: Instant, job: F) -> Result<oneshot::Receiver<JobResult<R>>, SubmitError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Outcome + Send + 'static,
+    {
+        let slot = self.reserve()?;
+        self.submit_in(slot, deadline, job)
+    }
+
+    /// Queues `job` in a slot reserved earlier (`reserve`); the slot is
+    /// returned when the job has run or been dropped.
+    pub fn submit_in<R, F>(
+        &self,
+        slot: Slot,
+        deadline: Instant,
+        job: F,
+    ) -> Result<oneshot::Receiver<JobResult<R>>, SubmitError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Outcome + Send + 'static,
@@ -94,6 +156,7 @@ impl Pool {
         let span = tracing::Span::current();
         let enqueued = Instant::now();
         let task: Task = Box::new(move || {
+            let _slot = slot;
             let count = |outcome: &str| metrics.jobs.with_label_values(&[outcome]).inc();
             if reply.is_closed() {
                 count("cancelled");

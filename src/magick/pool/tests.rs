@@ -120,3 +120,35 @@ async fn shutdown_finishes_queued_jobs_then_refuses_new_ones() {
     }
     assert_eq!(pool.submit(later(), || Ok_(9)).unwrap_err(), SubmitError::ShuttingDown);
 }
+
+#[tokio::test]
+async fn reserved_slots_count_against_capacity_until_their_job_has_run() {
+    let metrics = Metrics::new();
+    let pool = Pool::new(1, 1, metrics.clone());
+    let a = pool.reserve().unwrap();
+    let b = pool.reserve().unwrap();
+    assert!(!pool.has_room());
+    assert_eq!(pool.reserve().err(), Some(SubmitError::Overloaded));
+    assert_eq!(pool.submit(later(), || Ok_(0)).unwrap_err(), SubmitError::Overloaded);
+    assert_eq!(counted(&metrics, "rejected"), 2);
+    // An unused reservation is returned when dropped...
+    drop(a);
+    assert!(pool.has_room());
+    // ...and a used one when its job has run.
+    let rx = pool.submit_in(b, later(), || Ok_(5)).unwrap();
+    assert!(matches!(rx.await.unwrap(), JobResult::Done(Ok_(5))));
+    // The slot comes back just after the result is sent: wait, boundedly,
+    // until both slots are free.
+    let mut both = None;
+    for _ in 0..200 {
+        if let (Ok(c), Ok(d)) = (pool.reserve(), pool.reserve()) {
+            both = Some((c, d));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(both.is_some(), "both slots are free once the job has run");
+    drop(both);
+    pool.shutdown();
+    assert_eq!(pool.reserve().err(), Some(SubmitError::ShuttingDown));
+}
