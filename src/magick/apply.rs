@@ -5,8 +5,10 @@ use super::pool::Outcome;
 use super::profiles;
 use super::wand::{Wand, WandError};
 use crate::config::Limits;
+use crate::pipeline::colour::{self, ColourFacts, Conversion};
+use crate::pipeline::exif;
 use crate::pipeline::format::{ImageFormat, check_dimensions};
-use crate::pipeline::ops::{Dpi, Filter, Gravity, MAX_OUTPUT_SIDE, Mirror, Op, Size};
+use crate::pipeline::ops::{Dpi, Filter, Gravity, IccProfile, MAX_OUTPUT_SIDE, Mirror, Op, Size};
 use crate::pipeline::{Plan, decode_scale};
 use magick_rust::bindings as im;
 use std::time::Instant;
@@ -185,6 +187,9 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         None => None,
     };
     let (mut wand, logical) = load(main, &headers[0], &plan.ops, plan.output.auto_orient, &job)?;
+    if !plan.manages_colour() {
+        to_srgb(&mut wand, main)?;
+    }
     let mut state = State::default();
     apply_ops(&mut wand, &plan.ops, logical, &mut state, &job, &headers)?;
     if wand.past_deadline() {
@@ -197,8 +202,11 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         wand.flatten_onto(&state.background).map_err(op_error)?;
     }
     if plan.output.strip {
-        // A profile the chain converted to describes the pixels: keep it.
-        let keep_icc = state.profiled.then(|| wand.icc_profile()).flatten();
+        // A profile the chain converted to, or one the plan asked to keep,
+        // describes the pixels: keep it.
+        let keep_icc = (state.profiled || plan.output.keep_icc)
+            .then(|| wand.icc_profile())
+            .flatten();
         wand.strip().map_err(op_error)?;
         if let Some(icc) = keep_icc {
             wand.set_icc_profile(&icc).map_err(op_error)?;
@@ -221,6 +229,7 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         wand.set_interlace().map_err(op_error)?;
     }
     wand.set_quality(plan.output.quality).map_err(op_error)?;
+    wand.set_depth(plan.output.depth_for(format)).map_err(op_error)?;
     wand.set_format(format.coder()).map_err(op_error)?;
     let size = wand.size();
     let bytes = wand.encode().map_err(op_error)?;
@@ -348,6 +357,56 @@ fn load(source: &Source, header: &Probe, ops: &[Op], auto_orient: bool, job: &Jo
         wand.auto_orient().map_err(op_error)?;
     }
     Ok((wand, oriented))
+}
+
+/// Converts the pixels to sRGB when the image says they are something else
+/// (`pipeline::colour` decides), before any operation, every frame. A
+/// profile LittleCMS cannot use is dropped, and the pixels are kept as
+/// decoded (logged): a damaged profile must not fail the picture.
+fn to_srgb(wand: &mut Wand, source: &Source) -> Result<(), JobError> {
+    let icc = wand.icc_profile();
+    let space = wand.colorspace();
+    let facts = ColourFacts {
+        icc: icc.as_deref(),
+        cmyk: space == im::ColorspaceType::CMYK,
+        gray: matches!(space, im::ColorspaceType::GRAY | im::ColorspaceType::LinearGRAY),
+        png: (source.format == ImageFormat::Png)
+            .then(|| colour::png_colour(&source.bytes))
+            .flatten(),
+        exif_adobe_rgb: wand
+            .profile("exif")
+            .and_then(|block| exif::parse(&block))
+            .is_some_and(|e| e.says_adobe_rgb()),
+    };
+    let srgb = profiles::icc(IccProfile::Srgb);
+    let conversion = colour::decide(&facts);
+    let converted = wand.each_frame(|frame| match &conversion {
+        Conversion::None => Ok(()),
+        Conversion::FromEmbedded => frame.apply_profile(srgb),
+        Conversion::FromBundledCmyk => {
+            frame.remove_profile("icc");
+            frame.apply_profile(profiles::icc(IccProfile::Fogra39))?;
+            frame.apply_profile(srgb)
+        }
+        Conversion::FromProfile { icc, .. } => {
+            frame.remove_profile("icc");
+            frame.apply_profile(icc)?;
+            frame.apply_profile(srgb)
+        }
+    });
+    match converted {
+        Ok(()) => Ok(()),
+        Err(e) if e.deadline => Err(JobError::Deadline),
+        Err(e) if budget_spent(&e) => Err(JobError::Busy(e.message)),
+        Err(e) => {
+            tracing::info!(error = %e.message, from = conversion.describe(), "colour conversion to sRGB failed; pixels kept as decoded");
+            wand.each_frame(|frame| {
+                frame.remove_profile("icc");
+                Ok(())
+            })
+            .map_err(op_error)
+        }
+    }
 }
 
 /// Settings steps leave for later ones.
@@ -597,6 +656,9 @@ fn apply_op(
                 .get(c.input)
                 .ok_or_else(|| JobError::Failed(format!("compose: no header for image #{}", c.input)))?;
             let (mut overlay, size) = load(source, header, &c.ops, true, job)?;
+            if !job.plan.manages_colour() {
+                to_srgb(&mut overlay, source)?;
+            }
             let mut overlay_state = State::default();
             let size = apply_ops(&mut overlay, &c.ops, size, &mut overlay_state, job, headers)?;
             let (ax, ay) = state.gravity.signed_offset(actual, size);

@@ -461,7 +461,12 @@ impl Wand {
 
     /// A copy of the embedded ICC profile, if any.
     pub fn icc_profile(&self) -> Option<Vec<u8>> {
-        let name = cstring("icc");
+        self.profile("icc")
+    }
+
+    /// A copy of an embedded profile (`icc`, `exif`, `xmp`, ...), if any.
+    pub fn profile(&self, name: &str) -> Option<Vec<u8>> {
+        let name = cstring(name);
         let mut len = 0usize;
         // SAFETY: valid wand; the returned buffer is copied then relinquished.
         unsafe {
@@ -473,6 +478,40 @@ impl Wand {
             im::MagickRelinquishMemory(data as *mut c_void);
             (!bytes.is_empty()).then_some(bytes)
         }
+    }
+
+    /// Removes an embedded profile without touching the pixels.
+    pub fn remove_profile(&mut self, name: &str) {
+        let name = cstring(name);
+        let mut len = 0usize;
+        // SAFETY: valid wand; the removed profile's copy is relinquished.
+        unsafe {
+            let data = im::MagickRemoveImageProfile(self.raw(), name.as_ptr(), &mut len);
+            if !data.is_null() {
+                im::MagickRelinquishMemory(data as *mut c_void);
+            }
+        }
+    }
+
+    /// Bits per channel the image is written with.
+    pub fn set_depth(&mut self, depth: u8) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSetImageDepth(self.raw(), usize::from(depth)) })
+    }
+
+    /// Runs `f` on every frame in turn (ImageMagick's per-image calls act on
+    /// the current frame), then rewinds.
+    pub fn each_frame(&mut self, mut f: impl FnMut(&mut Wand) -> Result<(), WandError>) -> Result<(), WandError> {
+        // SAFETY: valid wand; iterating its image list.
+        unsafe { im::MagickResetIterator(self.raw()) };
+        let mut result = Ok(());
+        // SAFETY: as above.
+        while result.is_ok() && ok(unsafe { im::MagickNextImage(self.raw()) }) {
+            result = f(self);
+        }
+        // SAFETY: as above.
+        unsafe { im::MagickResetIterator(self.raw()) };
+        result
     }
 
     /// Embeds an ICC profile without converting the pixels.

@@ -359,7 +359,19 @@ impl OutputSpec {
                 self.quality
             ));
         }
+        if !matches!(self.depth, 8 | 16) {
+            return Err(format!("output.depth must be 8 or 16, got {}", self.depth));
+        }
         Ok(())
+    }
+
+    /// Bits per channel to write in `format`: 16 only where asked for and
+    /// the format has it.
+    pub fn depth_for(&self, format: ImageFormat) -> u8 {
+        match format {
+            ImageFormat::Png | ImageFormat::Tiff => self.depth,
+            _ => 8,
+        }
     }
 
     /// The format to write for an input of `input` format.

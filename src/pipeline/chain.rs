@@ -163,7 +163,7 @@ impl Compiler<'_> {
         for (name, args) in steps {
             let whole_result = matches!(
                 name.as_str(),
-                "format" | "quality" | "cache" | "interlace" | "progressive" | "strip"
+                "format" | "quality" | "cache" | "interlace" | "progressive" | "strip" | "icc" | "depth"
             );
             match (name.as_str(), output.as_mut()) {
                 ("download" | "original", _) => return Err(ChainError::SecondSource),
@@ -315,8 +315,8 @@ impl Compiler<'_> {
     }
 }
 
-/// `format`, `quality`, `cache`, `interlace`/`progressive` and `strip`: they
-/// shape the written result, not the pixels.
+/// `format`, `quality`, `cache`, `interlace`/`progressive`, `strip`, `icc`
+/// and `depth`: they shape the written result, not the pixels.
 fn output_step(name: &str, args: &[Arg], output: &mut OutputSpec, cache: &mut String) -> Result<(), ChainError> {
     match name {
         "format" => {
@@ -346,6 +346,26 @@ fn output_step(name: &str, args: &[Arg], output: &mut OutputSpec, cache: &mut St
         }
         "interlace" | "progressive" => output.interlace = true,
         "strip" => output.strip = true,
+        "icc" => {
+            let mode = args.first().map(text).transpose()?.unwrap_or_default();
+            output.keep_icc = match mode.as_str() {
+                "keep" => true,
+                "srgb" => false,
+                other => {
+                    return Err(ChainError::Invalid(format!(
+                        "icc: `keep` (the image's own profile and pixels) or `srgb` (convert, the default), got `{other}`"
+                    )));
+                }
+            };
+        }
+        "depth" => {
+            let d = args.first().map(text).transpose()?.unwrap_or_default();
+            output.depth = match d.as_str() {
+                "8" => 8,
+                "16" => 16,
+                other => return Err(ChainError::Invalid(format!("depth: 8 or 16, got `{other}`"))),
+            };
+        }
         _ => unreachable!("not an output step: {name}"),
     }
     if !args.is_empty() && matches!(name, "interlace" | "progressive" | "strip") {

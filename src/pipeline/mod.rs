@@ -4,7 +4,10 @@
 
 pub mod alias;
 pub mod chain;
+pub mod colour;
+pub mod exif;
 pub mod format;
+pub mod icc;
 pub mod ops;
 pub mod parse;
 
@@ -29,6 +32,13 @@ pub struct OutputSpec {
     pub negotiate: bool,
     /// Progressive JPEG, interlaced PNG and GIF (`interlace()`, `progressive()`).
     pub interlace: bool,
+    /// Keep the image's own ICC profile and its pixels as they are
+    /// (`icc(keep)`); by default pixels are converted to sRGB and the profile
+    /// stripped (`colour`).
+    pub keep_icc: bool,
+    /// Bits per channel of PNG and TIFF output: 8, or 16 (`depth(16)`).
+    /// JPEG, WebP, AVIF and GIF are always 8.
+    pub depth: u8,
 }
 
 impl Default for OutputSpec {
@@ -41,6 +51,8 @@ impl Default for OutputSpec {
             auto_orient: true,
             negotiate: false,
             interlace: false,
+            keep_icc: false,
+            depth: 8,
         }
     }
 }
@@ -69,20 +81,29 @@ impl Plan {
         decode_scale(&self.ops, input, headroom, Dpi::DEFAULT)
     }
 
+    /// Whether the plan converts colour itself (`profile(src,dst)`), so the
+    /// automatic conversion to sRGB stays out of its way.
+    pub fn manages_colour(&self) -> bool {
+        self.output.keep_icc || self.ops.iter().any(|op| matches!(op, Op::Profile(_)))
+    }
+
     /// A canonical text form of the work: cache-key material.
     pub fn canonical(&self) -> String {
         let ops: Vec<String> = self.ops.iter().map(ToString::to_string).collect();
         let overlays: Vec<String> = self.overlays.iter().map(ToString::to_string).collect();
+        let o = &self.output;
         format!(
-            "{}|{}|{}:q{}:strip={}:orient={}:interlace={}:keep={:?}",
+            "{}|{}|{}:q{}:strip={}:orient={}:interlace={}:keep={:?}:icc={}:depth={}",
             ops.join(":"),
             overlays.join(","),
-            self.output.format,
-            self.output.quality,
-            self.output.strip,
-            self.output.auto_orient,
-            self.output.interlace,
-            self.output.keep
+            o.format,
+            o.quality,
+            o.strip,
+            o.auto_orient,
+            o.interlace,
+            o.keep,
+            if o.keep_icc { "keep" } else { "srgb" },
+            o.depth
         )
     }
 }
