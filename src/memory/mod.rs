@@ -80,15 +80,22 @@ const PROBE_BYTES: usize = 64 << 20;
 /// `stats.allocated` is process-wide: other threads freeing a lot between the
 /// two readings can hide the probe, so one attempt in three must see it (an
 /// untracked allocator never shows the growth, however often it is tried).
+///
+/// The block is written through and its pointer passed through `black_box`:
+/// an optimiser may delete a `malloc`/`free` pair whose memory is never used
+/// (release builds did, and the probe then reported C allocations as
+/// untracked); `tests/release.rs` checks the release binary.
 pub fn allocation_is_tracked(alloc: impl Fn(usize) -> *mut u8, free: impl Fn(*mut u8)) -> bool {
     (0..3).any(|_| {
         let before = JemallocStats::read().allocated;
-        let ptr = alloc(PROBE_BYTES);
+        let ptr = std::hint::black_box(alloc(PROBE_BYTES));
         if ptr.is_null() {
             return false;
         }
+        // SAFETY: `ptr` is a live block of PROBE_BYTES bytes from `alloc`.
+        unsafe { std::ptr::write_volatile(ptr, 1) };
         let during = JemallocStats::read().allocated;
-        free(ptr);
+        free(std::hint::black_box(ptr));
         during.saturating_sub(before) >= PROBE_BYTES as u64
     })
 }
