@@ -87,7 +87,7 @@ impl App {
         if aliases.aliases.is_empty() {
             anyhow::bail!("no aliases (*.toml) found in {}", settings.aliases_dir.display());
         }
-        magick::init(&settings.limits);
+        magick::init(&settings.limits).map_err(|e| anyhow::anyhow!("ImageMagick: {e}"))?;
         let memory = Arc::new(check_allocator());
         let metrics = Metrics::new();
         let pool = Pool::new(settings.workers, settings.queue_capacity(), metrics.clone());

@@ -391,6 +391,13 @@ async fn impossible_operations_are_clear_errors() {
         ("resize(16000,16000)", 413, "image_too_large"),
         ("extend(0,0,16000,16000)", 413, "image_too_large"),
         ("extend(10,10,5,5)", 400, "invalid_parameter"),
+        // Arguments that used to be accepted and silently ignored.
+        ("bg(nonsense):extend(0,0,900,600)", 400, "invalid_parameter"),
+        ("rotate(30,nonsense)", 400, "invalid_parameter"),
+        ("dpi(2w)", 400, "invalid_parameter"),
+        ("canvas(0.5w,1)", 400, "invalid_parameter"),
+        ("resample(150hcm,150)", 400, "invalid_parameter"),
+        ("blur(2h)", 400, "invalid_parameter"),
     ] {
         let response = server.get(&format!("/download(fx:photo.jpg):{steps}")).await;
         assert_eq!(response.status(), status, "{steps}");

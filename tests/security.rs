@@ -5,7 +5,7 @@ mod common;
 use imaginator::magick::policy;
 
 fn init() {
-    imaginator::magick::init(&imaginator::config::Limits::default());
+    imaginator::magick::init(&imaginator::config::Limits::default()).expect("the policy is in force");
 }
 
 #[test]
@@ -70,4 +70,17 @@ async fn version_reports_the_engine_policy_and_limits() {
     assert_eq!(v["limits"]["max_width"], 16384);
     assert_eq!(v["imagemagick"]["resource_limits"]["thread"], 1);
     server.stop().await;
+}
+
+#[test]
+fn a_policy_imagemagick_refuses_is_an_error_not_a_warning() {
+    init();
+    let refused = policy::install("<policymap><policy domain=\"coder\" rights=\"none\"");
+    assert!(
+        refused.unwrap_err().contains("refused"),
+        "a malformed policy fails closed"
+    );
+    // The policy in force is unchanged.
+    assert!(!policy::coder_readable("SVG"));
+    assert!(policy::coder_readable("JPEG"));
 }

@@ -8,7 +8,7 @@ use crate::config::Limits;
 use crate::pipeline::colour::{self, ColourFacts, Conversion};
 use crate::pipeline::exif;
 use crate::pipeline::format::{ImageFormat, check_dimensions};
-use crate::pipeline::ops::{Dpi, Filter, Gravity, IccProfile, MAX_OUTPUT_SIDE, Mirror, Op, Size};
+use crate::pipeline::ops::{AlphaMode, Color, Dpi, Filter, Gravity, IccProfile, MAX_OUTPUT_SIDE, Mirror, Op, Size};
 use crate::pipeline::{Plan, decode_scale};
 use magick_rust::bindings as im;
 use std::time::Instant;
@@ -63,11 +63,19 @@ pub enum JobError {
     Busy(String),
 }
 
-/// Whether ImageMagick refused a pixel cache because its memory and map
-/// budget is spent. Limits are checked per job before decode so that one job
-/// fits the budget; when it is spent, concurrent jobs hold it.
-fn budget_spent(e: &WandError) -> bool {
-    e.severity == CACHE_ERROR || e.message.contains("cache resources exhausted")
+/// ImageMagick refused a pixel cache because the budget is spent. When
+/// other jobs hold part of it, that is contention: 503, worth a retry. When
+/// this job alone spent it, the image needs more than the whole budget: 413,
+/// a retry would fail the same way. `None` for any other failure (other
+/// cache errors included: a damaged file is not an overload).
+fn budget_error(e: &WandError) -> Option<JobError> {
+    if !e.message.contains("cache resources exhausted") {
+        return None;
+    }
+    Some(match super::budget::get() {
+        Some(budget) if budget.others_hold() => JobError::Busy(e.message.clone()),
+        _ => JobError::TooLarge("the image needs more pixel-cache memory than limits.magick_memory allows".into()),
+    })
 }
 
 /// Any job's result is labelled the same way in `imaginator_jobs_total`.
@@ -87,14 +95,12 @@ impl<T> Outcome for Result<T, JobError> {
 
 /// ImageMagick's `ResourceLimitError` severity.
 const RESOURCE_LIMIT_ERROR: u32 = 400;
-/// ImageMagick's `CacheError` severity.
-const CACHE_ERROR: u32 = 445;
 
 fn decode_error(e: WandError) -> JobError {
     if e.deadline {
         JobError::Deadline
-    } else if budget_spent(&e) {
-        JobError::Busy(e.message)
+    } else if let Some(spent) = budget_error(&e) {
+        spent
     } else if e.severity == RESOURCE_LIMIT_ERROR || e.message.contains("exceeds limit") {
         // ImageMagick's own width/height/area limits refuse the header (a
         // second line of defence behind `check_limits`).
@@ -107,8 +113,8 @@ fn decode_error(e: WandError) -> JobError {
 fn op_error(e: WandError) -> JobError {
     if e.deadline {
         JobError::Deadline
-    } else if budget_spent(&e) {
-        JobError::Busy(e.message)
+    } else if let Some(spent) = budget_error(&e) {
+        spent
     } else if e.severity == RESOURCE_LIMIT_ERROR {
         // Another of ImageMagick's limits (width, height, list length).
         JobError::TooLarge(format!(
@@ -199,7 +205,7 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
     // Encode.
     let format = plan.output.format_for(main.format);
     if !format.has_alpha() && wand.has_alpha() {
-        wand.flatten_onto(&state.background).map_err(op_error)?;
+        wand.flatten_onto(state.background).map_err(op_error)?;
     }
     if plan.output.strip {
         // A profile the chain converted to, or one the plan asked to keep,
@@ -397,7 +403,7 @@ fn to_srgb(wand: &mut Wand, source: &Source) -> Result<(), JobError> {
     match converted {
         Ok(()) => Ok(()),
         Err(e) if e.deadline => Err(JobError::Deadline),
-        Err(e) if budget_spent(&e) => Err(JobError::Busy(e.message)),
+        Err(e) if budget_error(&e).is_some() => Err(op_error(e)),
         Err(e) => {
             tracing::info!(error = %e.message, from = conversion.describe(), "colour conversion to sRGB failed; pixels kept as decoded");
             wand.each_frame(|frame| {
@@ -414,7 +420,7 @@ struct State {
     /// `gravity(g)`: how `extend` and `compose` anchor.
     gravity: Gravity,
     /// `bg(color)`: what `extend`, `canvas`, `alpha(remove)` and flattening fill with.
-    background: String,
+    background: Color,
     /// A `profile()` step converted the pixels: its ICC profile stays in the output.
     profiled: bool,
 }
@@ -423,7 +429,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             gravity: Gravity::NorthWest,
-            background: "white".into(),
+            background: Color::WHITE,
             profiled: false,
         }
     }
@@ -510,23 +516,6 @@ fn filter_for(filter: Filter) -> im::FilterType {
     }
 }
 
-/// An ImageMagick enum from its command-line name (`-compose SoftLight`), by
-/// ImageMagick's own option tables, so names mean what they mean to `magick`.
-fn im_option<T: Copy>(kind: im::CommandOption, name: &str) -> Result<T, JobError> {
-    let c = std::ffi::CString::new(name).map_err(|_| JobError::Invalid(format!("bad option `{name}`")))?;
-    // SAFETY: a valid NUL-terminated string; the call only reads ImageMagick's static tables.
-    let value = unsafe { im::ParseCommandOption(kind, im::MagickBooleanType::MagickFalse, c.as_ptr()) };
-    if value < 0 {
-        return Err(JobError::Invalid(format!("ImageMagick does not know `{name}`")));
-    }
-    debug_assert_eq!(std::mem::size_of::<T>(), std::mem::size_of::<u32>());
-    let raw = value as u32;
-    // SAFETY: T is one of bindgen's `repr(u32)` option enums (asserted by the
-    // callers' types) and `raw` came from ImageMagick's table for that enum,
-    // so it is one of its discriminants.
-    Ok(unsafe { std::mem::transmute_copy::<u32, T>(&raw) })
-}
-
 fn too_large(what: &str, size: (f64, f64)) -> JobError {
     JobError::TooLarge(format!(
         "{what} would make the image {:.0}x{:.0}, more than {MAX_OUTPUT_SIDE} pixels a side",
@@ -576,7 +565,7 @@ fn apply_op(
         }
         Op::Mirror(Mirror::Flip) => wand.flip().map_err(e)?,
         Op::Mirror(Mirror::Flop) => wand.flop().map_err(e)?,
-        Op::Rotate(r) => wand.rotate(r.degrees, &r.background).map_err(e)?,
+        Op::Rotate(r) => wand.rotate(r.degrees, r.background).map_err(e)?,
         Op::Grayscale(_) => wand.grayscale().map_err(e)?,
         Op::Blur(b) if b.sharpen => wand.sharpen(b.sigma).map_err(e)?,
         Op::Blur(b) => wand.blur(b.sigma).map_err(e)?,
@@ -585,27 +574,22 @@ fn apply_op(
         Op::Resolution(r) => wand.set_resolution(r.dpi(logical)).map_err(e)?,
         Op::Gravity(g) => state.gravity = g.0,
         Op::Background(b) => {
-            state.background = b.0.clone();
-            wand.set_background(&b.0).map_err(e)?;
+            state.background = b.0;
+            wand.set_background(b.0).map_err(e)?;
         }
         Op::Extend(x) => {
             let (left, top) = x.canvas_origin(logical, state.gravity);
-            wand.extent(x.output_size(logical), left, top, &state.background)
+            wand.extent(x.output_size(logical), left, top, state.background)
                 .map_err(e)?;
         }
         Op::Alpha(a) => {
-            if a.0 == "remove" || a.0 == "background" {
-                wand.set_background(&state.background).map_err(e)?;
+            if matches!(a.0, AlphaMode::Remove | AlphaMode::Background) {
+                wand.set_background(state.background).map_err(e)?;
             }
-            wand.set_alpha(im_option(im::CommandOption::MagickAlphaChannel, &a.0)?)
-                .map_err(e)?;
+            wand.set_alpha(a.0.into()).map_err(e)?;
         }
-        Op::Colorspace(c) => wand
-            .transform_colorspace(im_option(im::CommandOption::MagickColorspace, &c.0)?)
-            .map_err(e)?,
-        Op::Compression(c) => wand
-            .set_compression(im_option(im::CommandOption::MagickCompress, &c.0)?)
-            .map_err(e)?,
+        Op::Colorspace(c) => wand.transform_colorspace(c.0.into()).map_err(e)?,
+        Op::Compression(c) => wand.set_compression(c.0.into()).map_err(e)?,
         Op::Profile(p) => {
             let cmyk = wand.colorspace() == im::ColorspaceType::CMYK;
             if cmyk != p.source.is_cmyk() {
@@ -672,13 +656,7 @@ fn apply_op(
                 Gravity::South | Gravity::SouthEast | Gravity::SouthWest => ay - dy,
                 _ => ay + dy,
             };
-            wand.composite(
-                &overlay,
-                im_option(im::CommandOption::MagickCompose, &c.operator)?,
-                x,
-                y,
-            )
-            .map_err(e)?;
+            wand.composite(&overlay, c.operator.into(), x, y).map_err(e)?;
         }
     }
     Ok(())
@@ -714,7 +692,7 @@ fn canvas(wand: &mut Wand, c: &crate::pipeline::ops::Canvas, state: &State, limi
     flipped.flip().map_err(e)?;
     let mut both = flipped.duplicate();
     both.flop().map_err(e)?;
-    wand.extent(size, -i64::from(bx), -i64::from(by), &state.background)
+    wand.extent(size, -i64::from(bx), -i64::from(by), state.background)
         .map_err(e)?;
     let (bx, by) = (i64::from(bx), i64::from(by));
     let (w, h) = (i64::from(inner.width), i64::from(inner.height));

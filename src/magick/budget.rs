@@ -1,12 +1,19 @@
 //! Admission by memory: ImageMagick's pixel-cache budget (`limits.magick_memory`
-//! plus `magick_map`) is shared by every worker, and a job that finds it spent
-//! fails ("cache resources exhausted"). Each job therefore reserves its
+//! plus `magick_disk`; without a disk cache it is `magick_memory` alone) is
+//! shared by every worker, and a job that finds it spent fails ("cache
+//! resources exhausted"). Each job therefore reserves its
 //! estimated need before it decodes and waits, until its deadline, while other
 //! jobs hold the budget. A need larger than the whole budget is cut to the
 //! whole budget: such a job runs alone rather than being refused.
 
+use std::cell::Cell;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
+
+thread_local! {
+    /// What the job running on this worker thread reserved.
+    static HELD_HERE: Cell<u64> = const { Cell::new(0) };
+}
 
 pub struct Budget {
     total: u64,
@@ -45,7 +52,15 @@ impl Budget {
                 .0;
         }
         *in_use += bytes;
+        HELD_HERE.with(|h| h.set(h.get() + bytes));
         Some(Grant { budget: self, bytes })
+    }
+
+    /// Whether jobs other than the one on this thread hold part of the
+    /// budget: then a spent budget is contention (worth a retry), not an
+    /// image too large for the budget.
+    pub fn others_hold(&self) -> bool {
+        self.in_use() > HELD_HERE.with(Cell::get)
     }
 
     /// Bytes reserved now.
@@ -58,6 +73,7 @@ impl Drop for Grant<'_> {
     fn drop(&mut self) {
         let mut in_use = self.budget.in_use.lock().unwrap_or_else(|e| e.into_inner());
         *in_use -= self.bytes;
+        HELD_HERE.with(|h| h.set(h.get().saturating_sub(self.bytes)));
         self.budget.freed.notify_all();
     }
 }

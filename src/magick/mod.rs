@@ -3,6 +3,7 @@
 
 mod apply;
 pub mod budget;
+mod options;
 pub mod policy;
 pub mod pool;
 mod wand;
@@ -34,19 +35,18 @@ static GENESIS: Once = Once::new();
 /// enforced on the header before ImageMagick sees the image).
 const HARD_MAX_SIDE: u64 = 65_535;
 
-/// Starts ImageMagick and applies its process-wide resource limits, once per
-/// process (the first settings win; a process runs one service).
-/// ImageMagick's own thread count is pinned to 1: concurrency comes from our
-/// pool, and nested OpenMP threads would oversubscribe the cores.
-pub fn init(limits: &Limits) {
+/// Starts ImageMagick, installs the security policy and applies the
+/// process-wide resource limits, once per process (the first settings win; a
+/// process runs one service). ImageMagick's own thread count is pinned to 1:
+/// concurrency comes from our pool, and nested OpenMP threads would
+/// oversubscribe the cores. A policy that is refused or not in force is an
+/// error: the service must not start without it.
+pub fn init(limits: &Limits) -> Result<(), String> {
     GENESIS.call_once(magick_rust::magick_wand_genesis);
-    static LIMITS: Once = Once::new();
-    LIMITS.call_once(|| {
-        if policy::apply() {
-            tracing::info!("ImageMagick security policy applied: only JPEG, PNG, GIF, WebP, TIFF, HEIC/AVIF coders");
-        } else {
-            tracing::error!("ImageMagick refused the security policy");
-        }
+    static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        policy::install(policy::POLICY)?;
+        tracing::info!("ImageMagick security policy in force: only JPEG, PNG, GIF, WebP, TIFF, HEIC/AVIF coders");
         let set = |resource: im::ResourceType, value: u64| {
             // SAFETY: after genesis; setting a resource limit has no other precondition.
             unsafe { im::SetMagickResourceLimit(resource, value as im::MagickSizeType) };
@@ -61,7 +61,9 @@ pub fn init(limits: &Limits) {
         // ImageMagick 7 puts a pixel cache in memory, else in a disk file
         // (memory-mapped when the map limit allows): `map` is no third pool.
         budget::set(limits.magick_memory.0 + limits.magick_disk.0);
-    });
+        Ok(())
+    })
+    .clone()
 }
 
 /// ImageMagick's version line, e.g. `ImageMagick 7.1.1-43 Q16 x86_64 ...`.

@@ -24,18 +24,38 @@ pub const POLICY: &str = r#"<policymap>
   <policy domain="system" name="max-memory-request" value="256MiB"/>
 </policymap>"#;
 
-/// Installs `POLICY`. Returns false (and ImageMagick keeps its own) when it
-/// refuses, which start-up reports as an error.
-pub(super) fn apply() -> bool {
-    let policy = CString::new(POLICY).expect("no NUL in the policy");
+/// Installs `policy` and checks that it is in force: the coders, paths and
+/// delegates it must deny are denied and the image coders are allowed. Any
+/// failure is an error, and the service refuses to start (fails closed).
+pub fn install(policy: &str) -> Result<(), String> {
+    let text = CString::new(policy).map_err(|_| "the policy contains a NUL byte".to_string())?;
     // SAFETY: exception info is created, used and destroyed here; the policy
     // string outlives the call.
-    unsafe {
+    let accepted = unsafe {
         let exception = im::AcquireExceptionInfo();
-        let ok = im::SetMagickSecurityPolicy(policy.as_ptr(), exception);
+        let ok = im::SetMagickSecurityPolicy(text.as_ptr(), exception);
         im::DestroyExceptionInfo(exception);
         ok == im::MagickBooleanType::MagickTrue
+    };
+    if !accepted {
+        return Err("ImageMagick refused the security policy (it does not parse)".into());
     }
+    let still_readable: Vec<&str> = ["SVG", "MVG", "MSL", "PS", "PDF", "URL", "HTTPS", "TEXT", "EPHEMERAL"]
+        .into_iter()
+        .filter(|coder| coder_readable(coder))
+        .collect();
+    if !still_readable.is_empty() {
+        return Err(format!(
+            "the security policy is not in force: {still_readable:?} still readable"
+        ));
+    }
+    if path_readable("@/etc/passwd") || delegate_allowed("gs") {
+        return Err("the security policy is not in force: indirect reads or delegates allowed".into());
+    }
+    if let Some(coder) = ALLOWED_CODERS.iter().find(|c| !coder_readable(c)) {
+        return Err(format!("the security policy denies {coder}, which the service needs"));
+    }
+    Ok(())
 }
 
 /// Whether the active policy lets `coder` be read.

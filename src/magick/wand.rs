@@ -3,11 +3,11 @@
 //! `MagickSetProgressMonitor` on that pointer, so this module owns its wands.
 //! Every `unsafe` block of the crate that touches ImageMagick is here.
 
-use crate::pipeline::ops::{Dpi, Size};
+use crate::pipeline::ops::{Color, Dpi, Size};
 use magick_rust::bindings as im;
-use std::cell::Cell;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// An ImageMagick failure: its severity code and message.
@@ -24,7 +24,9 @@ pub struct WandError {
 /// ImageMagick holds it.
 struct Deadline {
     at: Instant,
-    hit: Cell<bool>,
+    /// Set by the progress monitor, which ImageMagick may call from any
+    /// thread it runs the operation on.
+    hit: AtomicBool,
 }
 
 pub struct Wand {
@@ -48,7 +50,7 @@ unsafe extern "C" fn progress(
     // this monitor; it lives as long as the wand and its images.
     let deadline = unsafe { &*(client as *const Deadline) };
     if Instant::now() >= deadline.at {
-        deadline.hit.set(true);
+        deadline.hit.store(true, Ordering::Relaxed);
         im::MagickBooleanType::MagickFalse
     } else {
         im::MagickBooleanType::MagickTrue
@@ -70,7 +72,7 @@ impl Wand {
         let ptr = NonNull::new(unsafe { im::NewMagickWand() }).expect("NewMagickWand returned null (out of memory)");
         let deadline = Box::new(Deadline {
             at: deadline,
-            hit: Cell::new(false),
+            hit: AtomicBool::new(false),
         });
         // SAFETY: the wand is valid; the client data outlives it (dropped after DestroyMagickWand).
         unsafe {
@@ -112,7 +114,7 @@ impl Wand {
             ptr,
             deadline: Box::new(Deadline {
                 at: self.deadline.at,
-                hit: Cell::new(false),
+                hit: AtomicBool::new(false),
             }),
         };
         copy.own_monitors();
@@ -155,7 +157,7 @@ impl Wand {
             } else {
                 message
             },
-            deadline: self.deadline.hit.get(),
+            deadline: self.deadline.hit.load(Ordering::Relaxed),
         }
     }
 
@@ -165,7 +167,7 @@ impl Wand {
 
     /// Whether the deadline has passed (checked between steps).
     pub fn past_deadline(&self) -> bool {
-        self.deadline.hit.get() || Instant::now() >= self.deadline.at
+        self.deadline.hit.load(Ordering::Relaxed) || Instant::now() >= self.deadline.at
     }
 
     /// Sets a coder option such as `jpeg:size`; must precede reading.
@@ -276,7 +278,7 @@ impl Wand {
         self.check(unsafe { im::MagickFlopImage(self.raw()) })
     }
 
-    pub fn rotate(&mut self, degrees: f64, background: &str) -> Result<(), WandError> {
+    pub fn rotate(&mut self, degrees: f64, background: Color) -> Result<(), WandError> {
         // SAFETY: valid wand and a live pixel wand.
         let status = self.with_color(background, |w, pixel| unsafe {
             im::MagickRotateImage(w.raw(), pixel, degrees)
@@ -354,7 +356,7 @@ impl Wand {
     }
 
     /// Sets the colour that extending and alpha removal fill with.
-    pub fn set_background(&mut self, color: &str) -> Result<(), WandError> {
+    pub fn set_background(&mut self, color: Color) -> Result<(), WandError> {
         // SAFETY: valid wand and a live pixel wand.
         let status = self.with_color(color, |w, pixel| unsafe {
             im::MagickSetImageBackgroundColor(w.raw(), pixel)
@@ -364,7 +366,7 @@ impl Wand {
 
     /// A `size` canvas in the background colour whose top-left corner lies at
     /// (`x`,`y`) in the image's coordinates, the image kept in place.
-    pub fn extent(&mut self, size: Size, x: i64, y: i64, background: &str) -> Result<(), WandError> {
+    pub fn extent(&mut self, size: Size, x: i64, y: i64, background: Color) -> Result<(), WandError> {
         self.set_background(background)?;
         // SAFETY: valid wand.
         self.check(unsafe {
@@ -544,21 +546,26 @@ impl Wand {
     /// Runs `f` with a pixel wand of `color`, created and destroyed here.
     fn with_color<T>(
         &mut self,
-        color: &str,
+        color: Color,
         f: impl FnOnce(&mut Self, *mut im::PixelWand) -> T,
     ) -> Result<T, WandError> {
-        let c = cstring(color);
+        let fail = |message: &str| WandError {
+            severity: 0,
+            message: message.into(),
+            deadline: false,
+        };
+        // `#rrggbbaa`: parsed and validated by the pipeline.
+        let c = cstring(&color.to_string());
         // SAFETY: the pixel wand lives for the duration of `f` only.
         unsafe {
             let pixel = im::NewPixelWand();
             if pixel.is_null() {
-                return Err(WandError {
-                    severity: 0,
-                    message: "out of memory".into(),
-                    deadline: false,
-                });
+                return Err(fail("out of memory"));
             }
-            im::PixelSetColor(pixel, c.as_ptr());
+            if !ok(im::PixelSetColor(pixel, c.as_ptr())) {
+                im::DestroyPixelWand(pixel);
+                return Err(fail("ImageMagick refused a colour"));
+            }
             let result = f(self, pixel);
             im::DestroyPixelWand(pixel);
             Ok(result)
@@ -566,7 +573,7 @@ impl Wand {
     }
 
     /// Composes the image over `color` and drops alpha (for formats without it).
-    pub fn flatten_onto(&mut self, color: &str) -> Result<(), WandError> {
+    pub fn flatten_onto(&mut self, color: Color) -> Result<(), WandError> {
         self.set_background(color)?;
         // SAFETY: valid wand.
         unsafe {

@@ -81,9 +81,11 @@ fn linearize(step: &Step, out: &mut Vec<(String, Vec<Arg>)>) {
     out.push((step.name.clone(), step.args.clone()));
 }
 
+/// An argument as text for an alias parameter or an output step; a number
+/// keeps its unit, so `thumbnail(200w)` is refused rather than read as 200.
 fn text(arg: &Arg) -> Result<String, ChainError> {
     match arg {
-        Arg::Number(n) => Ok(n.value.to_string()),
+        Arg::Number(n) => Ok(n.to_string()),
         Arg::Word(w) => Ok(w.clone()),
         other => Err(ChainError::Invalid(format!("unexpected argument `{other}`"))),
     }
@@ -444,6 +446,10 @@ mod tests {
             compile_text("download(x):thumbnail(0)", false),
             Err(ChainError::Invalid(_))
         ));
+        assert!(
+            matches!(compile_text("download(x):thumbnail(200w)", false), Err(ChainError::Invalid(m)) if m.contains("200w")),
+            "a unit is not dropped"
+        );
     }
 
     #[test]
@@ -468,7 +474,7 @@ mod tests {
             }]
         );
         let Op::Compose(c) = &nested.plan.ops[0] else { panic!() };
-        assert_eq!((c.input, c.operator.as_str(), c.ops.len()), (1, "over", 1));
+        assert_eq!((c.input, c.operator.name(), c.ops.len()), (1, "over", 1));
         assert_eq!(
             nested.plan.canonical().split('|').next(),
             Some("compose(#1:resize(10,10,auto),over,5,6)")

@@ -14,10 +14,7 @@ pub struct Blur {
 impl Blur {
     pub(crate) fn parse(args: &Args, sharpen: bool) -> Result<Blur, OpError> {
         args.count(1, 1)?;
-        let sigma = args.length(0, "sigma")?.0.value;
-        if !(0.1..=50.0).contains(&sigma) {
-            return Err(args.error(format!("sigma must be between 0.1 and 50, got {sigma}")));
-        }
+        let sigma = args.number(0, "sigma", 0.1, 50.0)?;
         Ok(Blur { sigma, sharpen })
     }
 }

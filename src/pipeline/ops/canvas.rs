@@ -16,11 +16,8 @@ pub struct Canvas {
 impl Canvas {
     pub(crate) fn parse(args: &Args) -> Result<Canvas, OpError> {
         args.count(2, 2)?;
-        let x_cm = args.length(0, "bx")?.0.value;
-        let y_cm = args.length(1, "by")?.0.value;
-        if x_cm > 100.0 || y_cm > 100.0 {
-            return Err(args.error("the bleed must be at most 100 cm"));
-        }
+        let x_cm = args.number(0, "bx (cm)", 0.0, 100.0)?;
+        let y_cm = args.number(1, "by (cm)", 0.0, 100.0)?;
         Ok(Canvas { x_cm, y_cm })
     }
 

@@ -6,55 +6,8 @@
 //! The second image is fetched and checked like the first; its content hash
 //! is part of the cache key.
 
-use super::{Args, Length, Op, OpError, keyword};
+use super::{Args, ComposeOperator, Length, Op, OpError, option};
 use std::fmt;
-
-const OPERATORS: &[&str] = &[
-    "over",
-    "dstover",
-    "srcover",
-    "atop",
-    "dstatop",
-    "srcatop",
-    "in",
-    "dstin",
-    "srcin",
-    "out",
-    "dstout",
-    "srcout",
-    "xor",
-    "copy",
-    "src",
-    "dst",
-    "clear",
-    "replace",
-    "plus",
-    "multiply",
-    "screen",
-    "overlay",
-    "darken",
-    "lighten",
-    "difference",
-    "exclusion",
-    "softlight",
-    "hardlight",
-    "linearlight",
-    "vividlight",
-    "pinlight",
-    "colorburn",
-    "colordodge",
-    "linearburn",
-    "lineardodge",
-    "hue",
-    "saturate",
-    "luminize",
-    "colorize",
-    "copyalpha",
-    "minusdst",
-    "minussrc",
-    "modulusadd",
-    "modulussubtract",
-];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Compose {
@@ -62,7 +15,7 @@ pub struct Compose {
     pub input: usize,
     /// Operations applied to the second image before it is laid over.
     pub ops: Vec<Op>,
-    pub operator: String,
+    pub operator: ComposeOperator,
     pub x: Length,
     pub y: Length,
 }
@@ -74,7 +27,7 @@ impl Compose {
         Ok(Compose {
             input,
             ops,
-            operator: keyword(args, 0, "composition operator", OPERATORS)?,
+            operator: option(args, 0, "composition operator", ComposeOperator::parse)?,
             x: args.offset(1, "x")?,
             y: args.offset(2, "y")?,
         })
@@ -87,6 +40,6 @@ impl fmt::Display for Compose {
         for op in &self.ops {
             write!(f, ":{op}")?;
         }
-        write!(f, ",{},{},{})", self.operator, self.x, self.y)
+        write!(f, ",{},{},{})", self.operator.name(), self.x, self.y)
     }
 }

@@ -3,28 +3,21 @@
 //! `lzw`, `zip`, `jpeg`, `rle` (PackBits) and `lzma`; `zip`/`none` also steer
 //! PNG; other formats ignore it. Accepts the original's `no` for `none`.
 
-use super::{Args, OpError, keyword};
+use super::{Args, CompressionName, OpError, option};
 use std::fmt;
 
-const TYPES: &[&str] = &["none", "lzw", "zip", "jpeg", "rle", "lzma"];
-
 #[derive(Clone, Debug, PartialEq)]
-pub struct Compression(pub String);
+pub struct Compression(pub CompressionName);
 
 impl Compression {
     pub(crate) fn parse(args: &Args) -> Result<Compression, OpError> {
         args.count(1, 1)?;
-        if let Some(Ok(w)) = args.word(0)
-            && w.eq_ignore_ascii_case("no")
-        {
-            return Ok(Compression("none".into()));
-        }
-        keyword(args, 0, "compression", TYPES).map(Compression)
+        option(args, 0, "compression", CompressionName::parse).map(Compression)
     }
 }
 
 impl fmt::Display for Compression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "compression({})", self.0)
+        write!(f, "compression({})", self.0.name())
     }
 }

@@ -6,6 +6,8 @@ mod alpha;
 mod background;
 mod blur;
 mod canvas;
+mod color;
+mod color_names;
 mod colorspace;
 mod compose;
 mod compression;
@@ -16,6 +18,7 @@ mod fit_in;
 mod gravity;
 mod grayscale;
 mod mirror;
+mod options;
 mod pattern;
 mod profile;
 mod repeat;
@@ -30,6 +33,7 @@ pub use alpha::Alpha;
 pub use background::Background;
 pub use blur::Blur;
 pub use canvas::Canvas;
+pub use color::Color;
 pub use colorspace::Colorspace;
 pub use compose::Compose;
 pub use compression::Compression;
@@ -40,6 +44,7 @@ pub use fit_in::FitIn;
 pub use gravity::SetGravity;
 pub use grayscale::Grayscale;
 pub use mirror::Mirror;
+pub use options::{AlphaMode, ColorspaceName, ComposeOperator, CompressionName};
 pub use pattern::Pattern;
 pub use profile::{IccProfile, Profile};
 pub use repeat::Repeat;
@@ -47,7 +52,6 @@ pub use resample::Resample;
 pub use resize::Resize;
 pub use resolution::Resolution;
 pub use rotate::Rotate;
-pub(crate) use rotate::valid_color;
 pub use sepia::Sepia;
 pub use trim::Trim;
 
@@ -358,6 +362,28 @@ impl Args<'_> {
         }
     }
 
+    /// A plain number (no unit: `dpi(2w)` means nothing) within `min..=max`.
+    pub fn number(&self, i: usize, what: &str, min: f64, max: f64) -> Result<f64, OpError> {
+        match self.step.args.get(i) {
+            Some(Arg::Number(n)) if n.unit != Unit::Px => {
+                Err(self.error(format!("{what} is a plain number, not a length: got `{n}`")))
+            }
+            Some(Arg::Number(n)) if (min..=max).contains(&n.value) => Ok(n.value),
+            Some(Arg::Number(n)) => Err(self.error(format!("{what} must be between {min} and {max}, got {n}"))),
+            Some(other) => Err(self.error(format!("{what} must be a number, got `{other}`"))),
+            None => Err(self.error(format!("missing {what}"))),
+        }
+    }
+
+    /// A colour (`Color::parse`), or an error naming the argument.
+    pub fn color(&self, i: usize, what: &str) -> Result<Color, OpError> {
+        match self.step.args.get(i) {
+            Some(Arg::Word(w)) => Color::parse(w).ok_or_else(|| self.error(format!("{what}: `{w}` is not a colour"))),
+            Some(other) => Err(self.error(format!("{what}: `{other}` is not a colour"))),
+            None => Err(self.error(format!("missing {what}"))),
+        }
+    }
+
     /// An offset: may be negative, bounded by `MAX_OUTPUT_SIDE`.
     pub fn offset(&self, i: usize, what: &str) -> Result<Length, OpError> {
         match self.step.args.get(i) {
@@ -376,24 +402,14 @@ impl Args<'_> {
     }
 }
 
-/// A keyword from a fixed list of ImageMagick option names, matched without
-/// regard to case, `-` or `_` (`soft_light`, `soft-light` and `SoftLight` are
-/// one). Returns the list's spelling.
-pub(crate) fn keyword(args: &Args, i: usize, what: &str, allowed: &[&'static str]) -> Result<String, OpError> {
+/// An ImageMagick option name (`parse` is one of `options`' parsers), or an
+/// error naming the argument.
+pub(crate) fn option<T>(args: &Args, i: usize, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, OpError> {
     let word = match args.word(i) {
         Some(w) => w?,
         None => return Err(args.error(format!("missing {what}"))),
     };
-    let normal: String = word
-        .chars()
-        .filter(|c| !matches!(c, '-' | '_'))
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    allowed
-        .iter()
-        .find(|a| **a == normal)
-        .map(|a| a.to_string())
-        .ok_or_else(|| args.error(format!("unknown {what} `{word}`")))
+    parse(word).ok_or_else(|| args.error(format!("unknown {what} `{word}`")))
 }
 
 /// Rounds a computed side to whole pixels, never below 1 nor above the maximum.

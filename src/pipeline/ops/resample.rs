@@ -17,11 +17,8 @@ pub struct Resample {
 impl Resample {
     pub(crate) fn parse(args: &Args) -> Result<Resample, OpError> {
         args.count(2, 3)?;
-        let x = args.length(0, "x dpi")?.0.value;
-        let y = args.length(1, "y dpi")?.0.value;
-        if !(1.0..=10_000.0).contains(&x) || !(1.0..=10_000.0).contains(&y) {
-            return Err(args.error("resolution must be between 1 and 10000 dpi"));
-        }
+        let x = args.number(0, "x dpi", 1.0, 10_000.0)?;
+        let y = args.number(1, "y dpi", 1.0, 10_000.0)?;
         let filter = match args.word(2) {
             None => Filter::Auto,
             Some(w) => {

@@ -18,15 +18,12 @@ pub struct Resolution {
 impl Resolution {
     pub(crate) fn parse(args: &Args, print_size_cm: bool) -> Result<Resolution, OpError> {
         args.count(1, 2)?;
-        let x = args.length(0, "x")?.0.value;
+        let x = args.number(0, "x", f64::MIN_POSITIVE, 10_000.0)?;
         let y = if args.step.args.len() > 1 {
-            args.length(1, "y")?.0.value
+            args.number(1, "y", f64::MIN_POSITIVE, 10_000.0)?
         } else {
             x
         };
-        if x <= 0.0 || y <= 0.0 || x > 10_000.0 || y > 10_000.0 {
-            return Err(args.error("values must be between 0 and 10000"));
-        }
         Ok(Resolution { x, y, print_size_cm })
     }
 

@@ -1,34 +1,24 @@
 //! `rotate(degrees[,background])`: rotate clockwise; the corners a
 //! non-right angle uncovers are filled with `background` (default white).
 
-use super::{Args, OpError, Size, side};
+use super::{Args, Color, OpError, Size, side};
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rotate {
     /// Normalised to [0, 360).
     pub degrees: f64,
-    pub background: String,
-}
-
-/// A colour name, `#rgb`/`#rrggbb[aa]` or `rgb(...)`/`rgba(...)`: nothing else reaches ImageMagick.
-pub(crate) fn valid_color(c: &str) -> bool {
-    !c.is_empty() && c.len() <= 40 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || "#(),.% ".contains(ch))
+    pub background: Color,
 }
 
 impl Rotate {
     pub(crate) fn parse(args: &Args) -> Result<Rotate, OpError> {
         args.count(1, 2)?;
-        let degrees = args.offset(0, "degrees")?.0.value.rem_euclid(360.0);
-        let background = match args.word(1) {
-            None => "white".to_string(),
-            Some(w) => {
-                let w = w?;
-                if !valid_color(w) {
-                    return Err(args.error(format!("`{w}` is not a colour")));
-                }
-                w.to_string()
-            }
+        let degrees = args.number(0, "degrees", -3600.0, 3600.0)?.rem_euclid(360.0);
+        let background = if args.step.args.len() > 1 {
+            args.color(1, "background")?
+        } else {
+            Color::WHITE
         };
         Ok(Rotate { degrees, background })
     }
@@ -51,6 +41,6 @@ impl Rotate {
 
 impl fmt::Display for Rotate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rotate({},'{}')", self.degrees, self.background)
+        write!(f, "rotate({},{})", self.degrees, self.background)
     }
 }
