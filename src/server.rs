@@ -42,6 +42,9 @@ use tower::ServiceExt;
 
 /// Longest a closing connection drains what its client still sends.
 const LINGER: Duration = Duration::from_secs(5);
+/// A closing connection whose client sends nothing for this long has nothing
+/// more to drain.
+const LINGER_QUIET: Duration = Duration::from_secs(1);
 
 /// What every connection of a server shares.
 #[derive(Clone)]
@@ -273,17 +276,18 @@ impl Drop for Lingering {
 }
 
 /// Shuts the write side (the answer is already queued, FIN follows it), then
-/// reads and discards until the client closes too, `LINGER` passes, or
-/// `limit` bytes were discarded.
+/// reads and discards until the client closes too, it stays quiet for
+/// `LINGER_QUIET` (nothing left to reset: an idle kept-alive connection ends
+/// here at once), `LINGER` passes, or `limit` bytes were discarded.
 async fn linger(mut stream: TcpStream, limit: u64) {
     let _ = stream.shutdown().await;
     let mut buf = vec![0u8; 16 * 1024];
     let mut discarded = 0u64;
     let _ = tokio::time::timeout(LINGER, async {
         while discarded <= limit {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => discarded += n as u64,
+            match tokio::time::timeout(LINGER_QUIET, stream.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => discarded += n as u64,
+                _ => break,
             }
         }
     })

@@ -36,7 +36,11 @@ async fn origin() -> String {
             "/to-private",
             get(move || async move { Redirect::temporary(&format!("http://127.0.0.2:{port}/a.jpg")) }),
         )
-        .route("/to-a", get(|| async { Redirect::temporary("/a.jpg") }));
+        .route("/to-a", get(|| async { Redirect::temporary("/a.jpg") }))
+        .route(
+            "/short.jpg",
+            get(|| async { ([(header::CACHE_CONTROL, "public, max-age=60")], fixture("photo.jpg")) }),
+        );
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://127.0.0.1:{port}/")
 }
@@ -306,5 +310,31 @@ async fn a_watermark_alias_lays_an_uploaded_original_over_the_image() {
 
     let (status, code, _) = error_code(server.get(&format!("/images/{photo_id}/broken")).await).await;
     assert_eq!((status, code.as_str()), (404, "not_found"));
+    server.stop().await;
+}
+
+/// Only content-addressed results are immutable: a result made from a
+/// download gets `cache.download_max_age`, or the origin's shorter max-age.
+#[tokio::test]
+async fn results_of_downloads_are_not_immutable_and_follow_a_shorter_origin_max_age() {
+    let (server, _) = start(|_| {}).await;
+    let cache_control = |r: &reqwest::Response| r.headers()[header::CACHE_CONTROL].to_str().unwrap().to_string();
+    let downloaded = server.get("/download(origin:a.jpg):thumbnail(100)").await;
+    assert_eq!(downloaded.status(), 200);
+    assert_eq!(cache_control(&downloaded), "public, max-age=86400");
+    let short = server.get("/download(origin:short.jpg):thumbnail(100)").await;
+    assert_eq!(cache_control(&short), "public, max-age=60");
+    // An uploaded original is content-addressed: its renditions stay immutable.
+    let (_, json) = server.upload(fixture("photo.jpg")).await;
+    let id = json["id"].as_str().unwrap();
+    let rendition = server.get(&format!("/images/{id}/thumbnail")).await;
+    assert!(cache_control(&rendition).contains("immutable"));
+    let chained = server.get(&format!("/original({id}):thumbnail(100)")).await;
+    assert_eq!(chained.status(), 200);
+    assert!(
+        cache_control(&chained).contains("immutable"),
+        "{}",
+        cache_control(&chained)
+    );
     server.stop().await;
 }

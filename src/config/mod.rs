@@ -210,6 +210,11 @@ pub struct CacheSettings {
     pub disk: ByteSize,
     /// `Cache-Control` sent with originals and results (their URLs are content-addressed).
     pub cache_control: String,
+    /// The longest clients may cache a chain result made from a `download()`
+    /// (its origin may change the image under the same URL): sent as
+    /// `public, max-age=...` without `immutable`, shorter when the origin's
+    /// own caching headers say so.
+    pub download_max_age: HumanDuration,
 }
 
 impl Default for CacheSettings {
@@ -218,6 +223,7 @@ impl Default for CacheSettings {
             memory: ByteSize::mib(256),
             disk: ByteSize(10 << 30),
             cache_control: "public, max-age=31536000, immutable".to_string(),
+            download_max_age: HumanDuration(Duration::from_secs(24 * 3600)),
         }
     }
 }

@@ -56,6 +56,16 @@ impl From<FetchError> for ApiError {
     }
 }
 
+/// A result made from a download is not immutable: its origin may change
+/// the image under the same URL. It gets a bounded max-age instead.
+fn limit_freshness(response: &mut Response, max_age: Option<std::time::Duration>) {
+    if let Some(age) = max_age
+        && let Ok(value) = HeaderValue::from_str(&format!("public, max-age={}", age.as_secs()))
+    {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+}
+
 pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
     let settings = &state.settings;
     let raw = uri.path().trim_start_matches('/');
@@ -102,6 +112,9 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     // Every image the chain names, fetched concurrently and sniffed.
     let specs = std::iter::once(&compiled.source).chain(&compiled.plan.overlays);
     let fetched = futures::future::try_join_all(specs.map(|spec| state.fetch_source(spec))).await?;
+    // Clients may keep the result as long as its shortest-lived source.
+    let max_age = fetched.iter().filter_map(|(_, age)| *age).min();
+    let fetched: Vec<_> = fetched.into_iter().map(|(source, _)| source).collect();
     let format = fetched[0].format;
     let mut compiled = compiled;
     let negotiated = compiled.plan.output.negotiate;
@@ -125,6 +138,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     let etag = key.etag();
     if not_modified(&headers, &etag) {
         let mut response = cached_response(&state, StatusCode::NOT_MODIFIED, &etag, "", Bytes::new());
+        limit_freshness(&mut response, max_age);
         if negotiated {
             response
                 .headers_mut()
@@ -144,6 +158,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         })
         .await?;
     let mut response = cached_response(&state, StatusCode::OK, &etag, entry.format.mime(), entry.bytes);
+    limit_freshness(&mut response, max_age);
     let h = response.headers_mut();
     h.insert("x-cache", HeaderValue::from_static(tier.header()));
     if negotiated {

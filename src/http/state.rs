@@ -15,7 +15,7 @@ use crate::storage::{ImageId, Originals};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The handlers' state: one `Arc`, so a request clones one pointer.
 #[derive(Clone)]
@@ -178,9 +178,18 @@ impl Shared {
 
     /// The bytes of a chain's source: downloaded under the origin rules, or
     /// an uploaded original read from the store. Sniffed, not yet decoded.
-    pub async fn fetch_source(&self, spec: &SourceSpec) -> Result<Source, ApiError> {
+    /// With it, how long clients may keep a result made from it: `None` for
+    /// an original (content-addressed: forever), else `cache.download_max_age`
+    /// or less when the origin says so.
+    pub async fn fetch_source(&self, spec: &SourceSpec) -> Result<(Source, Option<Duration>), ApiError> {
+        let mut max_age = None;
         let bytes = match spec {
-            SourceSpec::Download { url, .. } => self.fetcher.fetch(url).await?,
+            SourceSpec::Download { url, .. } => {
+                let fetched = self.fetcher.fetch(url).await?;
+                let limit = self.settings.cache.download_max_age.0;
+                max_age = Some(fetched.max_age.map_or(limit, |origin| origin.min(limit)));
+                fetched.bytes
+            }
             SourceSpec::Original { id } => {
                 let missing = || {
                     ApiError::new(
@@ -201,11 +210,12 @@ impl Shared {
                 "the source is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
             )
         })?;
-        Ok(Source {
+        let source = Source {
             bytes,
             format,
             density: spec.dpi(),
-        })
+        };
+        Ok((source, max_age))
     }
 
     /// Runs `plan` on `input` in the worker pool, within the job deadline,
@@ -222,7 +232,8 @@ impl Shared {
             format,
             density: None,
         }];
-        sources.extend(futures::future::try_join_all(plan.overlays.iter().map(|s| self.fetch_source(s))).await?);
+        let overlays = futures::future::try_join_all(plan.overlays.iter().map(|s| self.fetch_source(s))).await?;
+        sources.extend(overlays.into_iter().map(|(source, _)| source));
         self.render_sources(sources, plan, slot).await
     }
 
