@@ -130,6 +130,7 @@ impl App {
             fetcher,
             inflight,
             bound: BoundPlans::default(),
+            known: Default::default(),
         });
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));

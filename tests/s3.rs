@@ -239,6 +239,30 @@ async fn two_replicas_share_originals_and_renditions_through_s3() {
     assert_eq!(deleted.status(), 204);
     let gone = client.get(format!("http://{addr_a}/images/{id}")).send().await.unwrap();
     assert_eq!(gone.status(), 404);
+    // A still holds the rendition in its memory tier; it stops serving it
+    // once it re-checks that the original exists (at most every 5 s).
+    let started = std::time::Instant::now();
+    let mut status = 200;
+    while status == 200 && started.elapsed() < std::time::Duration::from_secs(15) {
+        status = client
+            .get(format!("http://{addr_a}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+    println!(
+        "A stopped serving the deleted image's rendition after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        status, 404,
+        "a replica does not serve renditions of a deleted original for long"
+    );
 
     for child in [&mut a, &mut b] {
         child.kill().unwrap();

@@ -331,3 +331,42 @@ async fn the_disk_tier_stays_within_its_budget() {
     assert!(metric_value(&scrape, "imaginator_cache_bytes{tier=\"memory\"}") <= 8.0 * 1024.0);
     server.stop().await;
 }
+
+/// DELETE wins against a rendition being computed at that moment: the job's
+/// result goes to the request that asked for it, but is not stored, and the
+/// next request for the rendition is a 404.
+#[tokio::test]
+async fn a_delete_during_a_rendition_job_leaves_nothing_behind() {
+    let server = TestServer::start_with(&[common::HEAVY], |s| s.workers = 1).await;
+    let (_, json) = server.upload(fixture("photo.jpg")).await;
+    let id = json["id"].as_str().unwrap().to_string();
+    let in_flight = {
+        let (client, url) = (server.client.clone(), server.url(&format!("/images/{id}/heavy")));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+    };
+    // Wait (boundedly) until the job runs (the upload's header check was the
+    // first job), then delete.
+    for _ in 0..500 {
+        if common::metric_value(&server.metrics().await, "imaginator_job_queue_seconds_count") == 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let deleted = server
+        .client
+        .delete(server.url(&format!("/images/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        in_flight.await.unwrap(),
+        200,
+        "the request that was running gets its answer"
+    );
+    let after = server.get(&format!("/images/{id}/heavy")).await;
+    assert_eq!(after.status(), 404, "nothing of the deleted image is served afterwards");
+    let cached = common::files_under(&server.data.join("cache"));
+    assert!(cached.is_empty(), "nothing stored on disk: {cached:?}");
+    server.stop().await;
+}

@@ -3,14 +3,21 @@
 //! deleted and reported as a miss, never served), bounded in bytes with
 //! least-recently-used eviction. The index is rebuilt at start-up from file
 //! sizes and modification times (a disk hit refreshes the time).
+//!
+//! Files enter and leave under the index lock (the rename that publishes an
+//! entry, the removal that evicts one), so an eviction never deletes a file
+//! that was just rewritten. Purges work on the directories themselves, not
+//! only the index, so they also reach entries the start-up rebuild has not
+//! indexed yet.
 
-use super::{CacheKey, Entry};
+use super::{CacheKey, Entry, Purge};
 use crate::pipeline::format::ImageFormat;
-use crate::storage::write_atomic;
+use crate::storage::{persist, write_temp};
 use bytes::Bytes;
 use lru::LruCache;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 const MAGIC: &[u8; 8] = b"IMGCACH1";
@@ -22,6 +29,9 @@ pub struct DiskTier {
     tmp: PathBuf,
     budget: u64,
     index: Mutex<Index>,
+    /// Purges so far: a rebuild that saw a purge happen re-checks the files
+    /// it found before indexing them.
+    purges: AtomicU64,
 }
 
 struct Index {
@@ -80,6 +90,7 @@ impl DiskTier {
                 lru: LruCache::unbounded(),
                 bytes: 0,
             }),
+            purges: AtomicU64::new(0),
         })
     }
 
@@ -91,6 +102,7 @@ impl DiskTier {
     /// down to the budget. Returns (entries, bytes, seconds taken). Blocking.
     pub fn rebuild(&self) -> (usize, u64, f64) {
         let started = Instant::now();
+        let purges_before = self.purges.load(Ordering::SeqCst);
         let mut found: Vec<(SystemTime, PathBuf, u64)> = Vec::new();
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
@@ -110,7 +122,12 @@ impl DiskTier {
         found.sort_unstable_by_key(|f| f.0);
         {
             let mut index = self.index();
+            // A purge during the scan removed files the scan may have seen.
+            let recheck = self.purges.load(Ordering::SeqCst) != purges_before;
             for (_, rel, size) in found {
+                if recheck && !self.root.join(&rel).is_file() {
+                    continue;
+                }
                 // Entries already indexed by live traffic during the scan are newer.
                 if !index.lru.contains(&rel) {
                     index.bytes += size;
@@ -156,16 +173,23 @@ impl DiskTier {
         }
     }
 
-    /// Writes an entry; returns the number of entries evicted to stay in budget.
-    pub fn put(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<usize> {
+    /// Writes an entry, unless `still_wanted` (asked under the index lock,
+    /// just before the entry is published) says a purge has made it stale.
+    /// Returns the number of entries evicted to stay in budget.
+    pub fn put(&self, key: &CacheKey, entry: &Entry, still_wanted: impl Fn() -> bool) -> std::io::Result<usize> {
         let rel = key.disk_path();
         let data = encode(entry);
         if data.len() as u64 > self.budget {
             return Ok(0);
         }
-        write_atomic(&self.tmp, &self.root.join(&rel), &data)?;
+        // The slow part (write and fsync) outside the lock.
+        let tmp = write_temp(&self.tmp, &data)?;
         {
             let mut index = self.index();
+            if !still_wanted() {
+                return Ok(0);
+            }
+            persist(tmp, &self.root.join(&rel))?;
             if let Some(old) = index.lru.put(rel, data.len() as u64) {
                 index.bytes -= old;
             }
@@ -176,47 +200,70 @@ impl DiskTier {
 
     fn evict(&self) -> usize {
         let mut evicted = 0;
-        loop {
-            let victim = {
-                let mut index = self.index();
-                if index.bytes <= self.budget {
-                    break;
-                }
-                match index.lru.pop_lru() {
-                    Some((rel, size)) => {
-                        index.bytes -= size;
-                        rel
-                    }
-                    None => break,
-                }
+        let mut index = self.index();
+        while index.bytes > self.budget {
+            let Some((rel, size)) = index.lru.pop_lru() else {
+                break;
             };
-            let _ = std::fs::remove_file(self.root.join(victim));
+            index.bytes -= size;
+            // Under the lock: a put of the same entry cannot slip in between.
+            let _ = std::fs::remove_file(self.root.join(rel));
             evicted += 1;
         }
         evicted
     }
 
-    /// Removes every entry whose path starts with `prefix` (relative), or all.
-    pub fn purge(&self, matches: impl Fn(&Path) -> bool) -> usize {
-        let victims: Vec<PathBuf> = {
+    /// Removes every entry `what` names; returns how many files went. The
+    /// directories that hold them are moved aside under the index lock (a
+    /// rename each), so nothing of theirs is served once this returns, then
+    /// deleted outside it. Entries not indexed yet (a rebuild in progress)
+    /// go too: the directories are found on disk.
+    pub fn purge(&self, what: &Purge) -> usize {
+        let shards = || {
+            std::fs::read_dir(&self.root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+        };
+        let dirs: Vec<PathBuf> = match what {
+            Purge::Image(id) => vec![self.root.join(id.shard()).join(id.as_str())],
+            Purge::Alias(alias) => shards()
+                .flat_map(|shard| std::fs::read_dir(shard).into_iter().flatten().flatten())
+                .map(|image| image.path().join(alias))
+                .filter(|p| p.is_dir())
+                .collect(),
+            Purge::All => shards().collect(),
+        };
+        let graveyard = match tempfile::Builder::new().prefix("purged-").tempdir_in(&self.tmp) {
+            Ok(dir) => dir,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot purge the disk cache: no room in its tmp directory");
+                return 0;
+            }
+        };
+        {
             let mut index = self.index();
+            self.purges.fetch_add(1, Ordering::SeqCst);
+            for (i, dir) in dirs.iter().enumerate() {
+                let _ = std::fs::rename(dir, graveyard.path().join(i.to_string()));
+            }
             let victims: Vec<PathBuf> = index
                 .lru
                 .iter()
                 .map(|(p, _)| p.clone())
-                .filter(|p| matches(p))
+                .filter(|p| super::SecondTier::matches(what, p))
                 .collect();
             for v in &victims {
                 if let Some(size) = index.lru.pop(v) {
                     index.bytes -= size;
                 }
             }
-            victims
-        };
-        for v in &victims {
-            let _ = std::fs::remove_file(self.root.join(v));
         }
-        victims.len()
+        let removed = crate::cache::count_files(graveyard.path());
+        drop(graveyard);
+        removed
     }
 
     pub fn stats(&self) -> (usize, u64) {
@@ -245,5 +292,60 @@ mod tests {
         assert!(decode(encoded[..encoded.len() - 3].to_vec()).is_none(), "a torn write");
         assert!(decode(b"IMGCACH1".to_vec()).is_none());
         assert!(decode(Vec::new()).is_none());
+    }
+
+    /// Eviction and rewrites of the same entry, racing: the index and the
+    /// files must agree afterwards (an evicted rewrite once left an indexed
+    /// entry without its file).
+    #[test]
+    fn eviction_racing_rewrites_leaves_index_and_files_in_agreement() {
+        use crate::storage::ImageId;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        // Room for about eight 1 KiB entries.
+        let tier = Arc::new(DiskTier::new(dir.path().join("cache"), dir.path().join("tmp"), 8 * 1100).unwrap());
+        let entry = Entry {
+            bytes: Bytes::from(vec![7u8; 1024]),
+            format: ImageFormat::Png,
+        };
+        let hot = CacheKey::new(&ImageId::of(b"hot"), "a", "w", "s");
+        let writers: Vec<_> = (0..2)
+            .map(|t| {
+                let (tier, entry, hot) = (Arc::clone(&tier), entry.clone(), hot.clone());
+                std::thread::spawn(move || {
+                    for i in 0..300 {
+                        if t == 0 {
+                            tier.put(&hot, &entry, || true).unwrap();
+                        } else {
+                            let key = CacheKey::new(&ImageId::of(format!("{i}").as_bytes()), "a", "w", "s");
+                            tier.put(&key, &entry, || true).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let index = tier.index();
+        let mut indexed = 0;
+        for (rel, size) in index.lru.iter() {
+            let on_disk = std::fs::metadata(tier.root.join(rel)).map(|m| m.len());
+            assert_eq!(
+                on_disk.ok(),
+                Some(*size),
+                "{} is indexed: its file must exist",
+                rel.display()
+            );
+            indexed += size;
+        }
+        assert_eq!(index.bytes, indexed);
+        assert!(index.bytes <= tier.budget);
+        assert_eq!(
+            crate::cache::count_files(&tier.root),
+            index.lru.len(),
+            "no file outside the index"
+        );
     }
 }

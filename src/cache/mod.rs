@@ -2,6 +2,10 @@
 //! bytes-bounded disk tier that survives restarts, keyed by the canonical form
 //! of the work (never the raw URL), with single-flight: identical concurrent
 //! misses run one job and share its result.
+//!
+//! Purges win every race: each purge is logged with a generation number
+//! before it removes anything, and a result computed while a purge that
+//! names it happened is returned to its callers but never stored.
 
 pub mod disk;
 mod object;
@@ -102,6 +106,84 @@ pub enum Purge {
 
 type Flight<E> = Arc<OnceCell<Result<(Entry, Tier), E>>>;
 
+/// Purges remembered to judge results that were computing meanwhile.
+const PURGE_LOG: usize = 4096;
+
+/// The purges since some generation, oldest first.
+struct PurgeLog {
+    /// Generation of the newest purge (0: none yet).
+    generation: u64,
+    recent: std::collections::VecDeque<(u64, Purge)>,
+}
+
+impl PurgeLog {
+    /// Whether a purge after generation `since` names `key`. Past the log's
+    /// memory, assume one did (a result that slow is simply not stored).
+    fn stale(&self, key: &CacheKey, since: u64) -> bool {
+        if self.generation == since {
+            return false;
+        }
+        match self.recent.front() {
+            Some((oldest, _)) if *oldest <= since + 1 => self
+                .recent
+                .iter()
+                .filter(|(g, _)| *g > since)
+                .any(|(_, what)| what.names(key)),
+            _ => true,
+        }
+    }
+}
+
+impl Purge {
+    fn names(&self, key: &CacheKey) -> bool {
+        match self {
+            Purge::Image(id) => &key.source == id,
+            Purge::Alias(alias) => &key.alias == alias,
+            Purge::All => true,
+        }
+    }
+}
+
+/// Counts the regular files under `dir`.
+pub(crate) fn count_files(dir: &Path) -> usize {
+    let mut count = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(_) => count += 1,
+                Err(_) => {}
+            }
+        }
+    }
+    count
+}
+
+/// Removes a single-flight entry when the last request sharing it is done
+/// or cancelled (a cancelled leader would otherwise leave it behind).
+struct FlightGuard<'a, E> {
+    inflight: &'a Mutex<HashMap<String, Flight<E>>>,
+    key: &'a str,
+    flight: Option<Flight<E>>,
+}
+
+impl<E> Drop for FlightGuard<'_, E> {
+    fn drop(&mut self) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = self.flight.take();
+        if let (Some(mine), Some(entry)) = (mine, inflight.get(self.key))
+            && Arc::ptr_eq(&mine, entry)
+        {
+            drop(mine);
+            // Clones are made and dropped under this lock: 1 is the map's own.
+            if Arc::strong_count(entry) == 1 {
+                inflight.remove(self.key);
+            }
+        }
+    }
+}
+
 /// The tier behind memory: local files, or objects shared by every replica.
 pub enum SecondTier {
     Disk(Arc<DiskTier>),
@@ -129,15 +211,24 @@ impl SecondTier {
         }
     }
 
-    async fn put(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<usize> {
+    /// Stores an entry unless `still_wanted` says a purge made it stale
+    /// (asked as late as the tier allows: under the disk index lock; just
+    /// before the upload for objects).
+    async fn put(
+        &self,
+        key: &CacheKey,
+        entry: &Entry,
+        still_wanted: impl Fn() -> bool + Send + 'static,
+    ) -> std::io::Result<usize> {
         match self {
             SecondTier::Disk(disk) => {
                 let (disk, key, entry) = (Arc::clone(disk), key.clone(), entry.clone());
-                tokio::task::spawn_blocking(move || disk.put(&key, &entry))
+                tokio::task::spawn_blocking(move || disk.put(&key, &entry, still_wanted))
                     .await
                     .map_err(std::io::Error::other)?
             }
-            SecondTier::Object(tier) => tier.put(key, entry).await.map(|()| 0),
+            SecondTier::Object(tier) if still_wanted() => tier.put(key, entry).await.map(|()| 0),
+            SecondTier::Object(_) => Ok(0),
         }
     }
 
@@ -158,7 +249,7 @@ impl SecondTier {
         match self {
             SecondTier::Disk(disk) => {
                 let (disk, what) = (Arc::clone(disk), what.clone());
-                tokio::task::spawn_blocking(move || disk.purge(|rel| SecondTier::matches(&what, rel)))
+                tokio::task::spawn_blocking(move || disk.purge(&what))
                     .await
                     .unwrap_or(0)
             }
@@ -179,6 +270,7 @@ pub struct ResultCache<E> {
     memory: Mutex<MemoryTier>,
     disk: SecondTier,
     inflight: Mutex<HashMap<String, Flight<E>>>,
+    purges: Arc<Mutex<PurgeLog>>,
     metrics: Metrics,
 }
 
@@ -192,6 +284,10 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
             }),
             disk,
             inflight: Mutex::new(HashMap::new()),
+            purges: Arc::new(Mutex::new(PurgeLog {
+                generation: 0,
+                recent: std::collections::VecDeque::new(),
+            })),
             metrics,
         })
     }
@@ -218,12 +314,20 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
         }
     }
 
-    fn remember(&self, key: &CacheKey, entry: &Entry) {
+    fn generation(&self) -> u64 {
+        self.purges.lock().unwrap_or_else(|e| e.into_inner()).generation
+    }
+
+    /// Keeps `entry` in memory unless it is too large, or a purge since
+    /// generation `since` named it.
+    fn remember(&self, key: &CacheKey, entry: &Entry, since: u64) {
         let size = entry.bytes.len() as u64;
         let mut evicted = 0;
         {
             let mut mem = self.mem();
-            if size > mem.budget {
+            // Checked under the memory lock: a purge logs itself before it
+            // sweeps memory, so it either sees this entry or this sees it.
+            if size > mem.budget || self.purges.lock().unwrap_or_else(|e| e.into_inner()).stale(key, since) {
                 return;
             }
             if let Some((_, (_, old))) = mem.lru.push(key.hash.clone(), (key.clone(), entry.clone())) {
@@ -265,12 +369,23 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
                 .entry(key.hash.clone())
                 .or_default(),
         );
-        let result = flight
+        // The guard owns this request's share of the flight, so that a
+        // cancelled request gives it back too.
+        let guard = FlightGuard {
+            inflight: &self.inflight,
+            key: &key.hash,
+            flight: Some(flight),
+        };
+        let result = guard
+            .flight
+            .as_ref()
+            .expect("set above")
             .get_or_init(|| async {
+                let since = self.generation();
                 match self.disk.get(key).await {
                     Read::Hit(entry) => {
                         self.count("hit", "disk");
-                        self.remember(key, &entry);
+                        self.remember(key, &entry, since);
                         return Ok((entry, Tier::Disk));
                     }
                     Read::Corrupt => {
@@ -281,8 +396,15 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
                     Read::Miss => self.count("miss", "disk"),
                 }
                 let entry = compute().await?;
-                self.remember(key, &entry);
-                match self.disk.put(key, &entry).await {
+                self.remember(key, &entry, since);
+                let (purges, stored_key) = (Arc::clone(&self.purges), key.clone());
+                let still_wanted = move || {
+                    !purges
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .stale(&stored_key, since)
+                };
+                match self.disk.put(key, &entry, still_wanted).await {
                     Ok(evicted) => self
                         .metrics
                         .cache_evictions
@@ -294,23 +416,29 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
             })
             .await
             .clone();
-        {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            if inflight.get(&key.hash).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-                inflight.remove(&key.hash);
-            }
-        }
+        drop(guard);
         self.update_gauges();
         result
     }
 
+    /// Single-flight entries now (for tests: none may outlive its requests).
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Removes matching entries from both tiers; returns how many (disk + memory).
     pub async fn purge(&self, what: &Purge) -> usize {
-        let keep = |key: &CacheKey| match what {
-            Purge::Image(id) => &key.source != id,
-            Purge::Alias(alias) => &key.alias != alias,
-            Purge::All => false,
-        };
+        {
+            // Logged first: results computing meanwhile will not be stored.
+            let mut log = self.purges.lock().unwrap_or_else(|e| e.into_inner());
+            log.generation += 1;
+            let generation = log.generation;
+            log.recent.push_back((generation, what.clone()));
+            if log.recent.len() > PURGE_LOG {
+                log.recent.pop_front();
+            }
+        }
+        let keep = |key: &CacheKey| !what.names(key);
         let memory = {
             let mut mem = self.mem();
             let victims: Vec<String> = mem
@@ -349,3 +477,6 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
         m.cache_bytes.with_label_values(&["disk"]).set(disk_bytes as i64);
     }
 }
+
+#[cfg(test)]
+mod tests;

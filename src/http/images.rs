@@ -193,6 +193,7 @@ pub async fn delete(_: Admin, State(state): State<AppState>, Path(id): Path<Stri
     if !state.originals.delete(&id).await.map_err(storage_error)? {
         return Err(image_not_found());
     }
+    state.known.forget(&id);
     let purged = state.cache.purge(&crate::cache::Purge::Image(id)).await;
     tracing::info!(purged, "original deleted with its results");
     Ok(StatusCode::NO_CONTENT)
@@ -222,7 +223,18 @@ async fn render_cached(
     let key = CacheKey::new(&id, &alias.name, &bound.canonical, &state.salt);
     let etag = key.etag();
 
-    if not_modified(&headers, &etag) && state.originals.meta(&id).await.map_err(storage_error)?.is_some() {
+    // Renditions only of an original that exists (checked at most every few
+    // seconds per image: another replica may have deleted it).
+    if !state.known.fresh(&id) {
+        // Not found: whatever this replica still caches of it stays
+        // unreachable behind this check until evicted (no purge per unknown
+        // id: that would be a cheap way to make the server work).
+        if state.originals.meta(&id).await.map_err(storage_error)?.is_none() {
+            return Err(image_not_found());
+        }
+        state.known.saw(&id);
+    }
+    if not_modified(&headers, &etag) {
         return Ok(cached_response(
             state,
             StatusCode::NOT_MODIFIED,

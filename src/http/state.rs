@@ -56,6 +56,8 @@ pub struct Shared {
     pub inflight: Arc<crate::inflight::InflightBytes>,
     /// Bound alias plans (`bind_alias`); start with `BoundPlans::default()`.
     pub bound: BoundPlans,
+    /// Originals seen to exist recently (renditions are served only for those).
+    pub known: crate::storage::Known,
 }
 
 /// The memo behind `bind_alias`, keyed by (alias, raw query).

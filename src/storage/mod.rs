@@ -2,6 +2,9 @@
 //! written atomically (temporary file, fsync, rename, fsync of the directory),
 //! so after a crash at any point a reader sees the whole original or none.
 
+mod known;
+pub use known::Known;
+
 use crate::pipeline::format::ImageFormat;
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
@@ -200,12 +203,24 @@ impl ObjectOriginals {
 /// a unique temporary file in `tmp_dir` (same file system), fsync, rename,
 /// fsync of the parent directory.
 pub fn write_atomic(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
+    persist(write_temp(tmp_dir, bytes)?, path)
+}
+
+/// The first half of `write_atomic`: `bytes` in a new temporary file in
+/// `tmp_dir`, on disk (fsynced). Dropping it removes the file.
+pub fn write_temp(tmp_dir: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     let mut tmp = tempfile::Builder::new().suffix(".tmp").tempfile_in(tmp_dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+/// The second half: moves a temporary file into place (creating its
+/// directory) and fsyncs the directory.
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     if let Some(parent) = path.parent() {
         std::fs::File::open(parent)?.sync_all()?;
@@ -227,8 +242,15 @@ impl LocalOriginals {
         let tmp = data_dir.join("tmp");
         std::fs::create_dir_all(&root)?;
         std::fs::create_dir_all(&tmp)?;
+        // Temporary files a crash left behind, and purged cache directories
+        // that were not deleted yet.
         for entry in std::fs::read_dir(&tmp)?.flatten() {
-            let _ = std::fs::remove_file(entry.path());
+            let path = entry.path();
+            if path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
         }
         Ok(LocalOriginals { root, tmp })
     }

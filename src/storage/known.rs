@@ -1,0 +1,44 @@
+//! Which originals were seen to exist recently. A rendition is served only
+//! for an original that exists: the store is asked at most once per
+//! `RECHECK` per image (a file read locally, a HEAD with S3), so a replica
+//! whose memory still holds renditions of an image another replica deleted
+//! stops serving them within `RECHECK`. A delete through this replica
+//! forgets the image at once.
+
+use super::ImageId;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// How long a seen original counts as existing.
+pub const RECHECK: Duration = Duration::from_secs(5);
+/// Entries kept at most (a set this large is emptied and refilled).
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Default)]
+pub struct Known {
+    seen: RwLock<HashMap<ImageId, Instant>>,
+}
+
+impl Known {
+    /// Whether `id` was seen to exist within `RECHECK`.
+    pub fn fresh(&self, id: &ImageId) -> bool {
+        self.seen
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .is_some_and(|at| at.elapsed() < RECHECK)
+    }
+
+    pub fn saw(&self, id: &ImageId) {
+        let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_ENTRIES {
+            seen.clear();
+        }
+        seen.insert(id.clone(), Instant::now());
+    }
+
+    pub fn forget(&self, id: &ImageId) {
+        self.seen.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
