@@ -5,7 +5,9 @@ mod common;
 
 use common::{TestServer, decode, fixture_origin, repo_path};
 
-fn examples() -> Vec<String> {
+/// Each example: `GET <path>  -> <width>x<height> <FORMAT>`, what README
+/// promises the path gives.
+fn examples() -> Vec<(String, (u32, u32), String)> {
     let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
     let start = readme.find("<!-- readme-examples: start -->").expect("examples block");
     let end = readme
@@ -14,7 +16,16 @@ fn examples() -> Vec<String> {
     readme[start..end]
         .lines()
         .filter_map(|l| l.strip_prefix("GET "))
-        .map(str::to_string)
+        .map(|l| {
+            let (path, promise) = l.split_once("->").unwrap_or_else(|| panic!("`{l}` promises no result"));
+            let (size, format) = promise.trim().split_once(' ').expect("WxH FORMAT");
+            let (w, h) = size.split_once('x').expect("WxH");
+            (
+                path.trim().to_string(),
+                (w.parse().unwrap(), h.parse().unwrap()),
+                format.trim().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -28,11 +39,16 @@ async fn every_readme_chain_example_is_served() {
     .await;
     let list = examples();
     assert!(list.len() >= 5, "{list:?}");
-    for path in list {
+    for (path, size, format) in list {
         let response = server.get(&path).await;
         assert_eq!(response.status(), 200, "{path}");
-        let (_, img) = decode(&response.bytes().await.unwrap());
-        assert!(img.width() > 0, "{path}");
+        let (got_format, img) = decode(&response.bytes().await.unwrap());
+        assert_eq!((img.width(), img.height()), size, "{path}: the size README promises");
+        assert_eq!(
+            format!("{got_format:?}").to_ascii_uppercase(),
+            format,
+            "{path}: the format README promises"
+        );
     }
     server.stop().await;
 }

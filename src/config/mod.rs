@@ -250,7 +250,7 @@ pub struct Limits {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
-    /// `auto` (JSON unless stderr is a terminal), `json` or `text`.
+    /// `auto` (JSON unless stdout is a terminal), `json` or `text`.
     pub format: LogFormat,
     /// A tracing filter (`info`, `imaginator=debug,tower=warn`); `RUST_LOG` wins when set.
     pub filter: String,

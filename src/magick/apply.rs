@@ -57,8 +57,9 @@ pub enum JobError {
     /// does not match the image's colour space, a bleed wider than the image).
     #[error("{0}")]
     Invalid(String),
-    /// ImageMagick's process-wide pixel-cache budget (`limits.magick_memory`
-    /// and `magick_map`) is held by other jobs: transient, worth a retry.
+    /// ImageMagick's process-wide pixel-cache budget (`limits.magick_memory`,
+    /// plus `magick_disk` when a disk cache is allowed) is held by other
+    /// jobs: transient, worth a retry.
     #[error("{0}")]
     Busy(String),
 }

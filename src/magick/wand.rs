@@ -1,7 +1,9 @@
 //! A small RAII wrapper over the raw MagickWand C API. magick_rust's safe
 //! wrapper keeps its pointer private, and a deadline needs
 //! `MagickSetProgressMonitor` on that pointer, so this module owns its wands.
-//! Every `unsafe` block of the crate that touches ImageMagick is here.
+//! Every call on a wand is here; the process-wide calls (genesis, resource
+//! limits and counters, version) are in `magick/mod.rs` and the security
+//! policy in `magick/policy.rs`.
 
 use crate::pipeline::ops::{Color, Dpi, Size};
 use magick_rust::bindings as im;

@@ -1,5 +1,6 @@
-//! Pure image-pipeline logic: the filter language, aliases, operations and
-//! their geometry. No I/O, no FFI, no HTTP: `magick` applies plans, `http`
+//! Image-pipeline logic: the filter language, aliases, operations, their
+//! geometry, and the colour policy. No FFI and no HTTP; the only I/O is
+//! reading alias files at start-up (`alias`). `magick` applies plans, `http`
 //! builds them from requests.
 
 pub mod alias;

@@ -197,14 +197,30 @@ pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
-/// Reads a counter or gauge sample from a Prometheus text scrape.
-pub fn metric_value(scrape: &str, name_and_labels: &str) -> f64 {
+fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
     scrape
         .lines()
         .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+}
+
+/// Reads a counter or gauge sample from a Prometheus text scrape; a missing
+/// series fails the test (a renamed metric must not pass as 0).
+pub fn metric_value(scrape: &str, name_and_labels: &str) -> f64 {
+    sample(scrape, name_and_labels).unwrap_or_else(|| panic!("no series `{name_and_labels}` in the scrape"))
+}
+
+/// As `metric_value`, for a labelled counter that may not have counted yet
+/// (Prometheus exports a label set once it is used): 0 then, but only if the
+/// metric itself is exported.
+pub fn metric_or_zero(scrape: &str, name_and_labels: &str) -> f64 {
+    let name = name_and_labels.split('{').next().unwrap_or(name_and_labels);
+    assert!(
+        scrape.contains(&format!("# TYPE {name} ")),
+        "metric `{name}` is not exported"
+    );
+    sample(scrape, name_and_labels).unwrap_or(0.0)
 }
 
 /// An error response's `error.code`, checking the JSON shape on the way.
