@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""imaginator's performance benchmark, side by side with thumbor 7.8, libvips
-(pyvips + pyvips-binary), the `magick` command-line tool and a bare axum
-server, in one run on this machine, on the same photos and operation.
+"""imaginator's performance benchmark, side by side with thumbor 7.8, a sharp
+0.35 HTTP server, libvips (pyvips + pyvips-binary), the `magick` command-line
+tool and a bare axum server, in one run on this machine, on the same photos
+and operation. Every peer runs as its users and its own published benchmarks
+run it (PEERS below says how, and the report repeats it).
 
   bench/run            # full run (a few minutes); figures go to bench/.work/results.json
   bench/run --smoke    # seconds: every scenario once, tiny counts (CI keeps it from rotting)
@@ -15,8 +17,8 @@ Scenarios (each prints req/s, p50/p95/p99, CPU seconds per image, peak RSS):
      the bare axum ceiling;
   4. overload: 512 concurrent clients with distinct keys: share of fast 503s,
      p99 of admitted requests, peak RSS.
-Quality: PSNR of imaginator's and thumbor's outputs against a full-decode
-Lanczos reference (magick CLI), same sizes.
+Quality: PSNR and SSIM of each server's output against a full-decode
+Lanczos reference (magick CLI), same sizes, and the output's bytes.
 """
 import argparse
 import json
@@ -37,6 +39,18 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench/.work"
 VENV = WORK / "venv"
 OHA = shutil.which("oha") or str(Path.home() / ".cargo/bin/oha")
+NODE_DIR = WORK / "node"
+CORES = os.cpu_count() or 1
+
+# How each peer runs, printed with the figures.
+PEERS = {
+    "imaginator": f"release build, {CORES} ImageMagick workers (one per core), queue 64, result cache off",
+    "thumbor": f"thumbor 7.8.0 (PyPI, Pillow engine), ENGINE_THREADPOOL_SIZE={CORES} (one per core, as its "
+               "published benchmark harness runs it), file loader, no result storage",
+    "sharp": "sharp 0.35 (npm, bundled libvips 8.18) in a 30-line Node server (bench/sharp_server.js) with "
+             "sharp's defaults",
+    "libvips": "pyvips thumbnail in-process, VIPS_CONCURRENCY=1",
+}
 
 
 def free_port():
@@ -161,9 +175,19 @@ def thumbor(photos_dir):
         f"LOADER = 'thumbor.loaders.file_loader'\nFILE_LOADER_ROOT_PATH = '{photos_dir}'\n"
         "RESULT_STORAGE = None\nSTORAGE = 'thumbor.storages.no_storage'\nQUALITY = 80\n"
         "ALLOW_UNSAFE_URL = True\nAUTO_WEBP = False\nRESPECT_ORIENTATION = True\n"
+        f"ENGINE_THREADPOOL_SIZE = {CORES}\n"
     )
     s = Server([str(VENV / "bin/thumbor"), "-p", str(port), "-c", str(conf), "-l", "error"],
                ready=f"http://127.0.0.1:{port}/healthcheck")
+    s.base = f"http://127.0.0.1:{port}"
+    return s
+
+
+def sharp(photos_dir):
+    port = free_port()
+    env = dict(os.environ, NODE_PATH=str(NODE_DIR / "node_modules"))
+    s = Server(["node", str(ROOT / "bench/sharp_server.js"), str(port), str(photos_dir)], env=env,
+               ready=f"http://127.0.0.1:{port}/health")
     s.base = f"http://127.0.0.1:{port}"
     return s
 
@@ -188,14 +212,19 @@ def scenario_miss(photo_sets, seconds, results):
             results.append(summarize(f"imaginator {set_name} c={clients}", res, im.cpu() - c0, n, im.rss()))
             im.stop()
 
-            th = thumbor(photos[0].parent)
-            url = f"{th.base}/unsafe/fit-in/(49[0-9]|50[0-9]|51[0-2])x(49[0-9]|50[0-9]|51[0-2])/filters:quality\\(80\\)/{regex_alt(names)}"
-            oha(url, clients, requests=8 * len(names))
-            c0 = th.cpu()
-            res = oha(url, clients, seconds=seconds)
-            n = sum(res.get("statusCodeDistribution", {}).values())
-            results.append(summarize(f"thumbor 7.8 {set_name} c={clients}", res, th.cpu() - c0, n, th.rss()))
-            th.stop()
+            size = "(49[0-9]|50[0-9]|51[0-2])"
+            for label, start, url in [
+                ("thumbor 7.8", thumbor,
+                 lambda b: f"{b}/unsafe/fit-in/{size}x{size}/filters:quality\\(80\\)/{regex_alt(names)}"),
+                ("sharp 0.35", sharp, lambda b: f"{b}/fit/{size}x{size}/{regex_alt(names)}"),
+            ]:
+                peer = start(photos[0].parent)
+                oha(url(peer.base), clients, requests=8 * len(names))
+                c0 = peer.cpu()
+                res = oha(url(peer.base), clients, seconds=seconds)
+                n = sum(res.get("statusCodeDistribution", {}).values())
+                results.append(summarize(f"{label} {set_name} c={clients}", res, peer.cpu() - c0, n, peer.rss()))
+                peer.stop()
 
 
 def cpu_loop(label, photos, fn, repeat):
@@ -308,31 +337,38 @@ def scenario_overload(photos, requests, results):
 
 
 def quality(photos, results):
-    print("\nquality: PSNR against a full-decode Lanczos reference (fit 512x512), higher is better")
-    im = imaginator(cache=False)
-    th = thumbor(photos[0].parent)
+    print("\nquality: PSNR and SSIM against a full-decode Lanczos reference (fit 512x512), and output bytes")
+    servers = {"imaginator": imaginator(cache=False), "thumbor": thumbor(photos[0].parent), "sharp": sharp(photos[0].parent)}
     tmp = Path(tempfile.mkdtemp())
-    scores = {"imaginator": [], "thumbor": []}
+    scores = {name: {"psnr": [], "ssim": [], "bytes": []} for name in servers}
     for p in photos:
         ref = tmp / f"{p.stem}.ref.png"
         subprocess.run(["magick", str(p), "-filter", "Lanczos", "-resize", "512x512", str(ref)], check=True)
         w, h = subprocess.run(["magick", "identify", "-format", "%w %h", str(ref)], capture_output=True, text=True).stdout.split()
-        id_ = upload(im.base, p)
+        id_ = upload(servers["imaginator"].base, p)
         outs = {
-            "imaginator": urllib.request.urlopen(f"{im.base}/images/{id_}/fit?w=512&h=512", timeout=60).read(),
-            "thumbor": urllib.request.urlopen(f"{th.base}/unsafe/fit-in/512x512/filters:quality(80)/{p.name}", timeout=60).read(),
+            "imaginator": f"{servers['imaginator'].base}/images/{id_}/fit?w=512&h=512",
+            "thumbor": f"{servers['thumbor'].base}/unsafe/fit-in/512x512/filters:quality(80)/{p.name}",
+            "sharp": f"{servers['sharp'].base}/fit/512x512/{p.name}",
         }
-        for name, data in outs.items():
+        for name, url in outs.items():
+            data = urllib.request.urlopen(url, timeout=60).read()
             f = tmp / f"{p.stem}.{name}.jpg"
             f.write_bytes(data)
-            r = subprocess.run(["magick", "compare", "-metric", "PSNR", str(f), "-resize", f"{w}x{h}!", str(ref), "null:"],
-                               capture_output=True, text=True)
-            scores[name].append(float(r.stderr.split()[0]))
-    im.stop()
-    th.stop()
+            scores[name]["bytes"].append(len(data))
+            for metric in ("psnr", "ssim"):
+                r = subprocess.run(["magick", "compare", "-metric", metric.upper(), str(f), "-resize", f"{w}x{h}!",
+                                    str(ref), "null:"], capture_output=True, text=True)
+                scores[name][metric].append(float(r.stderr.split()[0]))
+    for server in servers.values():
+        server.stop()
+    row = {"name": "quality"}
     for name, s in scores.items():
-        print(f"  {name:<12} mean PSNR {sum(s) / len(s):.2f} dB  (min {min(s):.2f})")
-    results.append({"name": "quality PSNR dB", **{k: round(sum(v) / len(v), 2) for k, v in scores.items()}})
+        mean = {k: sum(v) / len(v) for k, v in s.items()}
+        print(f"  {name:<12} PSNR {mean['psnr']:.2f} dB (min {min(s['psnr']):.2f})  SSIM {mean['ssim']:.4f}  "
+              f"mean bytes {mean['bytes']:.0f}")
+        row[name] = {"psnr_db": round(mean["psnr"], 2), "ssim": round(mean["ssim"], 4), "bytes": round(mean["bytes"])}
+    results.append(row)
 
 
 def main():
@@ -361,7 +397,9 @@ def main():
         set_a, set_b, large = set_a[:2], set_b[:1], large[:1]
     secs = 3 if args.smoke else 20
     results = []
-    print(f"bench: {len(set_a)} photos 2560x1600, {len(set_b)} at 2K, {len(large)} at 14.7 MP; {os.cpu_count()} cores")
+    print(f"bench: {len(set_a)} photos 2560x1600, {len(set_b)} at 2K, {len(large)} at 14.7 MP; {CORES} cores")
+    for name, how in PEERS.items():
+        print(f"  {name}: {how}")
     only = set(args.only.split(",")) if args.only else {"miss", "large", "hits", "overload", "quality"}
     print(f"imaginator decode_headroom {HEADROOM or 'default'}")
     if "miss" in only:
@@ -375,7 +413,8 @@ def main():
     if "quality" in only:
         quality(set_a, results)
     out = WORK / ("results-smoke.json" if args.smoke else "results.json")
-    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "results": results}, indent=2))
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "cores": CORES, "peers": PEERS,
+                               "results": results}, indent=2))
     print(f"\nresults: {out}")
 
 
