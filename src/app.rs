@@ -57,7 +57,7 @@ const HEAP_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10
 
 /// Checks once that C allocations (ImageMagick's included) are served and
 /// counted by jemalloc, and says so in the log.
-fn check_allocator() -> MemoryState {
+fn check_allocator(trend_window: std::time::Duration) -> MemoryState {
     let c = memory::c_malloc_tracked();
     let im = magick::allocations_tracked();
     if c && im {
@@ -69,7 +69,7 @@ fn check_allocator() -> MemoryState {
             "C allocations bypass jemalloc: heap statistics and profiles miss ImageMagick"
         );
     }
-    MemoryState::new(c, im)
+    MemoryState::new(c, im, trend_window)
 }
 
 pub struct App {
@@ -88,7 +88,7 @@ impl App {
             anyhow::bail!("no aliases (*.toml) found in {}", settings.aliases_dir.display());
         }
         magick::init(&settings.limits).map_err(|e| anyhow::anyhow!("ImageMagick: {e}"))?;
-        let memory = Arc::new(check_allocator());
+        let memory = Arc::new(check_allocator(settings.memory.trend_window.0));
         let metrics = Metrics::new();
         let pool = Pool::new(settings.workers, settings.queue_capacity(), metrics.clone());
         let listener = server::bind(settings.listen, settings.http.backlog)
@@ -139,7 +139,11 @@ impl App {
             let mut every = tokio::time::interval(HEAP_SAMPLE_EVERY);
             loop {
                 every.tick().await;
-                memory.history.record(JemallocStats::read().allocated);
+                // Blind to the service's own diagnostics: no sample while a
+                // heap profile is being dumped or rendered.
+                if let Ok(_idle) = memory.profiling.try_lock() {
+                    memory.history.record(JemallocStats::read().allocated);
+                }
             }
         });
         Ok(App { listener, state })

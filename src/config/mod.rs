@@ -75,7 +75,25 @@ pub struct Settings {
     pub limits: Limits,
     pub cache: CacheSettings,
     pub storage: StorageSettings,
+    pub memory: MemorySettings,
     pub log: LogSettings,
+}
+
+/// The memory report's own settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemorySettings {
+    /// The heap-floor verdict compares the lowest live heap of the last
+    /// window with the window before (a verdict needs two windows).
+    pub trend_window: HumanDuration,
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        MemorySettings {
+            trend_window: HumanDuration(Duration::from_secs(600)),
+        }
+    }
 }
 
 /// Remote sources for `download(url)`.
@@ -291,6 +309,7 @@ impl Default for Settings {
             limits: Limits::default(),
             cache: CacheSettings::default(),
             storage: StorageSettings::default(),
+            memory: MemorySettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -402,6 +421,9 @@ impl Settings {
             && q > 100_000
         {
             return Err(invalid("queue", format!("must be at most 100000, got {q}")));
+        }
+        if self.memory.trend_window.0 < Duration::from_secs(30) {
+            return Err(invalid("memory.trend_window", "must be at least 30s"));
         }
         if self.job_deadline.0.is_zero() {
             return Err(invalid("job_deadline", "must be greater than zero"));

@@ -78,12 +78,28 @@ async fn render(raw: Vec<u8>, base: Option<Vec<u8>>, format: &str, title: &'stat
     if base.is_none() && format == "raw" {
         return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], raw).into_response());
     }
-    blocking(move || -> Result<Response, ApiError> {
+    let rendered = blocking(move || -> Result<Response, ApiError> {
         let after = profile::parse(&raw)?;
         let profile = match &base {
             Some(before) => profile::growth(&profile::parse(before)?, &after),
             None => after,
         };
+        if profile.stacks.is_empty() && format != "svg" && format != "pprof" {
+            return Ok((
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!(
+                    "# {} (sampling every {} KiB on average, since profiling was activated)\n",
+                    if base.is_some() {
+                        "no sampled allocation grew in this window"
+                    } else {
+                        "no live allocation was sampled"
+                    },
+                    profile::sample_bytes() / 1024
+                ),
+            )
+                .into_response());
+        }
+        let profile = profile::without_allocator_frames(&profile);
         Ok(match format.as_str() {
             "pprof" => (
                 [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -109,7 +125,9 @@ async fn render(raw: Vec<u8>, base: Option<Vec<u8>>, format: &str, title: &'stat
             }
         })
     })
-    .await?
+    .await;
+    profile::render_done();
+    rendered?
 }
 
 #[derive(Deserialize)]
@@ -186,6 +204,17 @@ pub async fn heap_baseline(_: Admin, State(state): State<AppState>) -> Result<Re
     Ok(Json(serde_json::json!({"stored": true, "profile_bytes": bytes})).into_response())
 }
 
+/// `POST /debug/leak` with `{"mib": N}` (admin; built only with the
+/// `leak-demo` feature, for the runbook): leaks N MiB, written so it is
+/// resident, to show what a leaking service looks like.
+#[cfg(feature = "leak-demo")]
+pub async fn leak(_: Admin, Json(request): Json<serde_json::Value>) -> Json<serde_json::Value> {
+    let mib = request["mib"].as_u64().unwrap_or(1).min(1024) as usize;
+    let leaked: &'static mut [u8] = Box::leak(vec![0x5A_u8; mib << 20].into_boxed_slice());
+    tracing::warn!(mib, "leaked on purpose (leak-demo build)");
+    Json(serde_json::json!({ "leaked_bytes": leaked.len() }))
+}
+
 #[derive(Deserialize)]
 pub struct ProfilingSwitch {
     active: bool,
@@ -199,4 +228,24 @@ pub async fn profiling(_: Admin, Json(switch): Json<ProfilingSwitch>) -> Result<
         "active": profile::active(),
         "sample_bytes": profile::sample_bytes(),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_window_in_which_nothing_grew_says_so() {
+        profile::set_active(true).unwrap();
+        let raw = profile::dump().unwrap();
+        // The same profile twice: nothing grew between them.
+        let response = render(raw.clone(), Some(raw), "collapsed", "t").await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.starts_with("# no sampled allocation grew in this window"),
+            "{text}"
+        );
+        assert!(text.contains("512 KiB"), "{text}");
+    }
 }

@@ -25,8 +25,11 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
+    #[cfg(feature = "leak-demo")]
+    let base = Router::new().route("/debug/leak", post(debug::leak));
+    #[cfg(not(feature = "leak-demo"))]
+    let base = Router::new();
+    base.route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/aliases", get(aliases::list))

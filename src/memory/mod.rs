@@ -111,7 +111,6 @@ pub fn c_malloc_tracked() -> bool {
 
 use report::{
     AllocatorInfo, CgroupMemory, HeapHistory, ImageMagickMemory, MemoryReport, ProcessMemory, ResultCacheMemory,
-    TREND_WINDOW,
 };
 use std::sync::Mutex;
 
@@ -128,9 +127,14 @@ pub struct MemoryState {
 }
 
 impl MemoryState {
-    pub fn new(c_malloc_tracked: bool, imagemagick_malloc_tracked: bool) -> MemoryState {
+    /// `trend_window`: the length of each window the heap-floor verdict compares.
+    pub fn new(
+        c_malloc_tracked: bool,
+        imagemagick_malloc_tracked: bool,
+        trend_window: std::time::Duration,
+    ) -> MemoryState {
         MemoryState {
-            history: HeapHistory::new(),
+            history: HeapHistory::new(trend_window),
             c_malloc_tracked,
             imagemagick_malloc_tracked,
             profiling: tokio::sync::Mutex::new(()),
@@ -154,7 +158,7 @@ impl MemoryState {
                 profiling_active: profile::active(),
                 profiling_sample_bytes: profile::sample_bytes(),
             },
-            heap: self.history.trend(jemalloc.allocated, TREND_WINDOW),
+            heap: self.history.trend(jemalloc.allocated, self.history.window()),
             explanation: Vec::new(),
         };
         report.explain();

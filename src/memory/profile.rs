@@ -1,6 +1,12 @@
 //! jemalloc heap profiles: switch sampling on and off, dump a profile to a
 //! private temporary file (never a path from a request), and turn it into
 //! pprof, a flame graph, or collapsed stacks; and the growth between two.
+//!
+//! What the service renders leaves out the allocator's own frames (jemalloc's
+//! profiler and internals, the global-allocator shims at the leaf of every
+//! sampled stack), and symbolisation gives its caches back after each render
+//! (`render_done`): the diagnostics must not leave heap behind that the
+//! growth verdict would then call a leak.
 
 use pprof_util::{Mapping, StackProfile, WeightedStack, parse_jeheap};
 use std::collections::HashMap;
@@ -104,7 +110,8 @@ pub fn to_flamegraph(profile: &StackProfile, title: &str) -> Result<Vec<u8>, Pro
     if profile.stacks.is_empty() {
         // The flame graph renderer refuses empty input; say so in a picture.
         return Ok(format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"60\"><text x=\"10\" y=\"30\">{title}: no sampled allocations</text></svg>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"60\"><text x=\"10\" y=\"30\">{title}: no allocation sampled (sampling every {} KiB on average)</text></svg>\n",
+            sample_bytes() / 1024
         )
         .into_bytes());
     }
@@ -149,21 +156,96 @@ pub fn growth(before: &StackProfile, after: &StackProfile) -> StackProfile {
 }
 
 /// Collapsed stacks (`root;caller;callee bytes`, one line a stack, largest
-/// first), the input format of most flame graph tools.
+/// first), the input format of most flame graph tools. The profile's stacks
+/// are root first (pprof_util reverses jemalloc's leaf-first order).
 pub fn collapsed(profile: &StackProfile) -> String {
     let mut names: HashMap<usize, String> = HashMap::new();
-    let mut lines: Vec<(String, i64)> = Vec::new();
+    let mut lines: HashMap<String, f64> = HashMap::new();
     for (stack, _) in profile.iter() {
         let frames: Vec<String> = stack
             .addrs
             .iter()
-            .rev()
             .map(|&addr| names.entry(addr).or_insert_with(|| symbol(addr)).clone())
             .collect();
-        lines.push((frames.join(";"), stack.weight as i64));
+        *lines.entry(frames.join(";")).or_default() += stack.weight;
     }
-    lines.sort_by_key(|l| std::cmp::Reverse(l.1));
+    let mut lines: Vec<(String, i64)> = lines.into_iter().map(|(s, w)| (s, w as i64)).collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     lines.into_iter().map(|(s, w)| format!("{s} {w}\n")).collect()
+}
+
+/// Whether a frame belongs to the allocator rather than to the code that
+/// allocated: jemalloc's profiler and internals, the C allocation entry
+/// points, and Rust's global-allocator shims.
+pub fn allocator_frame(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "prof_",
+        "_rjem_",
+        "je_",
+        "imalloc",
+        "ialloc",
+        "iralloc",
+        "arena_",
+        "tcache_",
+        "tikv_jemallocator::",
+        "<tikv_jemallocator::",
+        "__rust_alloc",
+        "__rust_realloc",
+        "__rdl_",
+        "__rg_",
+        "alloc::alloc::",
+        "<alloc::alloc::Global",
+        "std::alloc::",
+    ];
+    const EXACT: &[&str] = &[
+        "malloc",
+        "calloc",
+        "realloc",
+        "free",
+        "posix_memalign",
+        "aligned_alloc",
+        "memalign",
+        "valloc",
+        "mallocx",
+        "rallocx",
+        "xallocx",
+        "do_rallocx",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || EXACT.contains(&name)
+}
+
+/// The profile with the allocator's frames cut from the leaf end of every
+/// stack (at least one frame is kept).
+pub fn without_allocator_frames(profile: &StackProfile) -> StackProfile {
+    let mut names: HashMap<usize, bool> = HashMap::new();
+    let mut out = StackProfile::default();
+    for (stack, annotation) in profile.iter() {
+        let mut addrs = stack.addrs.clone();
+        while addrs.len() > 1 {
+            let leaf = addrs[addrs.len() - 1];
+            if !*names.entry(leaf).or_insert_with(|| allocator_frame(&symbol(leaf))) {
+                break;
+            }
+            addrs.pop();
+        }
+        out.push_stack(
+            WeightedStack {
+                addrs,
+                weight: stack.weight,
+            },
+            annotation,
+        );
+    }
+    for m in &profile.mappings {
+        out.push_mapping(m.clone());
+    }
+    out
+}
+
+/// Gives back the memory symbolisation cached (parsed debug information of
+/// every mapped file: tens of MiB), once a render is done.
+pub fn render_done() {
+    backtrace::clear_symbol_cache();
 }
 
 fn symbol(addr: usize) -> String {

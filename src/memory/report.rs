@@ -9,18 +9,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// From `/proc/self/status` and `/proc/self/smaps_rollup`, in bytes.
+/// This process only, from `/proc/self/status` and `/proc/self/smaps_rollup`,
+/// in bytes.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ProcessMemory {
     pub rss: Option<u64>,
+    /// Anonymous resident memory: what the OOM killer counts for this process.
     pub rss_anon: Option<u64>,
     pub rss_file: Option<u64>,
     pub rss_shmem: Option<u64>,
     pub pss: Option<u64>,
     pub anonymous: Option<u64>,
+    /// Pages released with `MADV_FREE` that the kernel has not taken back yet
+    /// (still in `rss_anon`).
+    pub lazy_free: Option<u64>,
+    /// Threads of the process (each has a stack).
+    pub threads: Option<u64>,
 }
 
-/// The memory cgroup the process is in, in bytes; every field is null outside one.
+/// The memory cgroup the process is in (the whole container: every process in
+/// it, not only this one), in bytes; every field is null outside one.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CgroupMemory {
     /// 2 or 1; null when no memory cgroup was found.
@@ -135,6 +143,8 @@ impl ProcessMemory {
             rss_shmem: status.get("RssShmem").copied(),
             pss: rollup.get("Pss").copied(),
             anonymous: rollup.get("Anonymous").copied(),
+            lazy_free: rollup.get("LazyFree").copied(),
+            threads: status.get("Threads").copied(),
         }
     }
 }
@@ -235,31 +245,38 @@ impl CgroupMemory {
     }
 }
 
-/// Samples of `jemalloc.allocated`, kept for `HISTORY`.
+/// Samples of `jemalloc.allocated`, kept for two comparison windows.
 pub struct HeapHistory {
     started: Instant,
     at_start: u64,
+    /// Length of each comparison window (`memory.trend_window`).
+    window: Duration,
     samples: Mutex<VecDeque<(Instant, u64)>>,
 }
 
-/// Length of each comparison window.
+/// The default length of each comparison window.
 pub const TREND_WINDOW: Duration = Duration::from_secs(600);
-const HISTORY: Duration = Duration::from_secs(2 * 600 + 60);
 
 impl HeapHistory {
-    pub fn new() -> HeapHistory {
+    pub fn new(window: Duration) -> HeapHistory {
         HeapHistory {
             started: Instant::now(),
             at_start: JemallocStats::read().allocated,
+            window,
             samples: Mutex::new(VecDeque::new()),
         }
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
     pub fn record(&self, allocated: u64) {
         let now = Instant::now();
         let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         samples.push_back((now, allocated));
-        while samples.front().is_some_and(|(t, _)| now.duration_since(*t) > HISTORY) {
+        let history = 2 * self.window + Duration::from_secs(60);
+        while samples.front().is_some_and(|(t, _)| now.duration_since(*t) > history) {
             samples.pop_front();
         }
     }
@@ -309,7 +326,7 @@ impl HeapHistory {
 
 impl Default for HeapHistory {
     fn default() -> Self {
-        HeapHistory::new()
+        HeapHistory::new(TREND_WINDOW)
     }
 }
 
@@ -318,43 +335,48 @@ fn mib(bytes: u64) -> String {
 }
 
 impl MemoryReport {
-    /// Writes the plain-language reading of the figures.
+    /// Writes the plain-language reading of the figures. Every figure is
+    /// named for what it counts (this process, or the whole container), and
+    /// a remainder is printed only when it is one: when two figures do not
+    /// add up the way a reader expects, the text says why.
     pub fn explain(&mut self) {
         let mut lines = Vec::new();
         let c = &self.cgroup;
         match (c.memory_current, c.working_set) {
             (Some(current), Some(ws)) => {
                 let inactive = c.inactive_file.unwrap_or(0);
-                let active = c.active_file.unwrap_or(0);
                 lines.push(format!(
-                    "Working set {} = cgroup memory {} - inactive page cache {} (as cAdvisor computes container_memory_working_set_bytes).",
+                    "Container (its cgroup: every process in it): working set {} = memory in use {} - inactive page cache {}. \
+                     This is container_memory_working_set_bytes, the figure the kubelet evicts on and dashboards plot; \
+                     the OOM killer acts when memory in use reaches the limit ({}) and the kernel cannot reclaim page cache first.",
                     mib(ws),
                     mib(current),
-                    mib(inactive)
+                    mib(inactive),
+                    c.memory_max.map_or("none".to_string(), mib)
                 ));
-                lines.push(format!(
-                    "Of the working set, {} is active page cache (file data such as the disk cache, kept by the kernel and reclaimed under pressure: not a leak) and {} is anonymous memory (heap).",
-                    mib(active.min(ws)),
-                    mib(c.anon.unwrap_or(0))
-                ));
+                let mut parts = vec![format!(
+                    "{} active page cache (file data such as the disk cache: reclaimable, not a leak)",
+                    mib(c.active_file.unwrap_or(0).min(ws))
+                )];
+                if let Some(anon) = c.anon {
+                    parts.push(format!(
+                        "{} anonymous memory of all processes in the container",
+                        mib(anon)
+                    ));
+                }
+                if let Some(kernel) = c.kernel.filter(|k| *k > 16 << 20 || *k > ws / 20) {
+                    parts.push(format!("{} kernel memory (sockets, inodes, page tables)", mib(kernel)));
+                }
+                lines.push(format!("The container's working set holds {}.", parts.join(", ")));
             }
             _ => lines.push(
                 "No memory cgroup found: container figures are unavailable (not running in a container?).".into(),
             ),
         }
-        let j = &self.jemalloc;
-        let anon = self.process.rss_anon.unwrap_or(0);
-        lines.push(format!(
-            "Process anonymous RSS {}: jemalloc resident {} (live heap {}, free pages not yet returned {}, metadata {}); the rest is thread stacks and libraries' static data.",
-            mib(anon),
-            mib(j.resident),
-            mib(j.allocated),
-            mib(j.resident.saturating_sub(j.allocated + j.metadata)),
-            mib(j.metadata),
-        ));
+        lines.push(self.explain_process());
         if self.allocator.c_malloc_tracked {
             lines.push(format!(
-                "ImageMagick allocates through jemalloc, so its {} of pixel cache is inside the heap figure and inside heap profiles.",
+                "ImageMagick allocates through jemalloc, so its {} of pixel cache is inside this process's live allocations and inside heap profiles.",
                 mib(self.imagemagick.memory)
             ));
         } else {
@@ -363,7 +385,7 @@ impl MemoryReport {
         let h = &self.heap;
         lines.push(match h.verdict {
             "stable" => format!(
-                "Heap floor stable: {} over the last {} s vs {} in the {} s before.",
+                "Heap floor stable: {} over the last {} s vs {} in the {} s before (the service's own profiling is left out).",
                 mib(h.floor_recent.unwrap_or(0)),
                 h.window_seconds,
                 mib(h.floor_previous.unwrap_or(0)),
@@ -385,6 +407,51 @@ impl MemoryReport {
         self.explanation = lines;
     }
 
+    /// This process's anonymous memory against jemalloc's accounting, sampled
+    /// together. jemalloc's pages in use (`active`) plus its metadata are
+    /// what it has handed out; the kernel's `rss_anon` is what is resident.
+    fn explain_process(&self) -> String {
+        let j = &self.jemalloc;
+        let Some(anon) = self.process.rss_anon else {
+            return format!(
+                "This process: live allocations {} (jemalloc); its resident memory is unavailable here.",
+                mib(j.allocated)
+            );
+        };
+        let in_use = j.active + j.metadata;
+        let head = format!(
+            "This process: anonymous resident memory {} (the kernel's count, what the OOM killer weighs). \
+             jemalloc: live allocations {} in pages of {} (the difference is room inside pages), metadata {}, \
+             free pages not yet returned to the kernel {}.",
+            mib(anon),
+            mib(j.allocated),
+            mib(j.active),
+            mib(j.metadata),
+            mib(j.resident.saturating_sub(in_use)),
+        );
+        if anon >= in_use {
+            let threads = self
+                .process
+                .threads
+                .map_or(String::new(), |t| format!(" ({t} threads)"));
+            format!(
+                "{head} The other {} of resident memory is not jemalloc's pages in use: freed pages still resident, thread stacks{threads} and libraries' own data.",
+                mib(anon - in_use)
+            )
+        } else {
+            let lazy = self
+                .process
+                .lazy_free
+                .filter(|l| *l >= 100 << 10)
+                .map_or(String::new(), |l| format!(" ({} lazily freed)", mib(l)));
+            format!(
+                "{head} jemalloc's pages in use and metadata ({}) exceed what is resident by {}: pages handed out but not yet touched, or released with MADV_FREE{lazy}, count for jemalloc, not for the kernel.",
+                mib(in_use),
+                mib(in_use - anon)
+            )
+        }
+    }
+
     /// A human-readable rendering (`?format=text`).
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -403,16 +470,18 @@ impl MemoryReport {
             mib(j.metadata)
         ));
         out.push_str(&format!(
-            "process      rss {}  anon {}  file {}  shmem {}  pss {}  anonymous {}\n",
+            "process      rss {}  anon {}  file {}  shmem {}  pss {}  anonymous {}  lazy_free {}  threads {}\n",
             opt(p.rss),
             opt(p.rss_anon),
             opt(p.rss_file),
             opt(p.rss_shmem),
             opt(p.pss),
-            opt(p.anonymous)
+            opt(p.anonymous),
+            opt(p.lazy_free),
+            p.threads.map_or("n/a".into(), |t| t.to_string())
         ));
         out.push_str(&format!(
-            "cgroup v{}    current {}  max {}  anon {}  file {}  active_file {}  inactive_file {}  shmem {}  kernel {}  working_set {}\n",
+            "container    cgroup v{}  current {}  max {}  anon {}  file {}  active_file {}  inactive_file {}  shmem {}  kernel {}  working_set {}\n",
             c.version.map_or("?".into(), |v| v.to_string()),
             opt(c.memory_current), opt(c.memory_max), opt(c.anon), opt(c.file), opt(c.active_file),
             opt(c.inactive_file), opt(c.shmem), opt(c.kernel), opt(c.working_set)

@@ -65,10 +65,131 @@ fn no_cgroup_means_nulls() {
 
 #[test]
 fn the_heap_floor_verdict_needs_two_windows() {
-    let h = HeapHistory::new();
+    let h = HeapHistory::new(TREND_WINDOW);
     h.record(100 << 20);
     assert_eq!(h.trend(100 << 20, TREND_WINDOW).verdict, "unknown");
     let t = h.trend(100 << 20, Duration::ZERO);
     // A zero-length window is trivially past two windows of age but holds no samples.
     assert_eq!(t.verdict, "unknown");
+}
+
+/// A xorshift generator: enough randomness for a property test, no crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A whole number of MiB up to `max`, in bytes.
+    fn mb(&mut self, max: u64) -> u64 {
+        (self.next() % (max + 1)) << 20
+    }
+}
+
+/// A report with random figures (some missing), for the property below.
+fn random_report(rng: &mut Rng) -> MemoryReport {
+    let maybe = |v: u64, seed: u64| (seed % 5 != 0).then_some(v);
+    let (allocated, active_extra, metadata, dirty) = (rng.mb(400), rng.mb(20), rng.mb(10), rng.mb(50));
+    let active = allocated + active_extra;
+    let rss_anon = rng.mb(600);
+    let current = rng.mb(4000);
+    let s1 = rng.next();
+    let cgroup = if s1 % 3 == 0 {
+        CgroupMemory::default()
+    } else {
+        let inactive = rng.mb(4000).min(current);
+        CgroupMemory {
+            version: Some(2),
+            memory_current: Some(current),
+            memory_max: maybe(current + rng.mb(1000), s1 >> 5),
+            anon: maybe(rng.mb(2000), s1 >> 7),
+            active_file: Some(rng.mb(3000)),
+            inactive_file: Some(inactive),
+            kernel: Some(rng.mb(200)),
+            working_set: Some(current - inactive),
+            ..Default::default()
+        }
+    };
+    MemoryReport {
+        jemalloc: JemallocStats {
+            allocated,
+            active,
+            resident: active + metadata + dirty,
+            mapped: active + metadata + dirty + rng.mb(100),
+            retained: rng.mb(100),
+            metadata,
+        },
+        process: ProcessMemory {
+            rss: maybe(rss_anon + rng.mb(40), s1),
+            rss_anon: maybe(rss_anon, s1),
+            lazy_free: maybe(rng.mb(30), s1 >> 3),
+            threads: Some(rng.next() % 40),
+            ..Default::default()
+        },
+        cgroup,
+        imagemagick: ImageMagickMemory::default(),
+        result_cache: ResultCacheMemory::default(),
+        allocator: AllocatorInfo {
+            c_malloc_tracked: s1 % 7 != 0,
+            ..Default::default()
+        },
+        heap: HeapTrend::default(),
+        explanation: Vec::new(),
+    }
+}
+
+fn figures(line: &str) -> Vec<f64> {
+    line.split(" MiB")
+        .filter_map(|part| part.rsplit(' ').next()?.trim_start_matches('(').parse::<f64>().ok())
+        .collect()
+}
+
+#[test]
+fn the_explanation_never_prints_a_negative_or_unnamed_remainder() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..5000 {
+        let mut r = random_report(&mut rng);
+        r.explain();
+        let text = r.explanation.join("\n");
+        let negative = text
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'-' && w[1].is_ascii_digit());
+        assert!(!negative, "a negative figure:\n{text}");
+        for figure in text.lines().flat_map(figures) {
+            assert!(figure >= 0.0, "{figure} in:\n{text}");
+        }
+        assert!(
+            !text.contains("(heap)"),
+            "container memory is not this process's heap:\n{text}"
+        );
+        let process = r.explanation.iter().find(|l| l.starts_with("This process")).unwrap();
+        if let Some(anon) = r.process.rss_anon {
+            let in_use = r.jemalloc.active + r.jemalloc.metadata;
+            let (remainder, word) = if anon >= in_use {
+                (anon - in_use, "The other ")
+            } else {
+                (in_use - anon, "exceed what is resident by ")
+            };
+            let at = process.find(word).unwrap_or_else(|| panic!("`{word}` in {process}"));
+            let stated = figures(&process[at..])[0];
+            assert!(
+                (stated - remainder as f64 / 1048576.0).abs() < 0.051,
+                "{stated} vs {remainder} in {process}"
+            );
+        }
+        if r.cgroup.version.is_some() {
+            assert!(text.contains("every process in it"), "{text}");
+        }
+        if r.cgroup.anon.is_some() {
+            assert!(
+                text.contains("anonymous memory of all processes in the container"),
+                "{text}"
+            );
+        }
+    }
 }
