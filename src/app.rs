@@ -112,12 +112,13 @@ impl App {
             tracing::info!(entries, bytes, seconds, "disk cache index rebuilt");
         });
         let salt: Arc<str> = format!("imaginator {} / {}", env!("CARGO_PKG_VERSION"), magick::version()).into();
+        metrics.inflight_bytes_limit.set(settings.inflight_bytes() as i64);
+        let inflight = InflightBytes::new(settings.inflight_bytes(), metrics.inflight_bytes.clone());
         let fetcher = Arc::new(crate::fetch::Fetcher::new(
             settings.domains.clone(),
             settings.download.clone(),
+            Arc::clone(&inflight),
         ));
-        metrics.inflight_bytes_limit.set(settings.inflight_bytes() as i64);
-        let inflight = InflightBytes::new(settings.inflight_bytes(), metrics.inflight_bytes.clone());
         let state = AppState::from(Shared {
             settings: Arc::new(settings),
             aliases: Arc::new(aliases),

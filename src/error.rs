@@ -78,6 +78,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Failures of the input itself are remembered by the result cache for a
+/// minute: the same request fails again at once instead of decoding the same
+/// poison again. Overload, deadlines and internal errors are not.
+impl crate::cache::Failure for ApiError {
+    fn remember_for(&self) -> Option<std::time::Duration> {
+        matches!(self.status.as_u16(), 413 | 415 | 422).then_some(std::time::Duration::from_secs(60))
+    }
+}
+
 impl From<ParamError> for ApiError {
     fn from(e: ParamError) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string())
@@ -102,6 +111,9 @@ impl From<JobError> for ApiError {
                 "the image could not be processed within the time limit",
             ),
             JobError::Invalid(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_operation", message),
+            JobError::TooExpensive(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "operation_too_expensive", message)
+            }
             JobError::Busy(detail) => {
                 tracing::warn!(%detail, "ImageMagick's pixel-cache budget is spent by concurrent jobs");
                 ApiError {

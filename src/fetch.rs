@@ -8,10 +8,12 @@
 //! redirect. Bytes, time and redirects are capped.
 
 use crate::config::DownloadSettings;
+use crate::inflight::{Held, InflightBytes};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,12 +28,16 @@ pub enum FetchError {
     Timeout(Duration),
     #[error("{0}")]
     Upstream(String),
+    /// The in-flight byte budget is spent: transient, worth a retry.
+    #[error("too many downloads and request bodies are in flight")]
+    Busy,
 }
 
 /// A downloaded source and how long its origin says it stays fresh.
-#[derive(Debug)]
 pub struct Fetched {
     pub bytes: Bytes,
+    /// Its share of the in-flight byte budget, held while it is in use.
+    pub held: Held,
     /// From the origin's `Cache-Control` (`s-maxage`, `max-age`; zero for
     /// `no-store`, `no-cache` or `private`) or `Expires`; `None` when it says
     /// nothing.
@@ -84,6 +90,8 @@ pub struct Fetcher {
     shortcuts: BTreeMap<String, String>,
     allowed: Vec<String>,
     settings: DownloadSettings,
+    /// Bytes of downloads and request bodies held at once.
+    inflight: Arc<InflightBytes>,
 }
 
 /// Whether an address is one a public image URL has no business resolving to.
@@ -123,11 +131,16 @@ fn host_of(url: &reqwest::Url) -> Result<String, FetchError> {
 }
 
 impl Fetcher {
-    pub fn new(shortcuts: BTreeMap<String, String>, settings: DownloadSettings) -> Fetcher {
+    pub fn new(
+        shortcuts: BTreeMap<String, String>,
+        settings: DownloadSettings,
+        inflight: Arc<InflightBytes>,
+    ) -> Fetcher {
         Fetcher {
             allowed: settings.allowed_origins.clone(),
             shortcuts,
             settings,
+            inflight,
         }
     }
 
@@ -232,6 +245,11 @@ impl Fetcher {
             if response.content_length().is_some_and(|n| n > cap) {
                 return Err(FetchError::TooLarge(cap));
             }
+            // Its share of the budget before the first byte of the body.
+            let held = self
+                .inflight
+                .try_hold(response.content_length().unwrap_or(cap))
+                .ok_or(FetchError::Busy)?;
             let mut body = BytesMut::new();
             let mut stream = response.bytes_stream();
             while let Some(chunk) = stream.next().await {
@@ -243,6 +261,7 @@ impl Fetcher {
             }
             return Ok(Fetched {
                 bytes: body.freeze(),
+                held,
                 max_age,
             });
         }
@@ -317,7 +336,12 @@ mod tests {
     fn shortcuts_expand_and_origins_match_by_prefix() {
         let mut shortcuts = BTreeMap::new();
         shortcuts.insert("origin".to_string(), "http://127.0.0.1:8080/img/".to_string());
-        let f = Fetcher::new(shortcuts, DownloadSettings::default());
+        let gauge = prometheus::IntGauge::new("t", "t").unwrap();
+        let f = Fetcher::new(
+            shortcuts,
+            DownloadSettings::default(),
+            InflightBytes::new(1 << 30, gauge),
+        );
         assert_eq!(f.expand("origin:a.jpg"), "http://127.0.0.1:8080/img/a.jpg");
         assert_eq!(f.expand("https://x/a.jpg"), "https://x/a.jpg");
         let inside = reqwest::Url::parse("http://127.0.0.1:8080/img/b/c.jpg").unwrap();

@@ -8,9 +8,17 @@ use std::time::Duration;
 
 const EXE: &str = env!("CARGO_BIN_EXE_imaginator");
 
-/// Distinct valid JPEGs: the same photo with different bytes after its end marker.
+/// Distinct valid JPEGs: the same photo with a different comment segment
+/// (bytes after the end marker would be removed before storing).
 fn variant(n: usize) -> Vec<u8> {
-    [fixture("photo.jpg"), format!("variant {n}").into_bytes()].concat()
+    let photo = fixture("photo.jpg");
+    let comment = format!("variant {n}").into_bytes();
+    let mut out = photo[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xFE]);
+    out.extend_from_slice(&((comment.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&comment);
+    out.extend_from_slice(&photo[2..]);
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,6 +109,18 @@ type Flight<E> = Arc<OnceCell<Result<(Entry, Tier), E>>>;
 /// Purges remembered to judge results that were computing meanwhile.
 const PURGE_LOG: usize = 4096;
 
+/// Failures remembered at most (a negative cache is a bounded LRU).
+const FAILURES: usize = 10_000;
+
+/// Errors the cache may remember for a while: a result that failed for its
+/// input (undecodable, too large, too expensive) fails again at once,
+/// instead of decoding the same poison again on every retry.
+pub trait Failure {
+    /// How long to remember this failure; `None` for failures that may not
+    /// repeat (overload, deadlines, internal errors).
+    fn remember_for(&self) -> Option<std::time::Duration>;
+}
+
 /// The purges since some generation, oldest first.
 struct PurgeLog {
     /// Generation of the newest purge (0: none yet).
@@ -271,10 +283,12 @@ pub struct ResultCache<E> {
     disk: SecondTier,
     inflight: Mutex<HashMap<String, Flight<E>>>,
     purges: Arc<Mutex<PurgeLog>>,
+    /// Recent failures by key hash: until when, the key (for purges), the error.
+    failures: Mutex<LruCache<String, (std::time::Instant, CacheKey, E)>>,
     metrics: Metrics,
 }
 
-impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
+impl<E: Clone + Send + Sync + Failure + 'static> ResultCache<E> {
     pub fn new(memory_budget: u64, disk: SecondTier, metrics: Metrics) -> std::io::Result<Self> {
         Ok(ResultCache {
             memory: Mutex::new(MemoryTier {
@@ -288,6 +302,9 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
                 generation: 0,
                 recent: std::collections::VecDeque::new(),
             })),
+            failures: Mutex::new(LruCache::new(
+                std::num::NonZeroUsize::new(FAILURES).expect("a positive bound"),
+            )),
             metrics,
         })
     }
@@ -362,6 +379,10 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
             return Ok((entry, Tier::Memory));
         }
         self.count("miss", "memory");
+        if let Some(failure) = self.recent_failure(key) {
+            self.count("hit", "failure");
+            return Err(failure);
+        }
         let flight: Flight<E> = Arc::clone(
             self.inflight
                 .lock()
@@ -395,7 +416,13 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
                     }
                     Read::Miss => self.count("miss", "disk"),
                 }
-                let entry = compute().await?;
+                let entry = match compute().await {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        self.remember_failure(key, &e);
+                        return Err(e);
+                    }
+                };
                 self.remember(key, &entry, since);
                 let (purges, stored_key) = (Arc::clone(&self.purges), key.clone());
                 let still_wanted = move || {
@@ -421,6 +448,27 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
         result
     }
 
+    fn recent_failure(&self, key: &CacheKey) -> Option<E> {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failures.get(&key.hash) {
+            Some((until, _, e)) if *until > std::time::Instant::now() => Some(e.clone()),
+            Some(_) => {
+                failures.pop(&key.hash);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember_failure(&self, key: &CacheKey, e: &E) {
+        if let Some(ttl) = e.remember_for() {
+            self.failures.lock().unwrap_or_else(|e| e.into_inner()).put(
+                key.hash.clone(),
+                (std::time::Instant::now() + ttl, key.clone(), e.clone()),
+            );
+        }
+    }
+
     /// Single-flight entries now (for tests: none may outlive its requests).
     pub fn inflight_len(&self) -> usize {
         self.inflight.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -439,6 +487,17 @@ impl<E: Clone + Send + Sync + 'static> ResultCache<E> {
             }
         }
         let keep = |key: &CacheKey| !what.names(key);
+        {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let forget: Vec<String> = failures
+                .iter()
+                .filter(|(_, (_, k, _))| !keep(k))
+                .map(|(h, _)| h.clone())
+                .collect();
+            for h in forget {
+                failures.pop(&h);
+            }
+        }
         let memory = {
             let mut mem = self.mem();
             let victims: Vec<String> = mem

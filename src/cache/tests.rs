@@ -3,6 +3,13 @@
 use super::*;
 use std::time::Duration;
 
+/// In these tests, failures that start with `bad input` are remembered.
+impl Failure for String {
+    fn remember_for(&self) -> Option<Duration> {
+        self.starts_with("bad input").then_some(Duration::from_secs(60))
+    }
+}
+
 fn cache(dir: &Path) -> ResultCache<String> {
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     ResultCache::new(1 << 20, SecondTier::disk(dir, 1 << 20).unwrap(), Metrics::new()).unwrap()
@@ -111,4 +118,40 @@ async fn a_purge_reaches_entries_the_index_has_not_seen_yet() {
     assert_eq!(tier, Tier::Miss, "the purged entry is not served from disk");
     let (entries, _, _) = restarted.rebuild_disk_index();
     assert_eq!(entries, 1, "only the new entry is indexed");
+}
+
+#[tokio::test]
+async fn a_failure_of_the_input_is_remembered_and_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache(dir.path());
+    let k = key(b"poison", "thumbnail");
+    let ran = std::sync::atomic::AtomicUsize::new(0);
+    let poison = || async {
+        ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err::<Entry, _>("bad input: cannot decode".to_string())
+    };
+    assert!(cache.get_or_compute(&k, poison).await.is_err());
+    assert!(cache.get_or_compute(&k, poison).await.is_err());
+    assert_eq!(
+        ran.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the second failure came from memory"
+    );
+    // A purge forgets it.
+    cache.purge(&Purge::Image(k.source.clone())).await;
+    assert!(cache.get_or_compute(&k, poison).await.is_err());
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // An overload is not remembered.
+    let busy_key = key(b"busy", "thumbnail");
+    assert!(
+        cache
+            .get_or_compute(&busy_key, || async { Err::<Entry, _>("overloaded".to_string()) })
+            .await
+            .is_err()
+    );
+    let (_, tier) = cache
+        .get_or_compute(&busy_key, || async { Ok(entry(b"fine")) })
+        .await
+        .unwrap();
+    assert_eq!(tier, Tier::Miss);
 }

@@ -44,6 +44,10 @@ impl From<FetchError> for ApiError {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "download_too_large", e.to_string())
             }
             FetchError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "download_timeout", e.to_string()),
+            FetchError::Busy => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
+            },
             FetchError::Upstream(m) => {
                 tracing::info!(detail = %m, "download failed");
                 ApiError::new(

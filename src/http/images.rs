@@ -7,6 +7,7 @@ use super::admission::{admit, read_body};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::pipeline::format::ImageFormat;
+use crate::pipeline::layers;
 use crate::storage::{ImageId, OriginalMeta};
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
@@ -99,11 +100,24 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
             format!("{format} uploads are not allowed here"),
         ));
     }
+    // What follows the image's own end (a PNG after IEND, a JPEG after its
+    // end-of-image marker) is not part of it and is not stored: a file that
+    // is also an HTML page is served as an image only.
+    let bytes = match layers::claims(&bytes, format).and_then(|c| c.end) {
+        Some(end) if end < bytes.len() => {
+            tracing::info!(
+                removed = bytes.len() - end,
+                "trailing bytes after the image removed before storing"
+            );
+            bytes.slice(..end)
+        }
+        _ => bytes,
+    };
     let id = ImageId::of(&bytes);
     if let Some(meta) = state.originals.meta(&id).await.map_err(storage_error)? {
         return Ok((StatusCode::OK, Json(meta)).into_response());
     }
-    let probe = state.probe(bytes.clone(), format, Some(admitted.slot)).await?;
+    let probe = state.validate(bytes.clone(), format, Some(admitted.slot)).await?;
     let meta = OriginalMeta {
         id: id.to_string(),
         format,
@@ -218,8 +232,8 @@ async fn render_cached(
     query: Option<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (alias, bound) = state.bind_alias(alias_name, query.as_deref())?;
     let id = parse_id(&id)?;
+    let (alias, bound) = state.bind_alias(alias_name, query.as_deref())?;
     let key = CacheKey::new(&id, &alias.name, &bound.canonical, &state.salt);
     let etag = key.etag();
 

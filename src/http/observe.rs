@@ -20,7 +20,13 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         .to_string();
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", id, method = %method, route = %route);
-    let response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
+    // No browser may guess a type other than the one declared: an image
+    // response stays an image whatever bytes it holds.
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
 
     let status = response.status();
     let elapsed = started.elapsed();

@@ -10,7 +10,8 @@ use crate::metrics::Metrics;
 use crate::pipeline::Plan;
 use crate::pipeline::alias::{Alias, AliasSet};
 use crate::pipeline::chain::SourceSpec;
-use crate::pipeline::format::{ImageFormat, check_dimensions, header_dimensions};
+use crate::pipeline::format::ImageFormat;
+use crate::pipeline::layers;
 use crate::storage::{ImageId, Originals};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -39,6 +40,10 @@ pub struct BoundPlan {
 /// When full it is emptied and refilled (no recency bookkeeping, so lookups
 /// take only a shared read lock).
 const BOUND_PLANS: usize = 1024;
+/// Queries longer than this are bound every time, never remembered: a memo
+/// key is a copy of the query, and long ones are not what repeated requests
+/// (the hit path) send.
+const MEMO_QUERY_MAX: usize = 256;
 
 pub struct Shared {
     pub settings: Arc<Settings>,
@@ -92,6 +97,9 @@ impl Shared {
         let plan = alias.instantiate(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let canonical = plan.canonical();
         let bound = Arc::new(BoundPlan { plan, canonical });
+        if query.len() > MEMO_QUERY_MAX {
+            return Ok((alias, bound));
+        }
         let mut memo = self.bound.0.write().unwrap_or_else(|e| e.into_inner());
         if memo.len() >= BOUND_PLANS {
             memo.clear();
@@ -129,13 +137,16 @@ impl Shared {
         )
     }
 
-    /// The first, pure check of an input: the dimensions its header declares
-    /// against the limits, before ImageMagick sees a byte. A decompression bomb
-    /// stops here in microseconds.
-    pub fn precheck(&self, input: &[u8]) -> Result<(), ApiError> {
+    /// The first, pure check of an input: every size any layer of the file
+    /// claims (container, coded stream, each page or frame) against the
+    /// limits, before ImageMagick sees a byte. A decompression bomb, or a
+    /// container that understates its coded stream, stops here in
+    /// microseconds.
+    pub fn precheck(&self, input: &[u8], format: ImageFormat) -> Result<(), ApiError> {
         let l = &self.settings.limits;
-        if let Some((w, h)) = header_dimensions(input) {
-            check_dimensions(w, h, l.max_width, l.max_height, l.max_pixels)
+        if let Some(claims) = layers::claims(input, format) {
+            claims
+                .check(l.max_width, l.max_height, l.max_pixels, l.max_frames)
                 .map_err(|m| ApiError::from(magick::JobError::TooLarge(m)))?;
         }
         Ok(())
@@ -160,17 +171,20 @@ impl Shared {
         .map_err(|e| ApiError::from_submit(e, self.settings.retry_after_secs))
     }
 
-    /// Reads an image's header in the worker pool and checks it against the limits.
-    pub async fn probe(
+    /// Checks an upload in the worker pool: its headers against the limits,
+    /// then a full decode of its first frame within the pixel-cache budget.
+    pub async fn validate(
         &self,
         input: Bytes,
         format: ImageFormat,
         slot: Option<Slot>,
     ) -> Result<magick::Probe, ApiError> {
-        self.precheck(&input)?;
+        self.precheck(&input, format)?;
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let limits = self.settings.limits.clone();
-        let result = self.submit(slot, deadline, move || magick::probe(&input, format, &limits, deadline))?;
+        let result = self.submit(slot, deadline, move || {
+            magick::validate(&input, format, &limits, deadline)
+        })?;
         match tokio::time::timeout_at(deadline.into(), result).await {
             Ok(Ok(JobResult::Done(probe))) => Ok(probe?),
             Ok(Ok(JobResult::Expired)) | Err(_) => Err(magick::JobError::Deadline.into()),
@@ -184,12 +198,13 @@ impl Shared {
     /// an original (content-addressed: forever), else `cache.download_max_age`
     /// or less when the origin says so.
     pub async fn fetch_source(&self, spec: &SourceSpec) -> Result<(Source, Option<Duration>), ApiError> {
-        let mut max_age = None;
+        let (mut max_age, mut hold) = (None, None);
         let bytes = match spec {
             SourceSpec::Download { url, .. } => {
                 let fetched = self.fetcher.fetch(url).await?;
                 let limit = self.settings.cache.download_max_age.0;
                 max_age = Some(fetched.max_age.map_or(limit, |origin| origin.min(limit)));
+                hold = Some(fetched.held);
                 fetched.bytes
             }
             SourceSpec::Original { id } => {
@@ -216,6 +231,7 @@ impl Shared {
             bytes,
             format,
             density: spec.dpi(),
+            hold,
         };
         Ok((source, max_age))
     }
@@ -233,6 +249,7 @@ impl Shared {
             bytes: input,
             format,
             density: None,
+            hold: None,
         }];
         let overlays = futures::future::try_join_all(plan.overlays.iter().map(|s| self.fetch_source(s))).await?;
         sources.extend(overlays.into_iter().map(|(source, _)| source));
@@ -248,7 +265,7 @@ impl Shared {
         slot: Option<Slot>,
     ) -> Result<Rendered, ApiError> {
         for source in &sources {
-            self.precheck(&source.bytes)?;
+            self.precheck(&source.bytes, source.format)?;
         }
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let job = Job {

@@ -63,6 +63,11 @@ impl Budget {
         self.in_use() > HELD_HERE.with(Cell::get)
     }
 
+    /// The whole budget, in bytes.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     /// Bytes reserved now.
     pub fn in_use(&self) -> u64 {
         *self.in_use.lock().unwrap_or_else(|e| e.into_inner())

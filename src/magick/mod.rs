@@ -3,12 +3,16 @@
 
 mod apply;
 pub mod budget;
+mod error;
+mod estimate;
+mod job;
 mod options;
 pub mod policy;
 pub mod pool;
 mod wand;
 
-pub use apply::{Job, JobError, Probe, Rendered, Source, probe, run};
+pub use error::JobError;
+pub use job::{Job, Probe, Rendered, Source, probe, run, validate};
 
 /// The ICC profiles `profile(src,dst)` offers, compiled in (see `profiles/README.md`).
 mod profiles {

@@ -182,7 +182,11 @@ impl Wand {
     /// Tells ImageMagick which coder to use for the next read, so it never
     /// guesses from content or a name.
     fn set_coder(&mut self, coder: &str) -> Result<(), WandError> {
-        let name = cstring(&format!("{coder}:"));
+        self.set_filename(&format!("{coder}:"))
+    }
+
+    fn set_filename(&mut self, name: &str) -> Result<(), WandError> {
+        let name = cstring(name);
         // SAFETY: valid wand and string.
         self.check(unsafe { im::MagickSetFilename(self.raw(), name.as_ptr()) })
     }
@@ -194,8 +198,10 @@ impl Wand {
         self.check(unsafe { im::MagickPingImageBlob(self.raw(), blob.as_ptr() as *const c_void, blob.len()) })
     }
 
-    pub fn read(&mut self, blob: &[u8], coder: &str) -> Result<(), WandError> {
-        self.set_coder(coder)?;
+    /// Reads only the first frame or page (`CODER:[0]`: coders stop after
+    /// the scenes asked for, so later frames cost nothing).
+    pub fn read_first_frame(&mut self, blob: &[u8], coder: &str) -> Result<(), WandError> {
+        self.set_filename(&format!("{coder}:[0]"))?;
         // SAFETY: as for `ping`.
         self.check(unsafe { im::MagickReadImageBlob(self.raw(), blob.as_ptr() as *const c_void, blob.len()) })
     }

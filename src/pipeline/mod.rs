@@ -9,6 +9,7 @@ pub mod colour;
 pub mod exif;
 pub mod format;
 pub mod icc;
+pub mod layers;
 pub mod ops;
 pub mod parse;
 

@@ -216,8 +216,12 @@ pub fn metric_value(scrape: &str, name_and_labels: &str) -> f64 {
 /// metric itself is exported.
 pub fn metric_or_zero(scrape: &str, name_and_labels: &str) -> f64 {
     let name = name_and_labels.split('{').next().unwrap_or(name_and_labels);
+    let family = ["_count", "_sum", "_bucket"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name);
     assert!(
-        scrape.contains(&format!("# TYPE {name} ")),
+        scrape.contains(&format!("# TYPE {name} ")) || scrape.contains(&format!("# TYPE {family} ")),
         "metric `{name}` is not exported"
     );
     sample(scrape, name_and_labels).unwrap_or(0.0)

@@ -1,0 +1,166 @@
+//! What a job will cost before it runs: the pixel cache it holds at once
+//! (reserved from the budget before decoding, `budget`), and the work an
+//! operation with a large kernel does (refused when it could not finish).
+
+use super::error::JobError;
+use super::job::{Job, Probe, Source};
+use crate::pipeline::decode_scale;
+use crate::pipeline::format::ImageFormat;
+use crate::pipeline::ops::{Dpi, MAX_OUTPUT_SIDE, Op, Size};
+
+/// ImageMagick Q16 holds up to five 16-bit channels (CMYK and alpha) a pixel.
+pub(super) const BYTES_PER_PIXEL: u64 = 10;
+
+/// The linear scale a JPEG source is decoded at when `ops` shrink it a lot.
+pub(super) fn jpeg_scale(source: &Source, header: &Probe, ops: &[Op], auto_orient: bool, headroom: f64) -> Option<f64> {
+    let oriented = if auto_orient { header.oriented } else { header.stored };
+    (source.format == ImageFormat::Jpeg)
+        .then(|| decode_scale(ops, oriented, headroom, header.dpi))
+        .flatten()
+}
+
+/// What decoding a source alone takes, at the least: ImageMagick's pixel
+/// cache for the decoded frame (6 bytes a pixel: three 16-bit channels), plus,
+/// for HEIF/AVIF, the decoder's own frame and the image libheif hands over
+/// (about 6 bytes a pixel more, outside ImageMagick's accounting). A source
+/// whose decode alone is over the whole budget is refused before decoding:
+/// it could only fail, or hold more memory than the budget allows.
+pub(super) fn check_decode_fits(format: ImageFormat, largest: u64, budget_total: u64) -> Result<(), JobError> {
+    let need = largest.saturating_mul(6 + decoder_bytes_per_pixel(format));
+    if need > budget_total {
+        return Err(JobError::TooLarge(format!(
+            "decoding this image takes about {} MiB, more than the {} MiB pixel budget (limits.magick_memory)",
+            need >> 20,
+            budget_total >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes a pixel a format's decoder holds besides ImageMagick's pixel cache.
+fn decoder_bytes_per_pixel(format: ImageFormat) -> u64 {
+    match format {
+        ImageFormat::Avif | ImageFormat::Heic => 6,
+        _ => 0,
+    }
+}
+
+pub(super) fn area(size: Size) -> u64 {
+    u64::from(size.width) * u64::from(size.height)
+}
+
+/// An upper estimate of the pixel cache a job holds at once: the decoded
+/// source (a reduced JPEG decode counts at up to 4x its hinted area), then
+/// the largest step's input, output and working copies, plus every image
+/// `compose` lays over it, each at 10 bytes a pixel.
+pub(super) fn pixel_cache_need(job: &Job, headers: &[Probe]) -> u64 {
+    fn decoded(source: &Source, header: &Probe, ops: &[Op], auto_orient: bool, headroom: f64) -> u64 {
+        let full = header.largest;
+        let cache = match jpeg_scale(source, header, ops, auto_orient, headroom) {
+            Some(scale) => ((full as f64 * scale * scale * 4.0) as u64).min(full),
+            None => full,
+        };
+        // The decoder's own buffers, in pixel-cache units.
+        cache + full * decoder_bytes_per_pixel(source.format) / BYTES_PER_PIXEL
+    }
+    // Follows size and resolution through the steps, including the ones
+    // whose size is only measured when they run (resample, canvas).
+    fn steps(ops: &[Op], mut size: Size, mut dpi: Dpi) -> u64 {
+        let mut peak = 0;
+        for op in ops {
+            let op = op.in_pixels(dpi);
+            let input = area(size);
+            let (out, copies) = match &op {
+                Op::Resample(r) => {
+                    let side = |v: f64| v.clamp(1.0, MAX_OUTPUT_SIDE) as u32;
+                    let to = Size::new(
+                        side(f64::from(size.width) * r.x / dpi.x),
+                        side(f64::from(size.height) * r.y / dpi.y),
+                    );
+                    dpi = Dpi { x: r.x, y: r.y };
+                    (to, 0)
+                }
+                Op::Canvas(c) => {
+                    let (bx, by) = c.border(dpi);
+                    let to = Size::new(
+                        size.width.saturating_add(2 * bx.min(size.width)),
+                        size.height.saturating_add(2 * by.min(size.height)),
+                    );
+                    // Three mirrored copies besides the result.
+                    (to, 3 * input)
+                }
+                Op::Resolution(r) => {
+                    dpi = r.dpi(size);
+                    (size, 0)
+                }
+                // A copy of the image (the tile, or the repeated original).
+                Op::Pattern(_) | Op::Repeat(_) => (size, input),
+                other => (other.output_size(size), 0),
+            };
+            peak = peak.max(input + area(out) + copies);
+            size = out;
+        }
+        peak
+    }
+    let plan = &job.plan;
+    let (main, header) = (&job.sources[0], &headers[0]);
+    let start = if plan.output.auto_orient {
+        header.oriented
+    } else {
+        header.stored
+    };
+    let mut pixels = decoded(main, header, &plan.ops, plan.output.auto_orient, job.decode_headroom)
+        .max(steps(&plan.ops, start, header.dpi));
+    let mut overlays = Vec::new();
+    collect_overlays(&plan.ops, &mut overlays);
+    for c in overlays {
+        if let (Some(source), Some(h)) = (job.sources.get(c.input), headers.get(c.input)) {
+            pixels += decoded(source, h, &c.ops, true, job.decode_headroom).max(steps(&c.ops, h.oriented, h.dpi));
+        }
+    }
+    pixels.saturating_mul(BYTES_PER_PIXEL)
+}
+
+fn collect_overlays<'a>(ops: &'a [Op], out: &mut Vec<&'a crate::pipeline::ops::Compose>) {
+    for op in ops {
+        if let Op::Compose(c) = op {
+            out.push(c);
+            collect_overlays(&c.ops, out);
+        }
+    }
+}
+
+/// Reference seconds per megapixel, measured with this project's ImageMagick
+/// build on one core of the reference machine (2 cores, 2026-12-01, an
+/// 800x500 photo, `magick -sharpen 0xS` / `-blur 0xS`):
+/// - `sharpen` convolves a 2-D kernel: 0.36 s at sigma 2, 2.1 s at 5, 5.7 s
+///   at 10, 16.6 s at 20 for 0.4 MP, about 0.46 s x sigma^1.5 per MP;
+/// - `blur` is separable: 0.06 s at sigma 2 to 0.59 s at 20, about
+///   0.075 s x sigma per MP.
+fn reference_seconds(op: &Op, size: Size) -> f64 {
+    let megapixels = area(size) as f64 / 1e6;
+    match op {
+        Op::Blur(b) if b.sharpen => megapixels * 0.46 * b.sigma.powf(1.5),
+        Op::Blur(b) => megapixels * 0.075 * b.sigma,
+        _ => 0.0,
+    }
+}
+
+/// The most reference seconds one operation may cost: a request that costs
+/// little to send must not hold a worker for its whole deadline.
+pub(super) const MAX_OPERATION_SECONDS: f64 = 2.0;
+
+/// Refuses an operation whose estimated work (on an image of `size`) is over
+/// `MAX_OPERATION_SECONDS`, or more than the job has left before its
+/// deadline: it would only hold a worker to fail.
+pub(super) fn check_cost(op: &Op, size: Size, left: std::time::Duration) -> Result<(), JobError> {
+    let seconds = reference_seconds(op, size);
+    let limit = MAX_OPERATION_SECONDS.min(left.as_secs_f64());
+    if seconds > limit {
+        return Err(JobError::TooExpensive(format!(
+            "{op} on a {}x{} image would take about {seconds:.0} s of work, more than the {limit:.0} s an operation may take; use a smaller sigma or resize first",
+            size.width, size.height
+        )));
+    }
+    Ok(())
+}
