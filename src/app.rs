@@ -3,7 +3,7 @@
 
 use crate::cache::{ObjectTier, ResultCache, SecondTier};
 use crate::config::{Settings, StorageBackend};
-use crate::http::{self, AppState, BoundPlans, Shared};
+use crate::http::{self, AppState, BoundPlans, Routes, Shared};
 use crate::inflight::InflightBytes;
 use crate::magick::{self, Pool};
 use crate::memory::{self, JemallocStats, MemoryState};
@@ -74,6 +74,8 @@ fn check_allocator(trend_window: std::time::Duration) -> MemoryState {
 
 pub struct App {
     listener: TcpListener,
+    /// `admin_listen`'s listener, when set.
+    admin_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -93,8 +95,17 @@ impl App {
         let pool = Pool::new(settings.workers, settings.queue_capacity(), metrics.clone());
         let listener = server::bind(settings.listen, settings.http.backlog)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let admin_listener = match settings.admin_listen {
+            Some(addr) => Some(
+                server::bind(addr, settings.http.backlog)
+                    .with_context(|| format!("cannot listen on admin_listen {addr}"))?,
+            ),
+            None => None,
+        };
+        let admin_addr = admin_listener.as_ref().map(|l| l.local_addr()).transpose()?;
         tracing::info!(
             listen = %listener.local_addr()?,
+            admin_listen = admin_addr.map(|a| a.to_string()),
             workers = settings.workers,
             queue = settings.queue_capacity(),
             aliases = aliases.aliases.len(),
@@ -114,11 +125,15 @@ impl App {
         let salt: Arc<str> = format!("imaginator {} / {}", env!("CARGO_PKG_VERSION"), magick::version()).into();
         metrics.inflight_bytes_limit.set(settings.inflight_bytes() as i64);
         let inflight = InflightBytes::new(settings.inflight_bytes(), metrics.inflight_bytes.clone());
-        let fetcher = Arc::new(crate::fetch::Fetcher::new(
-            settings.domains.clone(),
-            settings.download.clone(),
-            Arc::clone(&inflight),
-        ));
+        let fetcher = Arc::new(
+            crate::fetch::Fetcher::new(
+                settings.domains.clone(),
+                settings.download.clone(),
+                &settings.fetch.proxy,
+                Arc::clone(&inflight),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
+        );
         let state = AppState::from(Shared {
             settings: Arc::new(settings),
             aliases: Arc::new(aliases),
@@ -147,16 +162,27 @@ impl App {
                 }
             }
         });
-        Ok(App { listener, state })
+        Ok(App {
+            listener,
+            admin_listener,
+            state,
+        })
     }
 
-    /// The router with its state, for driving requests in-process.
+    /// The router with its state (every route), for driving requests in-process.
     pub fn router(&self) -> axum::Router {
-        http::router(self.state.clone())
+        http::router(self.state.clone(), Routes::All)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The admin listener's address, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight
@@ -169,10 +195,22 @@ impl App {
             header_timeout: settings.http.header_timeout.0,
             linger_bytes: settings.max_body.0.saturating_mul(2),
         };
-        let endpoints = vec![Endpoint {
-            listener: self.listener,
-            router: http::router(self.state.clone()),
-        }];
+        let endpoints = match self.admin_listener {
+            None => vec![Endpoint {
+                listener: self.listener,
+                router: http::router(self.state.clone(), Routes::All),
+            }],
+            Some(admin) => vec![
+                Endpoint {
+                    listener: self.listener,
+                    router: http::router(self.state.clone(), Routes::Public),
+                },
+                Endpoint {
+                    listener: admin,
+                    router: http::router(self.state.clone(), Routes::Admin),
+                },
+            ],
+        };
         server::serve(
             endpoints,
             limits,

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: imaginator [--config FILE] [--print-config]
        imaginator check-aliases [DIR]        validate alias files (default: ./aliases)
-       imaginator sign [--secret S] PATH     print /{signature}/PATH (secret: --secret or the first of `secrets`)
+       imaginator sign [--secret S] PATH     print PATH signed (secret: --secret or the first of `secrets`):
+                                             /{signature}/CHAIN for a chain; PATH?...&signature=... for
+                                             images/{id}/{alias}?... and transform/{alias}?... (sign_all_routes)
 
   --config FILE    read settings from FILE (TOML); also IMAGINATOR_CONFIG
   --print-config   print the effective settings and exit
@@ -127,7 +129,13 @@ fn sign(args: Vec<String>) -> ExitCode {
             Err(e) => return fail(&e.to_string()),
         },
     };
-    println!("/{}/{path}", imaginator::signature::sign(&secret, &path));
+    let signature = imaginator::signature::sign(&secret, &path);
+    if path.starts_with("images/") || path.starts_with("transform/") {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        println!("/{path}{separator}signature={signature}");
+    } else {
+        println!("/{signature}/{path}");
+    }
     ExitCode::SUCCESS
 }
 

@@ -23,6 +23,10 @@ pub const ENV_CONFIG_FILE: &str = "IMAGINATOR_CONFIG";
 pub struct Settings {
     /// Address the HTTP server binds (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// A second listener for the admin routes (`/dump_profile`, `/debug/*`,
+    /// `/admin/*`, `DELETE /images/{id}`) and `/metrics`. When set, those are
+    /// not served on `listen` (404 there). Unset: everything on `listen`.
+    pub admin_listen: Option<SocketAddr>,
     /// Where originals and cached results live.
     pub data_dir: PathBuf,
     /// Directory of `*.toml` alias files, loaded and validated at start-up.
@@ -62,6 +66,11 @@ pub struct Settings {
     pub secrets: Vec<String>,
     /// Also accept the original imaginator's 28-character HMAC-SHA1 signatures.
     pub legacy_sha1_signatures: bool,
+    /// With `secrets` set, sign every image-producing request, not only chain
+    /// URLs: renditions (`GET /images/{id}/{alias}`) need a `signature` query
+    /// parameter over their path and the rest of the query, and
+    /// `POST /transform/{alias}` needs one too, or the admin bearer token.
+    pub sign_all_routes: bool,
     /// When set, responses carry this header listing the executed filters and
     /// each cache's hit or miss, as the original did.
     pub log_filters_header: String,
@@ -70,6 +79,7 @@ pub struct Settings {
     /// base URL is explicitly allowed, even on loopback or a private network.
     pub domains: std::collections::BTreeMap<String, String>,
     pub download: DownloadSettings,
+    pub fetch: FetchSettings,
     pub chain: ChainSettings,
     pub http: HttpSettings,
     pub limits: Limits,
@@ -150,6 +160,18 @@ impl Default for HttpSettings {
             body_timeout: HumanDuration(Duration::from_secs(30)),
         }
     }
+}
+
+/// How downloads leave the machine.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchSettings {
+    /// An HTTP proxy for every download (`http://proxy:3128`); empty:
+    /// direct connections. `HTTP_PROXY`/`HTTPS_PROXY` from the environment are
+    /// ignored: a proxy resolves names itself, past the service's address
+    /// checks, so one is used only when configured here (and then the proxy
+    /// must enforce the egress rules).
+    pub proxy: String,
 }
 
 /// Bounds on chain URLs, checked while parsing.
@@ -286,6 +308,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            admin_listen: None,
             data_dir: PathBuf::from("./data"),
             aliases_dir: PathBuf::from("./aliases"),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -301,9 +324,11 @@ impl Default for Settings {
             allow_builtin_filters: false,
             secrets: Vec::new(),
             legacy_sha1_signatures: false,
+            sign_all_routes: false,
             log_filters_header: String::new(),
             domains: Default::default(),
             download: DownloadSettings::default(),
+            fetch: FetchSettings::default(),
             chain: ChainSettings::default(),
             http: HttpSettings::default(),
             limits: Limits::default(),
@@ -565,6 +590,7 @@ fn deserialize(tree: toml::Value) -> Result<Settings, (String, String)> {
 fn overlay_env(tree: &mut toml::Value, env: &[(String, String)]) -> Result<Vec<String>, ConfigError> {
     let defaults = toml::Value::try_from(Settings {
         queue: Some(0),
+        admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         max_inflight_bytes: Some(ByteSize(0)),
         ..Settings::default()
     })

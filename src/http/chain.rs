@@ -91,11 +91,24 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
                 "missing or wrong URL signature",
             )
         };
-        let (signature, rest) = raw.split_once('/').ok_or_else(forbidden)?;
-        if !crate::signature::verify(&settings.secrets, settings.legacy_sha1_signatures, signature, rest) {
-            return Err(forbidden());
-        }
-        rest
+        let legacy = settings.legacy_sha1_signatures;
+        let query = uri.query();
+        crate::signature::split_signed(raw, legacy)
+            .into_iter()
+            .find(|(signature, rest)| {
+                crate::signature::verify(&settings.secrets, legacy, signature, rest)
+                    || legacy && {
+                        // The original's own scheme: the decoded rest, plus `?query`.
+                        let decoded = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
+                        let message = match query {
+                            Some(q) => format!("{decoded}?{q}"),
+                            None => decoded.into_owned(),
+                        };
+                        crate::signature::verify(&settings.secrets, true, signature, &message)
+                    }
+            })
+            .map(|(_, rest)| rest)
+            .ok_or_else(forbidden)?
     };
     let decoded = percent_encoding::percent_decode_str(rest)
         .decode_utf8()

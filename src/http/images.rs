@@ -139,6 +139,34 @@ fn parse_id(id: &str) -> Result<ImageId, ApiError> {
     ImageId::parse(id).ok_or_else(image_not_found)
 }
 
+/// With `sign_all_routes` (and secrets), the request's `signature` query
+/// parameter must sign its path and the rest of its query; the query the
+/// handler binds is the rest. Without it, the query as sent.
+pub(super) fn signed_query(
+    state: &AppState,
+    uri: &axum::http::Uri,
+    query: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let settings = &state.settings;
+    if !settings.sign_all_routes || settings.secrets.is_empty() {
+        return Ok(query);
+    }
+    let path = uri.path().trim_start_matches('/');
+    let raw = query.unwrap_or_default();
+    match crate::signature::query_signed(&settings.secrets, path, &raw) {
+        Some(true) => Ok(Some(crate::signature::without_signature(&raw))),
+        _ => Err(invalid_signature()),
+    }
+}
+
+pub(super) fn invalid_signature() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "invalid_signature",
+        "missing or wrong URL signature",
+    )
+}
+
 /// Whether `If-None-Match` names `etag` (or `*`).
 pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     headers
@@ -218,8 +246,10 @@ pub async fn rendition(
     State(state): State<AppState>,
     Path((id, alias_name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let query = signed_query(&state, &uri, query)?;
     let response = render_cached(&state, id, &alias_name, query, headers).await;
     state.count_alias(&alias_name, &response);
     response

@@ -21,31 +21,56 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub fn router(state: AppState) -> Router {
-    #[cfg(feature = "leak-demo")]
-    let base = Router::new().route("/debug/leak", post(debug::leak));
-    #[cfg(not(feature = "leak-demo"))]
-    let base = Router::new();
-    base.route("/healthz", get(health::healthz))
+/// Which routes a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    /// Everything on one listener (no `admin_listen`): admin routes check
+    /// the caller (`admin::Admin`).
+    All,
+    /// The public listener when `admin_listen` is set: no admin route and no
+    /// `/metrics` (404 there).
+    Public,
+    /// The admin listener: admin routes, `/metrics`, and health for probes.
+    Admin,
+}
+
+pub fn router(state: AppState, routes: Routes) -> Router {
+    let mut r = Router::new();
+    if routes != Routes::Admin {
+        r = r
+            .route("/aliases", get(aliases::list))
+            .route("/transform/{alias}", post(transform::transform))
+            .route("/images", post(images::upload).layer(DefaultBodyLimit::disable()))
+            .route("/images/{id}/{alias}", get(images::rendition))
+            .route("/{*chain}", get(chain::serve));
+    }
+    r = r
+        .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/aliases", get(aliases::list))
-        .route("/version", get(version::version))
-        .route("/transform/{alias}", post(transform::transform))
-        .route("/images", post(images::upload).layer(DefaultBodyLimit::disable()))
-        .route("/images/{id}", get(images::original).delete(images::delete))
-        .route("/images/{id}/{alias}", get(images::rendition))
-        .route("/admin/purge", post(images::purge))
-        .route("/dump_profile", get(debug::dump_profile))
-        .route("/debug/memory", get(debug::memory))
-        .route("/debug/profiling", post(debug::profiling))
-        .route("/debug/heap_growth", get(debug::heap_growth))
-        .route("/debug/heap_baseline", post(debug::heap_baseline))
-        .route("/{*chain}", get(chain::serve))
-        .fallback(not_found)
+        .route("/version", get(version::version));
+    r = match routes {
+        Routes::All => r.route("/images/{id}", get(images::original).delete(images::delete)),
+        Routes::Public => r.route("/images/{id}", get(images::original).delete(not_found)),
+        Routes::Admin => r.route("/images/{id}", delete(images::delete)),
+    };
+    if routes != Routes::Public {
+        r = r
+            .route("/metrics", get(health::metrics))
+            .route("/admin/purge", post(images::purge))
+            .route("/dump_profile", get(debug::dump_profile))
+            .route("/debug/memory", get(debug::memory))
+            .route("/debug/profiling", post(debug::profiling))
+            .route("/debug/heap_growth", get(debug::heap_growth))
+            .route("/debug/heap_baseline", post(debug::heap_baseline));
+        #[cfg(feature = "leak-demo")]
+        {
+            r = r.route("/debug/leak", post(debug::leak));
+        }
+    }
+    r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
         .layer(CatchPanicLayer::custom(|_| {

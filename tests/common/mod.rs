@@ -284,6 +284,13 @@ pub fn start_binary(exe: &str, data: &Path) -> (std::process::Child, String) {
 
 /// As `start_binary`, with extra environment variables.
 pub fn start_binary_with(exe: &str, data: &Path, env: &[(&str, String)]) -> (std::process::Child, String) {
+    let (child, started) = start_binary_logged(exe, data, env);
+    (child, started["listen"].as_str().unwrap().to_string())
+}
+
+/// As `start_binary_with`, returning the whole JSON start-up log line
+/// (`listen`, `admin_listen`, `workers`, ...).
+pub fn start_binary_logged(exe: &str, data: &Path, env: &[(&str, String)]) -> (std::process::Child, serde_json::Value) {
     use std::io::BufRead;
     use std::process::Stdio;
     use std::time::{Duration, Instant};
@@ -301,17 +308,17 @@ pub fn start_binary_with(exe: &str, data: &Path, env: &[(&str, String)]) -> (std
         .expect("server starts");
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
+    let started = loop {
         assert!(Instant::now() < deadline, "no start-up line");
         let line = lines.next().expect("server exited before starting").unwrap();
         let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
         if entry["message"] == "imaginator started" {
-            break entry["listen"].as_str().unwrap().to_string();
+            break entry;
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (child, started)
 }
 
 /// A local HTTP origin on 127.0.0.1 serving the fixtures by name (`/photo.jpg`).

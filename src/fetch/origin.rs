@@ -1,0 +1,151 @@
+//! Which URLs a download may fetch: those under a domain shortcut's base URL
+//! or an allow-list entry, compared as decoded, whole path segments (an
+//! entry `/pub` does not admit `/pub-private/`), with no credentials, and no
+//! path segment that a server could read as a separator or a step up
+//! (`..%2f`, `%5c`, `%2e%2e`, even double-encoded): such a path would leave
+//! the allowed prefix once the origin decodes it.
+
+use super::FetchError;
+use percent_encoding::percent_decode_str;
+
+/// The allowed URL prefixes.
+#[derive(Debug, Default)]
+pub struct Origins {
+    entries: Vec<reqwest::Url>,
+}
+
+/// A path's segments, percent-decoded, without the empty one a trailing
+/// slash leaves.
+fn segments(url: &reqwest::Url) -> Vec<String> {
+    let mut out: Vec<String> = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    if out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    out
+}
+
+/// Whether a decoded segment could be a separator or a step up to a server
+/// that decodes it (once more).
+fn unsafe_segment(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    segment == "."
+        || segment == ".."
+        || segment.contains(['/', '\\', '\0'])
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains("%2e")
+        || lower.contains("%00")
+}
+
+impl Origins {
+    /// From configured prefixes (shortcut bases and `download.allowed_origins`).
+    pub fn new<'a>(prefixes: impl IntoIterator<Item = &'a String>) -> Origins {
+        Origins {
+            entries: prefixes
+                .into_iter()
+                .filter_map(|p| reqwest::Url::parse(p).ok())
+                .collect(),
+        }
+    }
+
+    /// The hosts entries name by name (not as IP literals).
+    pub fn host_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.entries
+            .iter()
+            .filter_map(|e| e.host_str())
+            .filter(|h| !h.starts_with('[') && h.parse::<std::net::IpAddr>().is_err())
+            .map(str::to_string)
+    }
+
+    /// Refuses what no rule admits; `Ok` means `url` may be fetched (its
+    /// address is still checked when the connection is made).
+    pub fn admit(&self, url: &reqwest::Url) -> Result<(), FetchError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::BadUrl(format!(
+                "only http and https URLs can be downloaded, not `{}`",
+                url.scheme()
+            )));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(FetchError::BadUrl("credentials in a download URL are refused".into()));
+        }
+        let path = segments(url);
+        if let Some(bad) = path.iter().find(|s| unsafe_segment(s)) {
+            return Err(FetchError::BadUrl(format!(
+                "the path segment `{bad}` could leave the allowed prefix once decoded: encoded separators and dot segments are refused"
+            )));
+        }
+        let allowed = self.entries.iter().any(|entry| {
+            entry.scheme() == url.scheme()
+                && entry.host_str() == url.host_str()
+                && entry.port_or_known_default() == url.port_or_known_default()
+                && path.starts_with(&segments(entry))
+        });
+        if allowed {
+            Ok(())
+        } else {
+            Err(FetchError::Forbidden(format!("`{url}` is not an allowed origin")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn prefixes_match_whole_decoded_segments() {
+        let entries = [
+            "http://127.0.0.1:8080/img/".to_string(),
+            "https://cdn.example/pub".to_string(),
+        ];
+        let o = Origins::new(&entries);
+        assert!(o.admit(&url("http://127.0.0.1:8080/img/b/c.jpg")).is_ok());
+        assert!(o.admit(&url("https://cdn.example/pub/a.jpg")).is_ok());
+        assert!(o.admit(&url("https://cdn.example/pub")).is_ok());
+        for refused in [
+            "http://127.0.0.1:8080/secret",
+            "http://127.0.0.1:9090/img/a.jpg",
+            "https://cdn.example/pub-private/a.jpg",
+            "http://cdn.example/pub/a.jpg",
+        ] {
+            assert!(
+                matches!(o.admit(&url(refused)), Err(FetchError::Forbidden(_))),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn encoded_separators_dot_segments_and_credentials_are_refused() {
+        let entries = ["http://origin.example/img/".to_string()];
+        let o = Origins::new(&entries);
+        for refused in [
+            "http://origin.example/img/..%2finternal.png",
+            "http://origin.example/img/..%252finternal.png",
+            "http://origin.example/img/..%5cinternal.png",
+            "http://origin.example/img/%2e%2e%252f%2e%2e/x",
+            "http://origin.example/img/a%00.png",
+            "http://user:pass@origin.example/img/a.jpg",
+            "http://user@origin.example/img/a.jpg",
+            "ftp://origin.example/img/a.jpg",
+        ] {
+            assert!(
+                matches!(o.admit(&url(refused)), Err(FetchError::BadUrl(_))),
+                "{refused}"
+            );
+        }
+        // Dot segments the URL parser resolves stay within the check.
+        assert!(o.admit(&url("http://origin.example/img/../secret.png")).is_err());
+        assert!(o.admit(&url("http://origin.example/img/a%20b.png")).is_ok());
+    }
+}
