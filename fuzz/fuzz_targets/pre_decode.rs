@@ -1,9 +1,12 @@
 //! Everything the service does with untrusted bytes before ImageMagick sees
-//! them: the magic-byte sniff, the header dimension probe, and the limit
-//! check. None of it may panic or hang on any input.
+//! them: the magic-byte sniff, the reading of every size any layer claims
+//! (containers, AV1 and HEVC headers, TIFF pages, GIF and WebP frames, the
+//! image's end), and the limit check. None of it may panic or hang on any
+//! input, whatever format the bytes are read as.
 #![no_main]
 
 use imaginator::pipeline::format::{ImageFormat, check_dimensions, header_dimensions};
+use imaginator::pipeline::layers::claims;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,5 +16,13 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(f) = format {
         assert_eq!(ImageFormat::parse(f.name()), Some(f));
+    }
+    for f in ImageFormat::ALL {
+        if let Some(c) = claims(data, f) {
+            let _ = c.check(16_384, 16_384, 50_000_000, 100);
+            if let Some(end) = c.end {
+                let _ = data.get(..end);
+            }
+        }
     }
 });

@@ -147,7 +147,7 @@ impl Shared {
         if let Some(claims) = layers::claims(input, format) {
             claims
                 .check(l.max_width, l.max_height, l.max_pixels, l.max_frames)
-                .map_err(|m| ApiError::from(magick::JobError::TooLarge(m)))?;
+                .map_err(|r| ApiError::from(magick::JobError::from(r)))?;
         }
         Ok(())
     }

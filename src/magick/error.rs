@@ -34,6 +34,17 @@ pub enum JobError {
     Busy(String),
 }
 
+/// The pure pre-decode check's refusals: limits are 413, an unreadable
+/// structure is an undecodable file (422).
+impl From<crate::pipeline::layers::Refusal> for JobError {
+    fn from(r: crate::pipeline::layers::Refusal) -> JobError {
+        match r {
+            crate::pipeline::layers::Refusal::TooLarge(m) => JobError::TooLarge(m),
+            crate::pipeline::layers::Refusal::Malformed(m) => JobError::Decode(m),
+        }
+    }
+}
+
 /// ImageMagick refused a pixel cache because the budget is spent. When
 /// other jobs hold part of it, that is contention: 503, worth a retry. When
 /// this job alone spent it, the image needs more than the whole budget: 413,

@@ -88,7 +88,7 @@ fn probe_source(
             limits.max_pixels,
             limits.max_frames,
         )
-        .map_err(JobError::TooLarge)?;
+        .map_err(JobError::from)?;
         // Before even the header parser of a decoder runs.
         if let Some(budget) = super::budget::get() {
             check_decode_fits(format, c.max_area, budget.total())?;

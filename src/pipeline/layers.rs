@@ -26,29 +26,47 @@ pub struct Claims {
     /// end-of-image marker, WebP's RIFF length), for formats that say so;
     /// bytes after it are not part of the image.
     pub end: Option<usize>,
+    /// Set when the structure is one no real file has and reading it fully
+    /// would cost far more than the file's size (HEIF items whose data
+    /// overlap again and again): refused rather than half-read.
+    pub malformed: Option<&'static str>,
+}
+
+/// Why `Claims::check` refuses a file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A layer, or the frame count, exceeds the limits.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The structure cannot be read within bounds.
+    #[error("{0}")]
+    Malformed(String),
 }
 
 impl Claims {
     /// Checks every claim against the limits; the message names the layer
     /// that is too large.
-    pub fn check(&self, max_width: u32, max_height: u32, max_pixels: u64, max_frames: u32) -> Result<(), String> {
+    pub fn check(&self, max_width: u32, max_height: u32, max_pixels: u64, max_frames: u32) -> Result<(), Refusal> {
+        if let Some(why) = self.malformed {
+            return Err(Refusal::Malformed(why.to_string()));
+        }
         if self.max_width > max_width || self.max_height > max_height {
-            return Err(format!(
+            return Err(Refusal::TooLarge(format!(
                 "a layer of the image is {}x{} (largest width and height any layer claims), larger than the {max_width}x{max_height} limit",
                 self.max_width, self.max_height
-            ));
+            )));
         }
         if self.max_area > max_pixels {
-            return Err(format!(
+            return Err(Refusal::TooLarge(format!(
                 "a layer of the image is {}x{} ({} pixels), more than the {max_pixels} pixel limit",
                 self.largest.0, self.largest.1, self.max_area
-            ));
+            )));
         }
         if self.frames > max_frames {
-            return Err(format!(
+            return Err(Refusal::TooLarge(format!(
                 "image has {} frames, more than the {max_frames} limit",
                 self.frames
-            ));
+            )));
         }
         Ok(())
     }
@@ -349,7 +367,24 @@ fn heif(b: &[u8], c: &mut Claims) -> Option<()> {
     }
     if let Some(iloc) = child(meta, b"iloc") {
         let idat = child(meta, b"idat");
-        for data in item_data(iloc, b, idat).take(MAX_LAYERS as usize) {
+        // Items' extents do not overlap in a real file (tiles, thumbnails,
+        // alpha and the primary image each have their own), so reading them
+        // all reads at most the file once. Repeats of one extent are read
+        // once; a layout that would make the reader go over the file more
+        // than twice is refused instead of half-read.
+        let mut seen = std::collections::HashSet::new();
+        let mut scanned = 0usize;
+        for data in item_data(iloc, b, idat) {
+            if !seen.insert((data.as_ptr() as usize, data.len())) {
+                continue;
+            }
+            scanned = scanned.saturating_add(data.len());
+            if scanned > b.len().saturating_mul(2) {
+                c.malformed = Some(
+                    "the file's items point at overlapping data far larger than the file; refused before decoding",
+                );
+                break;
+            }
             av1_obus(data, c);
             hevc_nals(data, length_size, c);
         }
@@ -357,9 +392,13 @@ fn heif(b: &[u8], c: &mut Claims) -> Option<()> {
     (c.max_width > 0).then_some(())
 }
 
-/// The data extents of every item in an `iloc` box.
+/// Extents read from an `iloc` box at most (counting empty ones).
+const MAX_EXTENTS: usize = 4096;
+
+/// The data extents of every item in an `iloc` box (at most `MAX_EXTENTS`).
 fn item_data<'a>(iloc: &'a [u8], file: &'a [u8], idat: Option<&'a [u8]>) -> impl Iterator<Item = &'a [u8]> {
     let mut out = Vec::new();
+    let mut extents_read = 0usize;
     let mut parse = || -> Option<()> {
         let version = *iloc.first()?;
         let sizes = be16(iloc, 4)?;
@@ -401,8 +440,12 @@ fn item_data<'a>(iloc: &'a [u8], file: &'a [u8], idat: Option<&'a [u8]>) -> impl
             let extents = be16(iloc, at)?;
             at += 2;
             for _ in 0..extents {
+                extents_read += 1;
+                if extents_read > MAX_EXTENTS {
+                    return Some(());
+                }
                 read(&mut at, index_size)?;
-                let offset = usize::try_from(base + read(&mut at, offset_size)?).ok()?;
+                let offset = usize::try_from(base.checked_add(read(&mut at, offset_size)?)?).ok()?;
                 let length = usize::try_from(read(&mut at, length_size)?).ok()?;
                 let source = match method {
                     0 => Some(file),
@@ -600,7 +643,7 @@ fn hevc_nals(data: &[u8], length_size: usize, c: &mut Claims) {
 /// sequence parameter set NAL unit (with its 2-byte header).
 fn hevc_sps(nal: &[u8]) -> Option<(u32, u32)> {
     // Remove emulation prevention bytes (00 00 03).
-    let mut rbsp = Vec::with_capacity(nal.len());
+    let mut rbsp = Vec::with_capacity(nal.len().min(256));
     let mut zeros = 0;
     for &b in nal.get(2..)?.iter().take(256) {
         if zeros >= 2 && b == 3 {

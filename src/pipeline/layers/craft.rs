@@ -90,6 +90,18 @@ pub fn hevc_sps(width: u32, height: u32) -> Vec<u8> {
 /// located by `iloc`). `config` is the codec configuration box (`av1C` or
 /// `hvcC`) and its payload.
 pub fn heif(brand: &[u8; 4], stated: (u32, u32), config: (&[u8; 4], &[u8]), coded: &[u8]) -> Vec<u8> {
+    heif_items(brand, stated, config, coded, &|mdat, len| vec![(mdat, len)])
+}
+
+/// As `heif`, with one `iloc` item per extent `items(mdat offset, coded
+/// length)` gives (offsets absolute, in the file).
+pub fn heif_items(
+    brand: &[u8; 4],
+    stated: (u32, u32),
+    config: (&[u8; 4], &[u8]),
+    coded: &[u8],
+    items: &dyn Fn(u32, u32) -> Vec<(u32, u32)>,
+) -> Vec<u8> {
     let mut ftyp = brand.to_vec();
     ftyp.extend_from_slice(&0u32.to_be_bytes());
     ftyp.extend_from_slice(brand);
@@ -114,13 +126,16 @@ pub fn heif(brand: &[u8; 4], stated: (u32, u32), config: (&[u8; 4], &[u8]), code
     // The file: ftyp, meta, mdat; iloc needs mdat's offset, so meta is built
     // twice (its size does not depend on the offset's value).
     let build = |mdat_offset: u32| {
+        let extents = items(mdat_offset, coded.len() as u32);
         let mut iloc = vec![0, 0, 0, 0, 0x44, 0x00];
-        iloc.extend_from_slice(&1u16.to_be_bytes()); // item count
-        iloc.extend_from_slice(&1u16.to_be_bytes()); // item id
-        iloc.extend_from_slice(&0u16.to_be_bytes()); // data reference
-        iloc.extend_from_slice(&1u16.to_be_bytes()); // extents
-        iloc.extend_from_slice(&mdat_offset.to_be_bytes());
-        iloc.extend_from_slice(&(coded.len() as u32).to_be_bytes());
+        iloc.extend_from_slice(&(extents.len() as u16).to_be_bytes()); // item count
+        for (id, (offset, length)) in extents.iter().enumerate() {
+            iloc.extend_from_slice(&(id as u16 + 1).to_be_bytes()); // item id
+            iloc.extend_from_slice(&0u16.to_be_bytes()); // data reference
+            iloc.extend_from_slice(&1u16.to_be_bytes()); // extents
+            iloc.extend_from_slice(&offset.to_be_bytes());
+            iloc.extend_from_slice(&length.to_be_bytes());
+        }
         let mut meta = vec![0, 0, 0, 0];
         put_box(&mut meta, b"hdlr", b"\0\0\0\0\0\0\0\0pict\0\0\0\0\0\0\0\0\0\0\0\0\0");
         put_box(&mut meta, b"pitm", &pitm);

@@ -92,3 +92,32 @@ fn the_end_of_the_image_is_found_and_trailing_bytes_are_not_part_of_it() {
         assert_eq!(claims(&with_html, format).unwrap().end, Some(image.len()), "{name}");
     }
 }
+
+/// Items whose extents overlap again and again (each a different window
+/// over the same bytes) would make the reader go over the file once per
+/// item: refused as malformed, not half-read; a real layout (disjoint
+/// extents, or one extent shared by several items) is read in full.
+#[test]
+fn overlapping_item_data_is_refused_and_shared_data_is_read_once() {
+    let sequence = craft::av1_sequence_header(640, 480);
+    let mut coded = sequence.clone();
+    coded.resize(4096, 0);
+    let mut av1c = vec![0x81, 0x00, 0x0C, 0x00];
+    av1c.extend_from_slice(&sequence);
+    let overlapping = craft::heif_items(b"avif", (640, 480), (b"av1C", &av1c), &coded, &|mdat, len| {
+        (0..64).map(|i| (mdat + i, len - i)).collect()
+    });
+    let c = claims(&overlapping, ImageFormat::Avif).unwrap();
+    assert!(c.malformed.is_some());
+    assert!(matches!(
+        c.check(16_384, 16_384, 50_000_000, 100),
+        Err(Refusal::Malformed(_))
+    ));
+
+    let shared = craft::heif_items(b"avif", (640, 480), (b"av1C", &av1c), &coded, &|mdat, len| {
+        vec![(mdat, len); 64]
+    });
+    let c = claims(&shared, ImageFormat::Avif).unwrap();
+    assert_eq!((c.malformed, c.max_width, c.max_height), (None, 640, 480));
+    assert_eq!(c.check(16_384, 16_384, 50_000_000, 100), Ok(()));
+}
