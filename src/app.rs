@@ -151,14 +151,17 @@ impl App {
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));
         let memory = Arc::clone(&state.memory);
+        let cache = Arc::clone(&state.cache);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(HEAP_SAMPLE_EVERY);
             loop {
                 every.tick().await;
                 // Blind to the service's own diagnostics: no sample while a
-                // heap profile is being dumped or rendered.
+                // heap profile is being dumped or rendered. The result cache's
+                // memory tier fills to its budget by design: left out.
                 if let Ok(_idle) = memory.profiling.try_lock() {
-                    memory.history.record(JemallocStats::read().allocated);
+                    let allocated = JemallocStats::read().allocated;
+                    memory.history.record(allocated.saturating_sub(cache.bytes().0));
                 }
             }
         });

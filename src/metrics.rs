@@ -183,10 +183,14 @@ impl Default for Metrics {
 /// Memory gauges, read fresh from a `MemoryReport` at every scrape. A figure
 /// that does not exist here (no cgroup, for example) is left out of the
 /// scrape rather than reported as 0.
-pub const MEMORY_GAUGES: [(&str, &str); 28] = [
+pub const MEMORY_GAUGES: [(&str, &str); 29] = [
     (
         "imaginator_jemalloc_allocated_bytes",
         "Bytes in live allocations (Rust and ImageMagick)",
+    ),
+    (
+        "imaginator_heap_outside_cache_bytes",
+        "Live allocations minus the result cache's memory tier (bounded by cache.memory): the figure whose floor grows on a leak",
     ),
     ("imaginator_jemalloc_active_bytes", "Bytes in active jemalloc pages"),
     (
@@ -265,10 +269,11 @@ pub const MEMORY_GAUGES: [(&str, &str); 28] = [
     ),
 ];
 
-fn memory_values(r: &crate::memory::report::MemoryReport) -> [Option<u64>; 28] {
+fn memory_values(r: &crate::memory::report::MemoryReport) -> [Option<u64>; 29] {
     let (j, p, c, im) = (&r.jemalloc, &r.process, &r.cgroup, &r.imagemagick);
     [
         Some(j.allocated),
+        Some(j.allocated.saturating_sub(r.result_cache.memory_bytes)),
         Some(j.active),
         Some(j.resident),
         Some(j.mapped),

@@ -396,3 +396,80 @@ async fn admin_endpoints_refuse_other_callers_without_the_token() {
         "public routes stay public"
     );
 }
+
+/// The result cache's memory tier fills to `cache.memory` by design. The
+/// heap figure the leak verdict and alert watch
+/// (`imaginator_heap_outside_cache_bytes`) leaves it out, so a filling
+/// cache is not mistaken for a leak; and the cache's own count matches the
+/// heap it holds (if it under-counted, the figure outside would grow).
+/// Against the binary, alone in its process.
+#[tokio::test]
+async fn filling_the_result_cache_does_not_move_the_heap_outside_it() {
+    let exe = env!("CARGO_BIN_EXE_imaginator");
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, addr) = common::start_binary_with(exe, data.path(), &[]);
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let upload: serde_json::Value = client
+        .post(format!("{base}/images"))
+        .header("content-type", "image/jpeg")
+        .body(fixture("photo.jpg"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = upload["id"].as_str().unwrap();
+    let scrape = || async {
+        client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let figures = |s: &str| {
+        (
+            metric_value(s, "imaginator_cache_bytes{tier=\"memory\"}"),
+            metric_value(s, "imaginator_heap_outside_cache_bytes"),
+        )
+    };
+    // Warm the paths once so one-time allocations are in the baseline.
+    for width in [100, 101] {
+        let r = client
+            .get(format!("{base}/images/{id}/thumbnail?width={width}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (cache_before, outside_before) = figures(&scrape().await);
+    for width in 400..600 {
+        let r = client
+            .get(format!("{base}/images/{id}/thumbnail?width={width}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-cache"], "miss");
+        r.bytes().await.unwrap();
+    }
+    let (cache_after, outside_after) = figures(&scrape().await);
+    let cache_growth = cache_after - cache_before;
+    let outside_growth = outside_after - outside_before;
+    eprintln!(
+        "cache memory tier +{:.1} MiB, heap outside it {:+.1} MiB",
+        cache_growth / 1048576.0,
+        outside_growth / 1048576.0
+    );
+    assert!(cache_growth > (4 << 20) as f64, "200 renditions fill the memory tier");
+    assert!(
+        outside_growth < cache_growth / 4.0,
+        "the heap outside the cache grew {outside_growth} bytes while the cache grew {cache_growth}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -145,6 +145,7 @@ impl MemoryState {
     /// Gathers every figure now. `imagemagick` and `cache` come from their owners.
     pub fn report(&self, imagemagick: ImageMagickMemory, result_cache: ResultCacheMemory) -> MemoryReport {
         let jemalloc = JemallocStats::read();
+        let outside_cache = jemalloc.allocated.saturating_sub(result_cache.memory_bytes);
         let mut report = MemoryReport {
             jemalloc,
             process: ProcessMemory::read(),
@@ -158,7 +159,7 @@ impl MemoryState {
                 profiling_active: profile::active(),
                 profiling_sample_bytes: profile::sample_bytes(),
             },
-            heap: self.history.trend(jemalloc.allocated, self.history.window()),
+            heap: self.history.trend(outside_cache, self.history.window()),
             explanation: Vec::new(),
         };
         report.explain();

@@ -157,16 +157,27 @@ pub fn growth(before: &StackProfile, after: &StackProfile) -> StackProfile {
 
 /// Collapsed stacks (`root;caller;callee bytes`, one line a stack, largest
 /// first), the input format of most flame graph tools. The profile's stacks
-/// are root first (pprof_util reverses jemalloc's leaf-first order).
+/// are root first (pprof_util reverses jemalloc's leaf-first order); each
+/// address expands to its inlined frames, outermost first, so a function
+/// the optimiser inlined into its caller still has its own frame, and
+/// allocator frames are cut from the leaf end.
 pub fn collapsed(profile: &StackProfile) -> String {
-    let mut names: HashMap<usize, String> = HashMap::new();
+    let mut names: HashMap<usize, Vec<String>> = HashMap::new();
     let mut lines: HashMap<String, f64> = HashMap::new();
     for (stack, _) in profile.iter() {
-        let frames: Vec<String> = stack
-            .addrs
-            .iter()
-            .map(|&addr| names.entry(addr).or_insert_with(|| symbol(addr)).clone())
-            .collect();
+        let mut frames: Vec<String> = Vec::new();
+        for &addr in &stack.addrs {
+            frames.extend(
+                names
+                    .entry(addr)
+                    .or_insert_with(|| inlined_frames(addr))
+                    .iter()
+                    .cloned(),
+            );
+        }
+        while frames.len() > 1 && frames.last().is_some_and(|f| allocator_frame(f)) {
+            frames.pop();
+        }
         *lines.entry(frames.join(";")).or_default() += stack.weight;
     }
     let mut lines: Vec<(String, i64)> = lines.into_iter().map(|(s, w)| (s, w as i64)).collect();
@@ -194,6 +205,8 @@ pub fn allocator_frame(name: &str) -> bool {
         "__rdl_",
         "__rg_",
         "alloc::alloc::",
+        "alloc::raw_vec::",
+        "<alloc::raw_vec::",
         "<alloc::alloc::Global",
         "std::alloc::",
     ];
@@ -210,8 +223,30 @@ pub fn allocator_frame(name: &str) -> bool {
         "rallocx",
         "xallocx",
         "do_rallocx",
+        // Rust's allocation helpers as DWARF names them when inlined.
+        "alloc",
+        "alloc_zeroed",
+        "exchange_malloc",
+        "__rust_alloc",
+        "__rust_alloc_zeroed",
     ];
-    PREFIXES.iter().any(|p| name.starts_with(p)) || EXACT.contains(&name)
+    // Rust's allocation paths as DWARF names their inlined frames: bare
+    // names, with generic arguments after `<`.
+    const INLINED: &[&str] = &[
+        "alloc_impl",
+        "allocate",
+        "allocate_zeroed",
+        "allocate_in",
+        "try_allocate_in",
+        "with_capacity_in",
+        "grow",
+        "grow_amortized",
+        "grow_one",
+        "finish_grow",
+        "do_reserve_and_handle",
+    ];
+    let base = name.split('<').next().unwrap_or(name);
+    PREFIXES.iter().any(|p| name.starts_with(p)) || EXACT.contains(&name) || INLINED.contains(&base)
 }
 
 /// The profile with the allocator's frames cut from the leaf end of every
@@ -248,13 +283,25 @@ pub fn render_done() {
     backtrace::clear_symbol_cache();
 }
 
-fn symbol(addr: usize) -> String {
-    let mut name = None;
-    // Return addresses point after the call; one byte back is inside it.
+/// Every frame at `addr`, outermost first: the function the address is in,
+/// then the functions inlined into it down to the innermost.
+fn inlined_frames(addr: usize) -> Vec<String> {
+    let mut names = Vec::new();
     backtrace::resolve(addr.saturating_sub(1) as *mut std::ffi::c_void, |s| {
-        if name.is_none() {
-            name = s.name().map(|n| format!("{n:#}"));
+        if let Some(n) = s.name() {
+            names.push(format!("{n:#}").replace([';', ' '], "_"));
         }
     });
-    name.unwrap_or_else(|| format!("{addr:#x}")).replace([';', ' '], "_")
+    if names.is_empty() {
+        names.push(format!("{addr:#x}"));
+    }
+    names.reverse();
+    names
+}
+
+/// The function `addr` is in (outermost of its inlined frames). An address
+/// is the allocator's only if that function is: an allocation inlined into
+/// its caller keeps the caller's frames.
+fn symbol(addr: usize) -> String {
+    inlined_frames(addr).swap_remove(0)
 }

@@ -77,13 +77,16 @@ pub struct AllocatorInfo {
     pub profiling_sample_bytes: u64,
 }
 
-/// The live heap over time: its floor (the minimum over a window) is what
-/// grows when something leaks; bursts only move the maximum.
+/// The live heap over time, without the result cache's memory tier (which
+/// fills up to `cache.memory` by design and is reported on its own): its
+/// floor (the minimum over a window) is what grows when something leaks;
+/// bursts only move the maximum.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct HeapTrend {
     pub at_start: u64,
     pub now: u64,
-    /// Minimum and maximum of `jemalloc.allocated` over the last window.
+    /// Minimum and maximum of `jemalloc.allocated` minus the result cache's
+    /// memory tier, over the last window.
     pub floor_recent: Option<u64>,
     pub peak_recent: Option<u64>,
     /// Minimum over the window before it.
@@ -385,14 +388,14 @@ impl MemoryReport {
         let h = &self.heap;
         lines.push(match h.verdict {
             "stable" => format!(
-                "Heap floor stable: {} over the last {} s vs {} in the {} s before (the service's own profiling is left out).",
+                "Heap floor stable: {} over the last {} s vs {} in the {} s before (live allocations outside the result cache's memory tier, which is bounded by cache.memory; the service's own profiling is left out).",
                 mib(h.floor_recent.unwrap_or(0)),
                 h.window_seconds,
                 mib(h.floor_previous.unwrap_or(0)),
                 h.window_seconds
             ),
             "growing" => format!(
-                "Heap floor GROWING: {} over the last {} s vs {} before; compare heap profiles with /debug/heap_growth to see which stacks grow.",
+                "Heap floor GROWING: {} over the last {} s vs {} before (live allocations outside the result cache's memory tier); compare heap profiles with /debug/heap_growth to see which stacks grow.",
                 mib(h.floor_recent.unwrap_or(0)),
                 h.window_seconds,
                 mib(h.floor_previous.unwrap_or(0))
