@@ -132,6 +132,12 @@ async fn with_admin_listen_admin_routes_and_metrics_live_only_there() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // Refused with the body unread: the connection is not reused.
+    assert_eq!(
+        r.headers()["connection"],
+        "close",
+        "an error before the body closes the connection"
+    );
     assert_eq!(
         get(&admin, "/readyz").await.unwrap().status(),
         200,

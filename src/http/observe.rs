@@ -20,7 +20,18 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         .to_string();
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", id, method = %method, route = %route);
+    let declares_body = declares_body(request.headers());
     let mut response = next.run(request).instrument(span.clone()).await;
+    // An error may come before the body was read (a route that does not
+    // exist here, an id refused from the path): the connection cannot carry
+    // another request after unread bytes, so say so rather than let the
+    // client reuse it and meet a closed socket.
+    if declares_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
     // No browser may guess a type other than the one declared: an image
     // response stays an image whatever bytes it holds.
     response.headers_mut().insert(
@@ -46,4 +57,15 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         )
     });
     response
+}
+
+/// Whether the request says a body follows (a non-zero Content-Length, or
+/// any Transfer-Encoding).
+fn declares_body(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
 }
