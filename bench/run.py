@@ -142,7 +142,7 @@ HEADROOM = None
 BUILD = "release"
 
 
-def imaginator(cache=True, workers=2, queue=None):
+def imaginator(cache=True, workers=2, queue=None, fast_path=True):
     port = free_port()
     aliases = Path(tempfile.mkdtemp())
     for f in list((ROOT / "aliases").glob("*.toml")) + list((ROOT / "bench/aliases").glob("*.toml")):
@@ -153,6 +153,8 @@ def imaginator(cache=True, workers=2, queue=None):
         env["IMAGINATOR_DECODE_HEADROOM"] = HEADROOM
     if queue is not None:
         env["IMAGINATOR_QUEUE"] = str(queue)
+    if not fast_path:
+        env["IMAGINATOR_FAST_PATH"] = "false"
     if not cache:
         env["IMAGINATOR_CACHE__MEMORY"] = "0"
         env["IMAGINATOR_CACHE__DISK"] = "0"
@@ -201,16 +203,18 @@ def scenario_miss(photo_sets, seconds, results):
     for set_name, photos in photo_sets.items():
         names = [p.name for p in photos]
         for clients in (2, 8):
-            im = imaginator(cache=False, queue=64)
-            ids = [upload(im.base, p) for p in photos]
-            # Distinct cache keys: w and h in 490..512 for each photo.
-            url = f"{im.base}/images/{regex_alt(ids)}/fit\\?w=(49[0-9]|50[0-9]|51[0-2])&h=(49[0-9]|50[0-9]|51[0-2])"
-            oha(url, clients, requests=8 * len(ids))  # warm-up
-            c0 = im.cpu()
-            res = oha(url, clients, seconds=seconds)
-            n = res["summary"].get("successRate", 1) and sum(res.get("statusCodeDistribution", {}).values())
-            results.append(summarize(f"imaginator {set_name} c={clients}", res, im.cpu() - c0, n, im.rss()))
-            im.stop()
+            # The fast path (the default), then ImageMagick alone in the same session.
+            for label, fast_path in (("imaginator", True), ("imaginator, ImageMagick only", False)):
+                im = imaginator(cache=False, queue=64, fast_path=fast_path)
+                ids = [upload(im.base, p) for p in photos]
+                # Distinct cache keys: w and h in 490..512 for each photo.
+                url = f"{im.base}/images/{regex_alt(ids)}/fit\\?w=(49[0-9]|50[0-9]|51[0-2])&h=(49[0-9]|50[0-9]|51[0-2])"
+                oha(url, clients, requests=8 * len(ids))  # warm-up
+                c0 = im.cpu()
+                res = oha(url, clients, seconds=seconds)
+                n = sum(res.get("statusCodeDistribution", {}).values())
+                results.append(summarize(f"{label} {set_name} c={clients}", res, im.cpu() - c0, n, im.rss()))
+                im.stop()
 
             size = "(49[0-9]|50[0-9]|51[0-2])"
             for label, start, url in [
@@ -338,7 +342,8 @@ def scenario_overload(photos, requests, results):
 
 def quality(photos, results):
     print("\nquality: PSNR and SSIM against a full-decode Lanczos reference (fit 512x512), and output bytes")
-    servers = {"imaginator": imaginator(cache=False), "thumbor": thumbor(photos[0].parent), "sharp": sharp(photos[0].parent)}
+    servers = {"imaginator": imaginator(cache=False), "imaginator-im": imaginator(cache=False, fast_path=False),
+               "thumbor": thumbor(photos[0].parent), "sharp": sharp(photos[0].parent)}
     tmp = Path(tempfile.mkdtemp())
     scores = {name: {"psnr": [], "ssim": [], "bytes": []} for name in servers}
     for p in photos:
@@ -346,8 +351,10 @@ def quality(photos, results):
         subprocess.run(["magick", str(p), "-filter", "Lanczos", "-resize", "512x512", str(ref)], check=True)
         w, h = subprocess.run(["magick", "identify", "-format", "%w %h", str(ref)], capture_output=True, text=True).stdout.split()
         id_ = upload(servers["imaginator"].base, p)
+        upload(servers["imaginator-im"].base, p)
         outs = {
             "imaginator": f"{servers['imaginator'].base}/images/{id_}/fit?w=512&h=512",
+            "imaginator-im": f"{servers['imaginator-im'].base}/images/{id_}/fit?w=512&h=512",
             "thumbor": f"{servers['thumbor'].base}/unsafe/fit-in/512x512/filters:quality(80)/{p.name}",
             "sharp": f"{servers['sharp'].base}/fit/512x512/{p.name}",
         }
@@ -365,7 +372,7 @@ def quality(photos, results):
     row = {"name": "quality"}
     for name, s in scores.items():
         mean = {k: sum(v) / len(v) for k, v in s.items()}
-        print(f"  {name:<12} PSNR {mean['psnr']:.2f} dB (min {min(s['psnr']):.2f})  SSIM {mean['ssim']:.4f}  "
+        print(f"  {name:<14} PSNR {mean['psnr']:.2f} dB (min {min(s['psnr']):.2f})  SSIM {mean['ssim']:.4f}  "
               f"mean bytes {mean['bytes']:.0f}")
         row[name] = {"psnr_db": round(mean["psnr"], 2), "ssim": round(mean["ssim"], 4), "bytes": round(mean["bytes"])}
     results.append(row)

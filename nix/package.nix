@@ -5,6 +5,7 @@
 , rustPlatform
 , pkg-config
 , imagemagick
+, libjpeg
 , garage
 , src
 }:
@@ -30,7 +31,9 @@ rustPlatform.buildRustPackage {
     # magick_rust generates its bindings with bindgen (needs libclang).
     rustPlatform.bindgenHook
   ];
-  buildInputs = [ imagemagick ];
+  # libjpeg: the fast path (src/fast/jpeg.c) links the libjpeg-turbo
+  # ImageMagick itself uses.
+  buildInputs = [ imagemagick libjpeg ];
 
   # Tests start real servers on 127.0.0.1 and a Garage S3 server; `checks.tests`
   # turns them on. The plain package build stays fast.

@@ -10,6 +10,7 @@
 , pkg-config
 , rustPlatform
 , imagemagick
+, libjpeg
 , garage
 , python3
 , jemalloc
@@ -24,6 +25,7 @@ mkShell {
     cargo-nextest
     pkg-config
     imagemagick
+    libjpeg # the fast path's JPEG layer
     garage
     python3
     jemalloc # jeprof

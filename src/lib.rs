@@ -4,6 +4,7 @@ pub mod app;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod fast;
 pub mod fetch;
 pub mod http;
 pub mod inflight;

@@ -10,6 +10,7 @@ use prometheus::{
 pub const HTTP_REQUESTS_TOTAL: &str = "imaginator_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "imaginator_http_request_duration_seconds";
 pub const JOBS_TOTAL: &str = "imaginator_jobs_total";
+pub const RENDERS_TOTAL: &str = "imaginator_renders_total";
 pub const QUEUE_DEPTH: &str = "imaginator_queue_depth";
 pub const QUEUE_CAPACITY: &str = "imaginator_queue_capacity";
 pub const WORKERS_ALIVE: &str = "imaginator_workers_alive";
@@ -52,6 +53,9 @@ pub struct MetricsInner {
     pub http_duration: HistogramVec,
     /// By `outcome`: ok, bad_input, too_large, deadline, rejected, cancelled, panic, error.
     pub jobs: IntCounterVec,
+    /// Images rendered, by `engine`: `fast` (libjpeg-turbo and a SIMD
+    /// resizer, `fast`) or `imagemagick`.
+    pub renders: IntCounterVec,
     pub queue_depth: IntGauge,
     pub queue_capacity: IntGauge,
     pub workers_alive: IntGauge,
@@ -96,6 +100,8 @@ impl Metrics {
                 &["method", "route"],
             ),
             jobs: IntCounterVec::new(Opts::new(JOBS_TOTAL, "ImageMagick jobs by outcome"), &["outcome"])
+                .expect("valid counter"),
+            renders: IntCounterVec::new(Opts::new(RENDERS_TOTAL, "Images rendered, by engine"), &["engine"])
                 .expect("valid counter"),
             queue_depth: IntGauge::new(QUEUE_DEPTH, "Jobs waiting for a worker").expect("valid gauge"),
             queue_capacity: IntGauge::new(QUEUE_CAPACITY, "Jobs that may wait for a worker").expect("valid gauge"),
@@ -144,6 +150,7 @@ impl Metrics {
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.jobs.clone()),
+            Box::new(m.renders.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.queue_capacity.clone()),
             Box::new(m.workers_alive.clone()),

@@ -56,6 +56,11 @@ pub struct Settings {
     /// first resize needs. 1.0 is fastest; docs/benchmarks.md has the measured
     /// speed and quality of 1.0 and 2.0.
     pub decode_headroom: f64,
+    /// Render the commonest plans (a JPEG in, one resize, fit-in or cover, a
+    /// stripped JPEG out, sRGB or untagged) with libjpeg-turbo and a SIMD
+    /// resizer instead of ImageMagick, with the same result
+    /// (`crate::fast`). false: ImageMagick renders everything.
+    pub fast_path: bool,
     /// Formats `POST /images` accepts (sniffed from magic bytes).
     pub upload_formats: Vec<ImageFormat>,
     /// Accept built-in filters in client URLs; when false (the original's
@@ -321,6 +326,7 @@ impl Default for Settings {
             admin_token: String::new(),
             upload_formats: ImageFormat::ALL.to_vec(),
             decode_headroom: 1.0,
+            fast_path: true,
             allow_builtin_filters: false,
             secrets: Vec::new(),
             legacy_sha1_signatures: false,

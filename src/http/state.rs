@@ -274,6 +274,7 @@ impl Shared {
             limits: self.settings.limits.clone(),
             deadline,
             decode_headroom: self.settings.decode_headroom,
+            fast_path: self.settings.fast_path,
         };
         let result = self.submit(slot, deadline, move || magick::run(job))?;
         // The worker stops at the deadline through ImageMagick's progress
@@ -282,7 +283,11 @@ impl Shared {
         match outcome {
             Err(_elapsed) => Err(magick::JobError::Deadline.into()),
             Ok(Err(_dropped)) => Err(ApiError::internal()),
-            Ok(Ok(JobResult::Done(rendered))) => Ok(rendered?),
+            Ok(Ok(JobResult::Done(rendered))) => {
+                let rendered = rendered?;
+                self.metrics.renders.with_label_values(&[rendered.engine]).inc();
+                Ok(rendered)
+            }
             Ok(Ok(JobResult::Expired)) => Err(magick::JobError::Deadline.into()),
             Ok(Ok(JobResult::Panicked)) => Err(ApiError::internal()),
         }

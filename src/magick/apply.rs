@@ -68,7 +68,7 @@ pub(super) fn apply_ops(
 
 /// The area limit that applies to inputs applies to what a step makes too:
 /// `resize(16000,16000)` is refused before ImageMagick allocates 2 GiB.
-fn check_result_area(size: Size, op: &Op, limits: &Limits) -> Result<(), JobError> {
+pub(crate) fn check_result_area(size: Size, op: &Op, limits: &Limits) -> Result<(), JobError> {
     let area = u64::from(size.width) * u64::from(size.height);
     if area > limits.max_pixels {
         return Err(JobError::TooLarge(format!(

@@ -25,7 +25,7 @@ pub(super) fn jpeg_scale(source: &Source, header: &Probe, ops: &[Op], auto_orien
 /// (about 6 bytes a pixel more, outside ImageMagick's accounting). A source
 /// whose decode alone is over the whole budget is refused before decoding:
 /// it could only fail, or hold more memory than the budget allows.
-pub(super) fn check_decode_fits(format: ImageFormat, largest: u64, budget_total: u64) -> Result<(), JobError> {
+pub(crate) fn check_decode_fits(format: ImageFormat, largest: u64, budget_total: u64) -> Result<(), JobError> {
     let need = largest.saturating_mul(6 + decoder_bytes_per_pixel(format));
     if need > budget_total {
         return Err(JobError::TooLarge(format!(

@@ -27,6 +27,8 @@ pub struct Job {
     pub deadline: Instant,
     /// Resolution kept above the target when a JPEG is decoded reduced.
     pub decode_headroom: f64,
+    /// Try the fast path (`crate::fast`) first.
+    pub fast_path: bool,
 }
 
 /// One input image.
@@ -46,6 +48,8 @@ pub struct Rendered {
     pub bytes: Vec<u8>,
     pub format: ImageFormat,
     pub size: Size,
+    /// `fast` or `imagemagick`.
+    pub engine: &'static str,
 }
 
 /// What the header says, without decoding pixels.
@@ -142,6 +146,12 @@ pub fn validate(input: &[u8], format: ImageFormat, limits: &Limits, deadline: In
 }
 
 pub fn run(job: Job) -> Result<Rendered, JobError> {
+    if job.fast_path {
+        match crate::fast::try_render(&job) {
+            Ok(result) => return result,
+            Err(reason) => tracing::trace!(reason, "fast path declined"),
+        }
+    }
     let plan = &job.plan;
     let main = job
         .sources
@@ -215,7 +225,12 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
     wand.set_format(format.coder()).map_err(op_error)?;
     let size = wand.size();
     let bytes = wand.encode().map_err(op_error)?;
-    Ok(Rendered { bytes, format, size })
+    Ok(Rendered {
+        bytes,
+        format,
+        size,
+        engine: "imagemagick",
+    })
 }
 
 /// Decodes a source whose header was checked (reduced for a JPEG that `ops`
@@ -304,7 +319,7 @@ pub(super) fn to_srgb(wand: &mut Wand, source: &Source) -> Result<(), JobError> 
     }
 }
 
-fn check_limits(size: Size, frames: usize, limits: &Limits) -> Result<(), JobError> {
+pub(crate) fn check_limits(size: Size, frames: usize, limits: &Limits) -> Result<(), JobError> {
     if size.width == 0 || size.height == 0 {
         return Err(JobError::Decode("the image header declares no pixels".into()));
     }

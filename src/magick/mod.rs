@@ -11,7 +11,10 @@ pub mod policy;
 pub mod pool;
 mod wand;
 
+pub(crate) use apply::check_result_area;
 pub use error::JobError;
+pub(crate) use estimate::check_decode_fits;
+pub(crate) use job::check_limits;
 pub use job::{Job, Probe, Rendered, Source, probe, run, validate};
 
 /// The ICC profiles `profile(src,dst)` offers, compiled in (see `profiles/README.md`).

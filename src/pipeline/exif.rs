@@ -29,6 +29,16 @@ pub struct Exif {
     /// Latitude and longitude in degrees (north and east positive).
     #[serde(skip)]
     pub gps: Option<(f64, f64)>,
+    /// XResolution and YResolution of IFD0, when both are there and
+    /// readable as numbers (rationals with a zero denominator are not).
+    #[serde(skip)]
+    pub resolution: Option<(f64, f64)>,
+    /// ResolutionUnit: 1 none, 2 inch, 3 centimetre.
+    #[serde(skip)]
+    pub resolution_unit: Option<u16>,
+    /// Both resolution tags are present, readable or not.
+    #[serde(skip)]
+    pub resolution_tags: bool,
 }
 
 impl Exif {
@@ -109,8 +119,19 @@ pub fn parse(block: &[u8]) -> Option<Exif> {
     let t = Tiff { data, little };
     let mut exif = Exif::default();
     let (mut sub, mut gps) = (None, None);
-    for (tag, _, count, at) in t.entries(t.u32(4)? as usize) {
+    let (mut x_res, mut y_res) = (None, None);
+    let (mut x_tag, mut y_tag) = (false, false);
+    let number = |kind: u16, at: usize| match kind {
+        3 => t.u16(at).map(f64::from),
+        4 => t.u32(at).map(f64::from),
+        5 => t.rational(at),
+        _ => None,
+    };
+    for (tag, kind, count, at) in t.entries(t.u32(4)? as usize) {
         match tag {
+            0x011A => (x_tag, x_res) = (true, number(kind, at)),
+            0x011B => (y_tag, y_res) = (true, number(kind, at)),
+            0x0128 => exif.resolution_unit = t.u16(at),
             0x010F => exif.make = t.ascii(at, count),
             0x0110 => exif.model = t.ascii(at, count),
             0x0112 => exif.orientation = t.u16(at).filter(|o| (1..=8).contains(o)),
@@ -119,6 +140,8 @@ pub fn parse(block: &[u8]) -> Option<Exif> {
             _ => {}
         }
     }
+    exif.resolution = x_res.zip(y_res);
+    exif.resolution_tags = x_tag && y_tag;
     let mut interop = None;
     if let Some(offset) = sub {
         for (tag, _, count, at) in t.entries(offset as usize) {

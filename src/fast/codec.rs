@@ -1,0 +1,236 @@
+//! Safe wrappers over `jpeg.c`: a decoder that reads the header (markers
+//! included) and then the pixels at a reduced scale, and an encoder with
+//! ImageMagick's JPEG settings.
+
+use std::ffi::{CStr, c_char, c_int, c_long, c_uchar, c_uint, c_ulong};
+
+#[repr(C)]
+struct RawDecoder {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+struct RawHeader {
+    width: c_uint,
+    height: c_uint,
+    out_width: c_uint,
+    out_height: c_uint,
+    components: c_int,
+    jpeg_color_space: c_int,
+    saw_jfif: c_int,
+    density_unit: c_int,
+    x_density: c_int,
+    y_density: c_int,
+    saw_adobe: c_int,
+    progressive: c_int,
+    exif: *const c_uchar,
+    exif_len: c_uint,
+    icc: *const c_uchar,
+    icc_len: c_uint,
+    samp: [c_int; 6],
+    photoshop: c_int,
+    xmp_tiff: c_int,
+}
+
+unsafe extern "C" {
+    fn imj_decoder_new() -> *mut RawDecoder;
+    fn imj_decoder_free(d: *mut RawDecoder);
+    fn imj_decoder_message(d: *const RawDecoder) -> *const c_char;
+    fn imj_decoder_warnings(d: *const RawDecoder) -> c_long;
+    fn imj_decoder_header(d: *mut RawDecoder, data: *const c_uchar, len: c_ulong, h: *mut RawHeader) -> c_int;
+    fn imj_decoder_scale(d: *mut RawDecoder, scale_denom: c_uint, width: *mut c_uint, height: *mut c_uint) -> c_int;
+    fn imj_decoder_pixels(d: *mut RawDecoder, pixels: *mut c_uchar, len: c_ulong) -> c_int;
+    #[allow(clippy::too_many_arguments)]
+    fn imj_encode(
+        pixels: *const c_uchar,
+        width: c_uint,
+        height: c_uint,
+        components: c_int,
+        quality: c_int,
+        progressive: c_int,
+        density_unit: c_int,
+        x_density: c_int,
+        y_density: c_int,
+        samp: *const c_int,
+        out: *mut *mut c_uchar,
+        out_len: *mut c_ulong,
+        message: *mut c_char,
+    ) -> c_int;
+    fn imj_free(p: *mut std::ffi::c_void);
+}
+
+/// libjpeg's colour space numbers (`J_COLOR_SPACE`).
+pub const JCS_GRAYSCALE: i32 = 1;
+pub const JCS_RGB: i32 = 2;
+pub const JCS_YCBCR: i32 = 3;
+
+/// What a JPEG's header says, borrowed from the decoder.
+#[derive(Debug)]
+pub struct Header<'d> {
+    /// Stored size, full resolution.
+    pub width: u32,
+    pub height: u32,
+    /// Components of the decoded pixels: 1 (gray) or 3 (RGB); others for
+    /// colour spaces this path does not take.
+    pub components: u32,
+    pub jpeg_color_space: i32,
+    /// The JFIF resolution, when the file has a JFIF marker.
+    pub jfif_density: Option<(u8, u16, u16)>,
+    /// The APP1 EXIF payload (with its `Exif\0\0` prefix).
+    pub exif: Option<&'d [u8]>,
+    /// The ICC profile reassembled from APP2 markers.
+    pub icc: Option<&'d [u8]>,
+    /// Horizontal and vertical sampling factors of the first three components.
+    pub sampling: [i32; 6],
+    /// An APP13 Photoshop resource block is present.
+    pub photoshop: bool,
+    /// An XMP packet names `tiff:` properties (resolution, orientation).
+    pub xmp_tiff: bool,
+}
+
+/// One JPEG being decoded; `data` must outlive it.
+pub struct Decoder<'a> {
+    raw: *mut RawDecoder,
+    data: &'a [u8],
+}
+
+// SAFETY: the decoder owns its libjpeg state; it is used by one thread at a
+// time (it is not Sync), and libjpeg keeps no thread-local state.
+unsafe impl Send for Decoder<'_> {}
+
+impl<'a> Decoder<'a> {
+    pub fn new(data: &'a [u8]) -> Result<Decoder<'a>, String> {
+        // SAFETY: plain constructor; null on allocation failure.
+        let raw = unsafe { imj_decoder_new() };
+        if raw.is_null() {
+            return Err("cannot create a JPEG decoder".into());
+        }
+        Ok(Decoder { raw, data })
+    }
+
+    fn message(&self) -> String {
+        // SAFETY: the message buffer lives in the decoder and is NUL-terminated
+        // (zeroed at creation, written by libjpeg's format_message).
+        unsafe { CStr::from_ptr(imj_decoder_message(self.raw)) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Warnings libjpeg emitted so far (corrupt data it recovered from).
+    pub fn warnings(&self) -> std::os::raw::c_long {
+        // SAFETY: valid decoder.
+        unsafe { imj_decoder_warnings(self.raw) }
+    }
+
+    /// Reads the header (once), for a full-size decode.
+    pub fn header(&mut self) -> Result<Header<'_>, String> {
+        // SAFETY: plain C data; all-zero is a valid value (null pointers).
+        let mut h: RawHeader = unsafe { std::mem::zeroed() };
+        // SAFETY: valid decoder; `data` outlives it (the lifetime says so).
+        let rc = unsafe { imj_decoder_header(self.raw, self.data.as_ptr(), self.data.len() as c_ulong, &mut h) };
+        if rc != 0 {
+            return Err(self.message());
+        }
+        // SAFETY: the marker and ICC buffers live until the decoder is freed,
+        // which the returned borrow of `self` outlasts.
+        let slice = |p: *const c_uchar, len: c_uint| {
+            (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts(p, len as usize) })
+        };
+        Ok(Header {
+            width: h.width,
+            height: h.height,
+            components: h.components.max(0) as u32,
+            jpeg_color_space: h.jpeg_color_space,
+            jfif_density: (h.saw_jfif != 0).then_some((h.density_unit as u8, h.x_density as u16, h.y_density as u16)),
+            exif: slice(h.exif, h.exif_len),
+            icc: slice(h.icc, h.icc_len),
+            sampling: h.samp,
+            photoshop: h.photoshop != 0,
+            xmp_tiff: h.xmp_tiff != 0,
+        })
+    }
+
+    /// Asks for a decode at 1/`denom` (libjpeg picks the smallest M/8 at
+    /// least that large); returns the size the pixels will have.
+    pub fn scale(&mut self, denom: u32) -> Result<(u32, u32), String> {
+        let (mut w, mut h) = (0, 0);
+        // SAFETY: valid decoder after a successful header(); out-pointers valid.
+        let rc = unsafe { imj_decoder_scale(self.raw, denom, &mut w, &mut h) };
+        if rc != 0 {
+            return Err(self.message());
+        }
+        Ok((w, h))
+    }
+
+    /// Decodes into `pixels` (out_height rows of out_width x components).
+    pub fn pixels(&mut self, pixels: &mut [u8]) -> Result<(), String> {
+        // SAFETY: valid decoder after a successful header(); the C side checks
+        // the buffer's length against the output size.
+        let rc = unsafe { imj_decoder_pixels(self.raw, pixels.as_mut_ptr(), pixels.len() as c_ulong) };
+        if rc != 0 {
+            return Err(self.message());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Decoder<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created by imj_decoder_new, freed once.
+        unsafe { imj_decoder_free(self.raw) }
+    }
+}
+
+/// How to write a JPEG.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodeSettings {
+    pub quality: u8,
+    pub progressive: bool,
+    /// (unit, x, y) for the JFIF header; `None` for libjpeg's default (1:1,
+    /// no unit), as ImageMagick writes when the image has no resolution.
+    pub density: Option<(u8, u16, u16)>,
+    /// Sampling factors (h, v of the first three components); `None` for
+    /// 4:2:0 below quality 90 and 4:4:4 from it.
+    pub sampling: Option<[i32; 6]>,
+}
+
+/// Encodes 8-bit gray (1 component) or RGB (3) pixels.
+pub fn encode(pixels: &[u8], width: u32, height: u32, components: u32, s: EncodeSettings) -> Result<Vec<u8>, String> {
+    assert!(components == 1 || components == 3);
+    assert!(pixels.len() >= width as usize * height as usize * components as usize);
+    let (unit, x, y) = s.density.unwrap_or((0, 0, 0));
+    let mut out: *mut c_uchar = std::ptr::null_mut();
+    let mut len: c_ulong = 0;
+    let mut message = [0 as c_char; 200];
+    // SAFETY: `pixels` holds height rows of width x components bytes (checked
+    // above); out-pointers are valid; the message buffer is 200 bytes, as the
+    // C side writes at most.
+    let rc = unsafe {
+        imj_encode(
+            pixels.as_ptr(),
+            width,
+            height,
+            components as c_int,
+            c_int::from(s.quality),
+            c_int::from(s.progressive),
+            c_int::from(unit),
+            c_int::from(x),
+            c_int::from(y),
+            s.sampling.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
+            &mut out,
+            &mut len,
+            message.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        // SAFETY: NUL-terminated by libjpeg's format_message.
+        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
+            .to_string_lossy()
+            .into_owned());
+    }
+    // SAFETY: on success `out` points at `len` bytes malloc'ed by libjpeg's
+    // memory destination; copied, then freed once.
+    let bytes = unsafe { std::slice::from_raw_parts(out, len as usize) }.to_vec();
+    unsafe { imj_free(out.cast()) };
+    Ok(bytes)
+}

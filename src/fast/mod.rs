@@ -1,0 +1,353 @@
+//! The fast path: the commonest plans done without ImageMagick, with the
+//! same result. A JPEG in (sRGB or untagged, gray or colour), at most one
+//! `resize`, `fit-in` or `cover`, a JPEG out with metadata stripped: decoded
+//! by libjpeg-turbo at the reduced scale ImageMagick's `jpeg:size` hint would
+//! pick, resized by a SIMD convolution with the same filter, oriented, and
+//! encoded by libjpeg-turbo with ImageMagick's JPEG writer settings. It runs
+//! on the same worker threads, inside the same pixel budget, and allocates
+//! through jemalloc (Rust buffers, and libjpeg's malloc).
+//!
+//! Anything else declines before decoding (or, for files libjpeg only
+//! decodes with warnings, after) and the job runs on ImageMagick.
+//! `tests/fast_path.rs` runs both paths on the fixtures and real photos and
+//! holds them to a stated PSNR and the same size, format and header.
+
+mod codec;
+mod orient;
+
+use crate::magick::budget;
+use crate::magick::{Job, JobError, Rendered};
+use crate::pipeline::colour::{self, ColourFacts, Conversion};
+use crate::pipeline::exif;
+use crate::pipeline::format::ImageFormat;
+use crate::pipeline::layers;
+use crate::pipeline::ops::{Dpi, Filter, Op, Size};
+use fast_image_resize as fr;
+
+/// Why the fast path did not take a job (for logs and tests).
+pub type Declined = &'static str;
+
+/// Runs `job` on the fast path, or says why it does not qualify.
+pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
+    let plan = &job.plan;
+    let [source] = job.sources.as_slice() else {
+        return Err("more than one image");
+    };
+    if source.format != ImageFormat::Jpeg {
+        return Err("not a JPEG");
+    }
+    if source.density.is_some() {
+        return Err("resolution imposed by download(url,dpi)");
+    }
+    let output = &plan.output;
+    if output.format_for(source.format) != ImageFormat::Jpeg
+        || !output.strip
+        || output.keep_icc
+        || plan.manages_colour()
+    {
+        return Err("output other than a stripped JPEG");
+    }
+    let geometry = match plan.ops.as_slice() {
+        [] => None,
+        [op @ (Op::FitIn(_) | Op::Cover(_))] => Some(op),
+        [op @ Op::Resize(r)] if filter(r.filter).is_some() => Some(op),
+        _ => return Err("operations other than one resize, fit-in or cover"),
+    };
+
+    // The checks every job gets before a decoder runs.
+    let limits = &job.limits;
+    let claims = layers::claims(&source.bytes, source.format);
+    if let Some(c) = &claims
+        && let Err(e) = c.check(
+            limits.max_width,
+            limits.max_height,
+            limits.max_pixels,
+            limits.max_frames,
+        )
+    {
+        return Ok(Err(e.into()));
+    }
+    if let (Some(c), Some(b)) = (&claims, budget::get())
+        && let Err(e) = crate::magick::check_decode_fits(source.format, c.max_area, b.total())
+    {
+        return Ok(Err(e));
+    }
+    let mut decoder = match codec::Decoder::new(&source.bytes) {
+        Ok(d) => d,
+        Err(_) => return Err("no decoder"),
+    };
+    // The full-size header first: the scale depends on it.
+    let full = match decoder.header() {
+        Ok(h) => h,
+        // ImageMagick words the errors of broken files: let it.
+        Err(_) => return Err("header unreadable by libjpeg"),
+    };
+    let components = full.components;
+    let colour_space = full.jpeg_color_space;
+    if !(components == 3 && matches!(colour_space, codec::JCS_YCBCR | codec::JCS_RGB)
+        || components == 1 && colour_space == codec::JCS_GRAYSCALE)
+    {
+        return Err("colour space other than YCbCr, RGB or gray");
+    }
+    if full.photoshop {
+        // ImageMagick takes the resolution (and its unit) from Photoshop's
+        // resource block when there is one; this path reads only JFIF's.
+        return Err("Photoshop resource block");
+    }
+    let source_sampling = full.sampling;
+    let exif_block = full.exif.map(<[u8]>::to_vec);
+    let exif = exif_block.as_deref().and_then(exif::parse);
+    let facts = ColourFacts {
+        icc: full.icc,
+        cmyk: false,
+        gray: components == 1,
+        png: None,
+        exif_adobe_rgb: exif.as_ref().is_some_and(|e| e.says_adobe_rgb()),
+    };
+    if !matches!(colour::decide(&facts), Conversion::None) {
+        return Err("colour needs converting to sRGB");
+    }
+    let stored = Size::new(full.width, full.height);
+    if let Err(e) = crate::magick::check_limits(stored, 1, limits) {
+        return Ok(Err(e));
+    }
+    if full.xmp_tiff {
+        // ImageMagick may take the resolution or orientation from XMP.
+        return Err("XMP tiff: properties");
+    }
+    if exif
+        .as_ref()
+        .is_some_and(|e| e.resolution_tags && e.resolution.is_none())
+    {
+        return Err("unreadable EXIF resolution");
+    }
+    let resolution = Resolution::of(full.jfif_density, exif.as_ref());
+    let dpi = resolution.dpi();
+    let orientation = if output.auto_orient {
+        exif.as_ref().and_then(|e| e.orientation).unwrap_or(1)
+    } else {
+        1
+    };
+    let swaps = (5..=8).contains(&orientation);
+    let logical = if swaps {
+        Size::new(stored.height, stored.width)
+    } else {
+        stored
+    };
+
+    // The scale ImageMagick's jpeg:size hint would make libjpeg pick.
+    let op = geometry.map(|op| op.in_pixels(dpi));
+    let denom = match crate::pipeline::decode_scale(&plan.ops, logical, job.decode_headroom, dpi) {
+        Some(scale) => {
+            let hint = |side: u32| (f64::from(side) * scale).ceil().max(1.0);
+            let ratio =
+                (f64::from(stored.width) / hint(stored.width)).min(f64::from(stored.height) / hint(stored.height));
+            ratio.max(1.0) as u32
+        }
+        None => 1,
+    };
+    let decoded = match decoder.scale(denom) {
+        Ok((w, h)) => Size::new(w, h),
+        Err(_) => return Err("header unreadable by libjpeg"),
+    };
+
+    // Where the pixels go: the same budget ImageMagick's jobs reserve from.
+    let (target, crop) = match &op {
+        None => (logical, None),
+        Some(Op::Resize(r)) => (r.output_size(logical), None),
+        Some(Op::FitIn(f)) => (f.output_size(logical), None),
+        Some(Op::Cover(c)) => (
+            c.scaled_size(logical),
+            Some((c.crop_offset(logical), c.output_size(logical))),
+        ),
+        Some(_) => unreachable!("checked above"),
+    };
+    if let Some(op) = &op
+        && let Err(e) = crate::magick::check_result_area(op.output_size(logical), op, limits)
+    {
+        return Ok(Err(e));
+    }
+    if target.width > logical.width || target.height > logical.height {
+        // Enlarging: the two resizers treat the edges differently, which
+        // shows on small images; ImageMagick's is the reference.
+        return Err("enlarging");
+    }
+    let bytes_per_pixel = u64::from(components);
+    let need = (area(decoded) + 2 * area(target)) * bytes_per_pixel;
+    let _grant = match budget::get() {
+        Some(b) => match b.reserve(need, job.deadline) {
+            Some(g) => Some(g),
+            None => return Ok(Err(JobError::Deadline)),
+        },
+        None => None,
+    };
+
+    let mut pixels = vec![0u8; (area(decoded) * bytes_per_pixel) as usize];
+    if let Err(message) = decoder.pixels(&mut pixels) {
+        return Ok(Err(JobError::Decode(message)));
+    }
+    if decoder.warnings() > 0 {
+        // Corrupt data libjpeg recovered from: ImageMagick decides what that
+        // means (its warning limit), as for every other job.
+        return Err("libjpeg warned while decoding");
+    }
+    drop(decoder);
+    if std::time::Instant::now() >= job.deadline {
+        return Ok(Err(JobError::Deadline));
+    }
+
+    // Resize in stored orientation to the target's stored-orientation size
+    // (the same as orienting first: the filter is separable), then orient.
+    let stored_target = if swaps {
+        Size::new(target.height, target.width)
+    } else {
+        target
+    };
+    let resize_filter = match &op {
+        Some(Op::Resize(r)) => filter(r.filter).expect("checked above"),
+        _ => fr::FilterType::CatmullRom,
+    };
+    let (mut pixels, mut size) = if stored_target != decoded {
+        match resize(pixels, decoded, stored_target, components, resize_filter) {
+            Ok(p) => (p, stored_target),
+            Err(e) => return Ok(Err(JobError::Failed(e))),
+        }
+    } else {
+        (pixels, decoded)
+    };
+    if orientation != 1 {
+        (pixels, size) = orient::apply(&pixels, size, components, orientation);
+    }
+    if let Some(((x, y), to)) = crop
+        && to != size
+    {
+        pixels = orient::crop(&pixels, size, components, x, y, to);
+        size = to;
+    }
+
+    // ImageMagick writes a colour image whose pixels are all gray as a
+    // one-component JPEG.
+    let (pixels, out_components) = if components == 3 && all_gray(&pixels) {
+        (pixels.chunks_exact(3).map(|p| p[0]).collect(), 1)
+    } else {
+        (pixels, components)
+    };
+    // ImageMagick reuses the source's sampling factors when it writes the
+    // colour space it decoded to (RGB from a colour JPEG, gray from a gray
+    // one); a colour source whose pixels are all gray gets the defaults.
+    let same_space = components == out_components;
+    let settings = codec::EncodeSettings {
+        quality: output.quality,
+        progressive: output.interlace,
+        density: resolution.jfif(),
+        sampling: same_space.then_some(source_sampling),
+    };
+    Ok(
+        codec::encode(&pixels, size.width, size.height, out_components, settings)
+            .map(|bytes| Rendered {
+                bytes,
+                format: ImageFormat::Jpeg,
+                size,
+                engine: "fast",
+            })
+            .map_err(JobError::Failed),
+    )
+}
+
+/// An image's resolution as ImageMagick holds it after reading a JPEG: the
+/// JFIF density unless it is the 1:1 placeholder, then EXIF's XResolution
+/// and YResolution over it (with ResolutionUnit 1, 2, 3 read as undefined,
+/// per inch, per centimetre), as its ReadImage syncs them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Resolution {
+    x: f64,
+    y: f64,
+    /// 0 undefined, 1 per inch, 2 per centimetre (JFIF's numbering).
+    unit: u8,
+}
+
+impl Resolution {
+    fn of(jfif: Option<(u8, u16, u16)>, exif: Option<&exif::Exif>) -> Resolution {
+        let mut r = Resolution {
+            x: 0.0,
+            y: 0.0,
+            unit: 0,
+        };
+        if let Some((unit, x, y)) = jfif.filter(|&(_, x, y)| x != 1 && y != 1) {
+            r = Resolution {
+                x: f64::from(x),
+                y: f64::from(y),
+                unit: if unit <= 2 { unit } else { 0 },
+            };
+        }
+        if let Some(e) = exif
+            && let Some((x, y)) = e.resolution
+        {
+            (r.x, r.y) = (x, y);
+            match e.resolution_unit {
+                Some(1) => r.unit = 0,
+                Some(2) => r.unit = 1,
+                Some(3) => r.unit = 2,
+                _ => {}
+            }
+        }
+        r
+    }
+
+    /// What geometry in physical units is computed with (72 when unknown).
+    fn dpi(&self) -> Dpi {
+        if !(self.x > 0.0 && self.y > 0.0 && self.x.is_finite() && self.y.is_finite()) {
+            return Dpi::DEFAULT;
+        }
+        let scale = if self.unit == 2 { 2.54 } else { 1.0 };
+        Dpi {
+            x: self.x * scale,
+            y: self.y * scale,
+        }
+    }
+
+    /// The JFIF header ImageMagick writes: the resolution truncated to
+    /// integers when both are in (0, 32767), else libjpeg's 1:1 default.
+    fn jfif(&self) -> Option<(u8, u16, u16)> {
+        let fits = |v: f64| v > 0.0 && v < 32767.0;
+        if !(fits(self.x) && fits(self.y)) {
+            return None;
+        }
+        let (x, y) = (self.x as u16, self.y as u16);
+        (x > 0 && y > 0).then_some((self.unit, x, y))
+    }
+}
+
+fn area(size: Size) -> u64 {
+    u64::from(size.width) * u64::from(size.height)
+}
+
+/// The resize filters this path reproduces (ImageMagick's of the same name).
+fn filter(f: Filter) -> Option<fr::FilterType> {
+    match f {
+        Filter::Auto | Filter::Catrom => Some(fr::FilterType::CatmullRom),
+        Filter::Mitchell => Some(fr::FilterType::Mitchell),
+        Filter::Lanczos => Some(fr::FilterType::Lanczos3),
+        Filter::Triangle => Some(fr::FilterType::Bilinear),
+        Filter::Point | Filter::Box => None,
+    }
+}
+
+fn resize(pixels: Vec<u8>, from: Size, to: Size, components: u32, filter: fr::FilterType) -> Result<Vec<u8>, String> {
+    let kind = if components == 1 {
+        fr::PixelType::U8
+    } else {
+        fr::PixelType::U8x3
+    };
+    let src = fr::images::Image::from_vec_u8(from.width, from.height, pixels, kind).map_err(|e| e.to_string())?;
+    let mut dst = fr::images::Image::new(to.width, to.height, kind);
+    let options = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(filter));
+    fr::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| e.to_string())?;
+    Ok(dst.into_vec())
+}
+
+fn all_gray(rgb: &[u8]) -> bool {
+    rgb.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2])
+}

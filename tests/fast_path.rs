@@ -1,0 +1,251 @@
+//! The fast path (`imaginator::fast`) gives the result ImageMagick gives.
+//! Every JPEG of the fixtures and of the Pillow and Go corpora (orientations
+//! 1-8, 4:4:4 to 4:1:0 sampling, progressive, gray, JFIF in dpi and dpcm,
+//! EXIF without JFIF, ICC profiles, CMYK, truncated files), through the
+//! plans the fast path takes, rendered once with it and once with
+//! ImageMagick alone: the same outcome (image or error status), and for
+//! images the same format, size, component count, coding process and JFIF
+//! resolution, pixels within MIN_PSNR, bytes within 3% (or 32 bytes). Inputs it must not
+//! take (CMYK, a non-sRGB profile, compose, other operations) fall back to
+//! ImageMagick.
+
+mod common;
+
+use imaginator::config::Limits;
+use imaginator::magick::{self, Job, JobError, Rendered, Source};
+use imaginator::pipeline::Plan;
+use imaginator::pipeline::alias::AliasSet;
+use imaginator::pipeline::chain::compile;
+use imaginator::pipeline::format::ImageFormat;
+use imaginator::pipeline::parse::{ParseLimits, parse_chain};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The two paths resize with different implementations of the same filter
+/// (ImageMagick in 16-bit floating point, the SIMD resizer in 8-bit fixed
+/// point); the lowest PSNR measured between them over this whole set is
+/// recorded in docs/benchmarks.md.
+const MIN_PSNR: f64 = 38.0;
+
+/// The plans the fast path takes (and one per filter it reproduces).
+const PLANS: &[&str] = &[
+    "fit-in(300,300):quality(80)",
+    "cover(200,120):quality(85)",
+    "cover(120,200,south-east)",
+    "resize(400,0)",
+    "resize(123,77,lanczos):quality(90)",
+    "resize(0,100,mitchell)",
+    "resize(150,150,triangle):progressive()",
+    "quality(75)",
+];
+
+fn plan(steps: &str) -> Plan {
+    let chain = parse_chain(&format!("download(o:a.jpg):{steps}"), ParseLimits::default()).unwrap();
+    compile(&chain, &AliasSet::default(), true).unwrap().plan
+}
+
+fn render(bytes: &[u8], plan: &Plan, fast_path: bool) -> Result<Rendered, JobError> {
+    let limits = Limits::default();
+    magick::init(&limits).unwrap();
+    magick::run(Job {
+        sources: vec![Source {
+            bytes: bytes::Bytes::copy_from_slice(bytes),
+            format: ImageFormat::Jpeg,
+            density: None,
+            hold: None,
+        }],
+        plan: plan.clone(),
+        limits,
+        deadline: Instant::now() + Duration::from_secs(60),
+        decode_headroom: 1.0,
+        fast_path,
+    })
+}
+
+/// (components, progressive, JFIF density bytes) from the JPEG's markers.
+fn jpeg_facts(jpeg: &[u8]) -> (u8, bool, Option<[u8; 5]>) {
+    let (mut at, mut jfif, mut sof) = (2, None, None);
+    while at + 4 <= jpeg.len() && jpeg[at] == 0xFF {
+        let marker = jpeg[at + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        let body = &jpeg[at + 4..(at + 2 + len).min(jpeg.len())];
+        match marker {
+            0xE0 if body.starts_with(b"JFIF\0") && body.len() >= 12 => {
+                jfif = Some(body[7..12].try_into().unwrap());
+            }
+            0xC0..=0xC2 => {
+                sof = Some((body[5], marker == 0xC2));
+                break;
+            }
+            _ => {}
+        }
+        at += 2 + len;
+    }
+    let (components, progressive) = sof.expect("a frame header");
+    (components, progressive, jfif)
+}
+
+/// Width and height from the JPEG's frame header (before any EXIF orientation).
+fn stored_size(jpeg: &[u8]) -> (u32, u32) {
+    let mut at = 2;
+    while at + 9 <= jpeg.len() && jpeg[at] == 0xFF {
+        let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        if matches!(jpeg[at + 1], 0xC0..=0xC2) {
+            let b = &jpeg[at + 5..at + 9];
+            return (
+                u32::from(u16::from_be_bytes([b[2], b[3]])),
+                u32::from(u16::from_be_bytes([b[0], b[1]])),
+            );
+        }
+        at += 2 + len;
+    }
+    (0, 0)
+}
+
+/// A size with its shorter side first, so that a rotation does not matter.
+fn sorted((a, b): (u32, u32)) -> (u32, u32) {
+    (a.min(b), a.max(b))
+}
+
+fn jpegs() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = ["photo.jpg", "oriented.jpg", "cmyk.jpg"]
+        .iter()
+        .map(|f| common::repo_path(&format!("tests/fixtures/{f}")))
+        .collect();
+    let corpus = std::env::var("IMAGINATOR_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| common::repo_path("target/corpus"));
+    assert!(
+        corpus.join("pillow").is_dir(),
+        "corpora missing: run tests/corpus/fetch"
+    );
+    let mut found: Vec<PathBuf> = common::files_under(&corpus)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| {
+            let name = p.to_string_lossy().to_ascii_lowercase();
+            (name.ends_with(".jpg") || name.ends_with(".jpeg")) && std::fs::metadata(p).is_ok_and(|m| m.len() < 4 << 20)
+        })
+        .collect();
+    found.sort();
+    files.extend(found);
+    files
+}
+
+#[test]
+fn the_fast_path_gives_imagemagicks_result() {
+    let mut fast_taken = 0;
+    let mut declined = Vec::new();
+    let mut worst = (f64::INFINITY, String::new());
+    let mut bytes_ratio = (f64::INFINITY, 0.0f64);
+    for file in jpegs() {
+        let input = std::fs::read(&file).unwrap();
+        if ImageFormat::sniff(&input) != Some(ImageFormat::Jpeg) {
+            continue;
+        }
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        for steps in PLANS {
+            let plan = plan(steps);
+            let reference = render(&input, &plan, false);
+            let fast = render(&input, &plan, true);
+            let case = format!("{name} {steps}");
+            match (&reference, &fast) {
+                (Ok(r), Ok(f)) => {
+                    assert_eq!(r.engine, "imagemagick");
+                    if f.engine != "fast" {
+                        // Enlarging is ImageMagick's: the fast path only shrinks.
+                        let (stored, out) = (sorted(stored_size(&input)), sorted((r.size.width, r.size.height)));
+                        if !(out.0 > stored.0 || out.1 > stored.1) {
+                            declined.push(case);
+                        }
+                        continue;
+                    }
+                    fast_taken += 1;
+                    assert_eq!((f.format, f.size), (r.format, r.size), "{case}");
+                    assert_eq!(
+                        jpeg_facts(&f.bytes),
+                        jpeg_facts(&r.bytes),
+                        "{case}: components, progressive, JFIF"
+                    );
+                    let (a, b) = (common::decode(&r.bytes).1, common::decode(&f.bytes).1);
+                    assert_eq!((a.width(), a.height()), (r.size.width, r.size.height), "{case}");
+                    let psnr = common::psnr(&a, &b);
+                    assert!(psnr >= MIN_PSNR, "{case}: {psnr:.1} dB between the paths");
+                    if psnr < worst.0 {
+                        worst = (psnr, case.clone());
+                    }
+                    let ratio = f.bytes.len() as f64 / r.bytes.len() as f64;
+                    bytes_ratio = (bytes_ratio.0.min(ratio), bytes_ratio.1.max(ratio));
+                    let near = f.bytes.len().abs_diff(r.bytes.len()) <= 32;
+                    assert!(
+                        near || (0.97..=1.03).contains(&ratio),
+                        "{case}: {} vs {} bytes",
+                        f.bytes.len(),
+                        r.bytes.len()
+                    );
+                }
+                (Err(r), Err(f)) => {
+                    assert_eq!(
+                        std::mem::discriminant(f),
+                        std::mem::discriminant(r),
+                        "{case}: {f} vs {r}"
+                    );
+                }
+                _ => panic!(
+                    "{case}: ImageMagick {:?}, fast path {:?}",
+                    reference.as_ref().map(|r| r.size),
+                    fast.as_ref().map(|r| r.size)
+                ),
+            }
+        }
+    }
+    eprintln!(
+        "fast path took {fast_taken} renders; lowest PSNR {:.1} dB ({}); bytes {:.3}..{:.3} of ImageMagick's; declined {} that do not enlarge",
+        worst.0,
+        worst.1,
+        bytes_ratio.0,
+        bytes_ratio.1,
+        declined.len()
+    );
+    assert!(fast_taken >= 200, "the fast path took only {fast_taken} renders");
+    let mut names: Vec<&str> = declined.iter().map(|d| d.split(' ').next().unwrap()).collect();
+    names.dedup();
+    eprintln!("declined: {names:?}");
+    for must in [
+        "photo.jpg",
+        "oriented.jpg",
+        "hopper_orientation_6.jpg",
+        "video-005.gray.jpeg",
+        "video-001.q50.410.progressive.jpeg",
+    ] {
+        assert!(
+            !declined.iter().any(|d| d.starts_with(must)),
+            "{must} should take the fast path"
+        );
+    }
+    for must in ["cmyk.jpg", "video-001.cmyk.jpeg"] {
+        assert!(
+            declined.iter().any(|d| d.starts_with(must)),
+            "{must} (CMYK) must fall back to ImageMagick"
+        );
+    }
+}
+
+/// Plans the fast path must leave to ImageMagick.
+#[test]
+fn other_plans_fall_back_to_imagemagick() {
+    let photo = std::fs::read(common::repo_path("tests/fixtures/photo.jpg")).unwrap();
+    for steps in [
+        "fit-in(300,300):format(png)",
+        "fit-in(300,300):grayscale()",
+        "resize(100,100,point)",
+        "fit-in(300,300):icc(keep)",
+        "crop(0,0,100,100)",
+        "fit-in(300,300):rotate(90)",
+    ] {
+        let rendered = render(&photo, &plan(steps), true).unwrap();
+        assert_eq!(rendered.engine, "imagemagick", "{steps}");
+    }
+    let rendered = render(&photo, &plan("fit-in(300,300)"), true).unwrap();
+    assert_eq!(rendered.engine, "fast");
+}
