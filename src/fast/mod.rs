@@ -111,9 +111,16 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     if let Err(e) = crate::magick::check_limits(stored, 1, limits) {
         return Ok(Err(e));
     }
-    if full.xmp_tiff {
-        // ImageMagick may take the resolution or orientation from XMP.
-        return Err("XMP tiff: properties");
+    // ImageMagick reads XMP's tiff:Orientation and tiff:X/YResolution, but
+    // only where EXIF has none (constitute.c, SyncOrientationFromProperties
+    // and SyncResolutionFromProperties): with both in EXIF, XMP changes
+    // nothing here.
+    if full.xmp_tiff
+        && !exif
+            .as_ref()
+            .is_some_and(|e| e.orientation.is_some() && e.resolution.is_some())
+    {
+        return Err("XMP tiff: properties where EXIF has no orientation or resolution");
     }
     if exif
         .as_ref()
