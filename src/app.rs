@@ -131,6 +131,12 @@ impl App {
                 settings.download.clone(),
                 &settings.fetch.proxy,
                 Arc::clone(&inflight),
+                crate::fetch::SourceCacheSettings {
+                    entries: settings.cache.sources_entries,
+                    memory: settings.cache.sources_memory.0,
+                    max_age: settings.cache.download_max_age.0,
+                },
+                metrics.source_cache.clone(),
             )
             .map_err(|e| anyhow::anyhow!(e))?,
         );
@@ -151,17 +157,19 @@ impl App {
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));
         let memory = Arc::clone(&state.memory);
-        let cache = Arc::clone(&state.cache);
+        let (cache, fetcher) = (Arc::clone(&state.cache), Arc::clone(&state.fetcher));
         tokio::spawn(async move {
             let mut every = tokio::time::interval(HEAP_SAMPLE_EVERY);
             loop {
                 every.tick().await;
                 // Blind to the service's own diagnostics: no sample while a
-                // heap profile is being dumped or rendered. The result cache's
-                // memory tier fills to its budget by design: left out.
+                // heap profile is being dumped or rendered. The caches' memory
+                // tiers fill to their budgets by design: left out.
                 if let Ok(_idle) = memory.profiling.try_lock() {
                     let allocated = JemallocStats::read().allocated;
-                    memory.history.record(allocated.saturating_sub(cache.bytes().0));
+                    memory
+                        .history
+                        .record(allocated.saturating_sub(cache.bytes().0 + fetcher.cached_bytes()));
                 }
             }
         });

@@ -11,6 +11,7 @@ pub const HTTP_REQUESTS_TOTAL: &str = "imaginator_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "imaginator_http_request_duration_seconds";
 pub const JOBS_TOTAL: &str = "imaginator_jobs_total";
 pub const RENDERS_TOTAL: &str = "imaginator_renders_total";
+pub const SOURCE_CACHE_TOTAL: &str = "imaginator_source_cache_total";
 pub const QUEUE_DEPTH: &str = "imaginator_queue_depth";
 pub const QUEUE_CAPACITY: &str = "imaginator_queue_capacity";
 pub const WORKERS_ALIVE: &str = "imaginator_workers_alive";
@@ -56,6 +57,9 @@ pub struct MetricsInner {
     /// Images rendered, by `engine`: `fast` (libjpeg-turbo and a SIMD
     /// resizer, `fast`) or `imagemagick`.
     pub renders: IntCounterVec,
+    /// `download()` sources, by `result`: `fresh` (no origin request),
+    /// `revalidated` (a 304), `downloaded`.
+    pub source_cache: IntCounterVec,
     pub queue_depth: IntGauge,
     pub queue_capacity: IntGauge,
     pub workers_alive: IntGauge,
@@ -103,6 +107,11 @@ impl Metrics {
                 .expect("valid counter"),
             renders: IntCounterVec::new(Opts::new(RENDERS_TOTAL, "Images rendered, by engine"), &["engine"])
                 .expect("valid counter"),
+            source_cache: IntCounterVec::new(
+                Opts::new(SOURCE_CACHE_TOTAL, "download() sources by how they were obtained"),
+                &["result"],
+            )
+            .expect("valid counter"),
             queue_depth: IntGauge::new(QUEUE_DEPTH, "Jobs waiting for a worker").expect("valid gauge"),
             queue_capacity: IntGauge::new(QUEUE_CAPACITY, "Jobs that may wait for a worker").expect("valid gauge"),
             workers_alive: IntGauge::new(WORKERS_ALIVE, "ImageMagick worker threads alive").expect("valid gauge"),
@@ -151,6 +160,7 @@ impl Metrics {
             Box::new(m.http_duration.clone()),
             Box::new(m.jobs.clone()),
             Box::new(m.renders.clone()),
+            Box::new(m.source_cache.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.queue_capacity.clone()),
             Box::new(m.workers_alive.clone()),
@@ -197,7 +207,7 @@ pub const MEMORY_GAUGES: [(&str, &str); 29] = [
     ),
     (
         "imaginator_heap_outside_cache_bytes",
-        "Live allocations minus the result cache's memory tier (bounded by cache.memory): the figure whose floor grows on a leak",
+        "Live allocations minus the caches' memory tiers (bounded by cache.memory and cache.sources_memory): the figure whose floor grows on a leak",
     ),
     ("imaginator_jemalloc_active_bytes", "Bytes in active jemalloc pages"),
     (
@@ -280,7 +290,7 @@ fn memory_values(r: &crate::memory::report::MemoryReport) -> [Option<u64>; 29] {
     let (j, p, c, im) = (&r.jemalloc, &r.process, &r.cgroup, &r.imagemagick);
     [
         Some(j.allocated),
-        Some(j.allocated.saturating_sub(r.result_cache.memory_bytes)),
+        Some(j.allocated.saturating_sub(r.result_cache.in_memory())),
         Some(j.active),
         Some(j.resident),
         Some(j.mapped),

@@ -260,6 +260,13 @@ pub struct CacheSettings {
     /// `public, max-age=...` without `immutable`, shorter when the origin's
     /// own caching headers say so.
     pub download_max_age: HumanDuration,
+    /// `download()` URLs the source cache remembers (content id, format,
+    /// validators, freshness): a chain hit on a fresh source makes no
+    /// origin request. 0 turns it off.
+    pub sources_entries: usize,
+    /// Bytes of downloaded images kept with them, so that a new result
+    /// from a fresh source needs no download either.
+    pub sources_memory: ByteSize,
 }
 
 impl Default for CacheSettings {
@@ -269,6 +276,8 @@ impl Default for CacheSettings {
             disk: ByteSize(10 << 30),
             cache_control: "public, max-age=31536000, immutable".to_string(),
             download_max_age: HumanDuration(Duration::from_secs(24 * 3600)),
+            sources_entries: 10_000,
+            sources_memory: ByteSize::mib(64),
         }
     }
 }

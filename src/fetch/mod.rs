@@ -12,19 +12,24 @@
 mod address;
 mod freshness;
 mod origin;
+mod sources;
 
 pub use address::is_special;
 use address::{GuardedResolver, Refused};
 pub use freshness::freshness;
 use origin::Origins;
+pub use sources::{Known, SourceCache};
 
 use crate::config::DownloadSettings;
 use crate::inflight::{Held, InflightBytes};
+use crate::pipeline::format::ImageFormat;
+use crate::storage::ImageId;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use reqwest::header::HeaderValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -52,6 +57,60 @@ pub struct Fetched {
     /// `no-store`, `no-cache` or `private`) or `Expires`; `None` when it says
     /// nothing.
     pub max_age: Option<Duration>,
+    /// The origin's validators, for revalidating later.
+    pub etag: Option<HeaderValue>,
+    pub last_modified: Option<HeaderValue>,
+}
+
+/// The answer to a request that may be conditional.
+enum Answer {
+    Full(Fetched),
+    /// 304: what the cache holds is still the content; fresh for this long.
+    NotModified(Option<Duration>),
+}
+
+/// A `download()` source as the source cache or the origin gave it.
+pub struct Resolved {
+    pub id: ImageId,
+    /// `None` when the content is unknown to sniffing (not an image).
+    pub format: Option<ImageFormat>,
+    /// `None` when the source cache names the content but does not keep
+    /// it: `Fetcher::resolve` with `need_bytes` downloads it.
+    pub bytes: Option<Bytes>,
+    pub held: Option<Held>,
+    /// How long a result made from it may be cached by clients.
+    pub max_age: Duration,
+}
+
+/// How the source cache and freshness are bounded.
+#[derive(Clone, Debug)]
+pub struct SourceCacheSettings {
+    pub entries: usize,
+    pub memory: u64,
+    /// `cache.download_max_age`: no source is fresh for longer.
+    pub max_age: Duration,
+}
+
+/// How a `download()` was answered, for `imaginator_source_cache_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Fresh in the source cache: no origin request.
+    Fresh,
+    /// Stale, and the origin answered 304.
+    Revalidated,
+    /// Downloaded (unknown, stale without validators, changed, or bytes
+    /// needed that the cache did not keep).
+    Downloaded,
+}
+
+impl Lookup {
+    pub fn label(self) -> &'static str {
+        match self {
+            Lookup::Fresh => "fresh",
+            Lookup::Revalidated => "revalidated",
+            Lookup::Downloaded => "downloaded",
+        }
+    }
 }
 
 pub struct Fetcher {
@@ -63,6 +122,10 @@ pub struct Fetcher {
     client: reqwest::Client,
     /// Bytes of downloads and request bodies held at once.
     inflight: Arc<InflightBytes>,
+    sources: SourceCache,
+    max_age: Duration,
+    /// `imaginator_source_cache_total`, by `Lookup`.
+    lookups: prometheus::IntCounterVec,
 }
 
 impl Fetcher {
@@ -74,6 +137,8 @@ impl Fetcher {
         settings: DownloadSettings,
         proxy: &str,
         inflight: Arc<InflightBytes>,
+        sources: SourceCacheSettings,
+        lookups: prometheus::IntCounterVec,
     ) -> Result<Fetcher, String> {
         let origins = Origins::new(shortcuts.values().chain(settings.allowed_origins.iter()));
         // `localhost` named in an entry is an explicit decision to allow it;
@@ -97,6 +162,9 @@ impl Fetcher {
             settings,
             client,
             inflight,
+            sources: SourceCache::new(sources.entries, sources.memory),
+            max_age: sources.max_age,
+            lookups,
         })
     }
 
@@ -111,27 +179,122 @@ impl Fetcher {
         spec.to_string()
     }
 
-    /// Downloads `spec` (a URL or `shortcut:path`) within the caps.
-    pub async fn fetch(&self, spec: &str) -> Result<Fetched, FetchError> {
+    /// Bytes of source images the source cache holds.
+    pub fn cached_bytes(&self) -> u64 {
+        self.sources.bytes()
+    }
+
+    /// The content `spec` names now: from the source cache while the
+    /// origin's freshness lasts (no request at all), revalidated when stale
+    /// (a 304 costs the origin no body), else downloaded. With `need_bytes`
+    /// the answer always carries the bytes (downloading them if the cache
+    /// named the content without keeping it).
+    pub async fn resolve(&self, spec: &str, need_bytes: bool) -> Result<Resolved, FetchError> {
+        let url = self.expand(spec);
+        let now = Instant::now();
+        let known = self.sources.get(&url);
+        if let Some(k) = &known
+            && (k.bytes.is_some() || !need_bytes)
+        {
+            if k.fresh_until > now {
+                return Ok(self.cached(Lookup::Fresh, k, k.fresh_until - now));
+            }
+            if k.revalidatable() {
+                match self.request(&url, Some(k)).await? {
+                    Answer::NotModified(max_age) => {
+                        let fresh = self.fresh_for(max_age);
+                        self.sources.refresh(&url, now + fresh);
+                        return Ok(self.cached(Lookup::Revalidated, k, fresh));
+                    }
+                    Answer::Full(fetched) => return Ok(self.remember(url, fetched, now)),
+                }
+            }
+        }
+        match self.request(&url, None).await? {
+            Answer::Full(fetched) => Ok(self.remember(url, fetched, now)),
+            Answer::NotModified(_) => Err(FetchError::Upstream(format!(
+                "`{url}` answered 304 to an unconditional request"
+            ))),
+        }
+    }
+
+    fn cached(&self, how: Lookup, k: &Known, fresh: Duration) -> Resolved {
+        self.lookups.with_label_values(&[how.label()]).inc();
+        Resolved {
+            id: k.id.clone(),
+            format: Some(k.format),
+            bytes: k.bytes.clone(),
+            held: None,
+            max_age: fresh,
+        }
+    }
+
+    /// The origin's freshness, bounded by `cache.download_max_age` (which
+    /// also applies when the origin says nothing).
+    fn fresh_for(&self, origin: Option<Duration>) -> Duration {
+        origin.map_or(self.max_age, |o| o.min(self.max_age))
+    }
+
+    /// Names a downloaded source and remembers it.
+    fn remember(&self, url: String, fetched: Fetched, now: Instant) -> Resolved {
+        self.lookups.with_label_values(&[Lookup::Downloaded.label()]).inc();
+        let fresh = self.fresh_for(fetched.max_age);
+        let id = ImageId::of(&fetched.bytes);
+        let format = ImageFormat::sniff(&fetched.bytes);
+        if let Some(format) = format
+            && (!fresh.is_zero() || fetched.etag.is_some() || fetched.last_modified.is_some())
+        {
+            self.sources.put(
+                url,
+                Known {
+                    id: id.clone(),
+                    format,
+                    fresh_until: now + fresh,
+                    etag: fetched.etag.clone(),
+                    last_modified: fetched.last_modified.clone(),
+                    // Content the origin says not to reuse is only named
+                    // (to revalidate it), never kept.
+                    bytes: (!fresh.is_zero()).then(|| fetched.bytes.clone()),
+                },
+            );
+        }
+        Resolved {
+            id,
+            format,
+            bytes: Some(fetched.bytes),
+            held: Some(fetched.held),
+            max_age: fresh,
+        }
+    }
+
+    /// One request (conditional when `known` is given) within the time budget.
+    async fn request(&self, url: &str, known: Option<&Known>) -> Result<Answer, FetchError> {
         let budget = self.settings.timeout.0;
-        match tokio::time::timeout(budget, self.fetch_inner(spec)).await {
+        match tokio::time::timeout(budget, self.fetch_inner(url, known)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout(budget)),
         }
     }
 
-    async fn fetch_inner(&self, spec: &str) -> Result<Fetched, FetchError> {
-        let mut url = reqwest::Url::parse(&self.expand(spec))
-            .map_err(|e| FetchError::BadUrl(format!("`{spec}` is not a URL: {e}")))?;
+    async fn fetch_inner(&self, spec: &str, known: Option<&Known>) -> Result<Answer, FetchError> {
+        let mut url =
+            reqwest::Url::parse(spec).map_err(|e| FetchError::BadUrl(format!("`{spec}` is not a URL: {e}")))?;
         for _ in 0..=self.settings.max_redirects {
             // The URL rules for every hop; the address rules when connecting.
             self.origins.admit(&url)?;
-            let response = self
-                .client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| connect_error(&url, e))?;
+            let mut request = self.client.get(url.clone());
+            if let Some(k) = known {
+                if let Some(etag) = &k.etag {
+                    request = request.header(reqwest::header::IF_NONE_MATCH, etag.clone());
+                }
+                if let Some(date) = &k.last_modified {
+                    request = request.header(reqwest::header::IF_MODIFIED_SINCE, date.clone());
+                }
+            }
+            let response = request.send().await.map_err(|e| connect_error(&url, e))?;
+            if response.status() == reqwest::StatusCode::NOT_MODIFIED && known.is_some() {
+                return Ok(Answer::NotModified(freshness(response.headers())));
+            }
             if response.status().is_redirection() {
                 let location = response
                     .headers()
@@ -147,6 +310,8 @@ impl Fetcher {
                 return Err(FetchError::Upstream(format!("`{url}` answered {}", response.status())));
             }
             let max_age = freshness(response.headers());
+            let etag = response.headers().get(reqwest::header::ETAG).cloned();
+            let last_modified = response.headers().get(reqwest::header::LAST_MODIFIED).cloned();
             let cap = self.settings.max_bytes.0;
             if response.content_length().is_some_and(|n| n > cap) {
                 return Err(FetchError::TooLarge(cap));
@@ -165,11 +330,13 @@ impl Fetcher {
                 }
                 body.extend_from_slice(&chunk);
             }
-            return Ok(Fetched {
+            return Ok(Answer::Full(Fetched {
                 bytes: body.freeze(),
                 held,
                 max_age,
-            });
+                etag,
+                last_modified,
+            }));
         }
         Err(FetchError::Upstream(format!(
             "more than {} redirects",
@@ -205,6 +372,12 @@ mod tests {
             DownloadSettings::default(),
             "",
             InflightBytes::new(1 << 30, gauge),
+            SourceCacheSettings {
+                entries: 10,
+                memory: 1 << 20,
+                max_age: Duration::from_secs(60),
+            },
+            prometheus::IntCounterVec::new(prometheus::Opts::new("l", "l"), &["result"]).unwrap(),
         )
         .unwrap();
         assert_eq!(f.expand("origin:a.jpg"), "http://127.0.0.1:8080/img/a.jpg");

@@ -7,10 +7,10 @@ use super::images::{cached_response, not_modified};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::fetch::FetchError;
-use crate::pipeline::chain::{ChainError, compile, strip_trailing_name};
+use crate::magick::Source;
+use crate::pipeline::chain::{ChainError, SourceSpec, compile, strip_trailing_name};
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::parse::{ParseLimits, parse_chain};
-use crate::storage::ImageId;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
@@ -18,6 +18,20 @@ use bytes::Bytes;
 
 fn not_found() -> ApiError {
     ApiError::not_found("no such route")
+}
+
+const SOURCE_CHANGED: &str = "source_changed";
+
+/// An origin answered other content than the source cache named while
+/// computing a result: the chain is resolved again (once), bytes in hand.
+fn source_changed() -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        SOURCE_CHANGED,
+        "a source changed at its origin while the result was computed; retry",
+    );
+    e.retry_after = Some(1);
+    e
 }
 
 impl From<ChainError> for ApiError {
@@ -126,54 +140,86 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string()))?;
     let compiled = compile(&chain, &state.aliases, settings.allow_builtin_filters)?;
 
-    // Every image the chain names, fetched concurrently and sniffed.
-    let specs = std::iter::once(&compiled.source).chain(&compiled.plan.overlays);
-    let fetched = futures::future::try_join_all(specs.map(|spec| state.fetch_source(spec))).await?;
-    // Clients may keep the result as long as its shortest-lived source.
-    let max_age = fetched.iter().filter_map(|(_, age)| *age).min();
-    let fetched: Vec<_> = fetched.into_iter().map(|(source, _)| source).collect();
-    let format = fetched[0].format;
+    // Every image the chain names, by content: a fresh download() from the
+    // source cache costs no origin request, and a result already cached
+    // needs no bytes at all. Should an origin change its image while the
+    // cache still called it fresh, the bytes fetched for a miss name other
+    // content than the key: the chain is resolved again, bytes in hand.
+    let specs: Vec<SourceSpec> = std::iter::once(&compiled.source)
+        .chain(&compiled.plan.overlays)
+        .cloned()
+        .collect();
     let mut compiled = compiled;
-    let negotiated = compiled.plan.output.negotiate;
-    if negotiated {
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let fallback = if format.has_alpha() {
-            ImageFormat::Png
-        } else {
-            ImageFormat::Jpeg
-        };
-        compiled.plan.output.format = crate::pipeline::format::negotiate(accept, fallback);
-    }
-    // The key names the content of every image (never a URL) and any assumed resolution.
-    let source = ImageId::of(&fetched[0].bytes);
-    let mut work = compiled.plan.canonical();
-    for (i, s) in fetched.iter().enumerate() {
-        let id = if i == 0 { source.clone() } else { ImageId::of(&s.bytes) };
-        work.push_str(&format!("|#{i}={id}@{:?}", s.density));
-    }
-    let key = CacheKey::new(&source, &format!("cache-{}", compiled.cache), &work, &state.salt);
-    let etag = key.etag();
-    if not_modified(&headers, &etag) {
-        let mut response = cached_response(&state, StatusCode::NOT_MODIFIED, &etag, "", Bytes::new());
-        limit_freshness(&mut response, max_age);
+    let mut need_bytes = false;
+    let (entry, tier, etag, max_age, negotiated) = loop {
+        let named =
+            futures::future::try_join_all(specs.iter().map(|spec| state.resolve_source(spec, need_bytes))).await?;
+        // Clients may keep the result as long as its shortest-lived source.
+        let max_age = named.iter().filter_map(|n| n.max_age).min();
+        let format = named[0].format;
+        let negotiated = compiled.plan.output.negotiate;
         if negotiated {
-            response
-                .headers_mut()
-                .insert(header::VARY, HeaderValue::from_static("Accept"));
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let fallback = if format.has_alpha() {
+                ImageFormat::Png
+            } else {
+                ImageFormat::Jpeg
+            };
+            compiled.plan.output.format = crate::pipeline::format::negotiate(accept, fallback);
         }
-        return Ok(response);
-    }
-    let plan = compiled.plan.clone();
-    let (entry, tier) = state
-        .cache
-        .get_or_compute(&key, || async {
-            let rendered = state.render_sources(fetched, plan, None).await?;
-            Ok(Entry {
-                bytes: Bytes::from(rendered.bytes),
-                format: rendered.format,
+        // The key names the content of every image (never a URL) and any assumed resolution.
+        let mut work = compiled.plan.canonical();
+        for (i, (n, spec)) in named.iter().zip(&specs).enumerate() {
+            work.push_str(&format!("|#{i}={}@{:?}", n.id, spec.dpi()));
+        }
+        let key = CacheKey::new(&named[0].id, &format!("cache-{}", compiled.cache), &work, &state.salt);
+        let etag = key.etag();
+        if not_modified(&headers, &etag) {
+            let mut response = cached_response(&state, StatusCode::NOT_MODIFIED, &etag, "", Bytes::new());
+            limit_freshness(&mut response, max_age);
+            if negotiated {
+                response
+                    .headers_mut()
+                    .insert(header::VARY, HeaderValue::from_static("Accept"));
+            }
+            return Ok(response);
+        }
+        let plan = compiled.plan.clone();
+        let computed = state
+            .cache
+            .get_or_compute(&key, || async {
+                let mut sources = Vec::with_capacity(named.len());
+                for (n, spec) in named.into_iter().zip(&specs) {
+                    let (bytes, hold) = match n.bytes {
+                        Some(bytes) => (bytes, n.hold),
+                        None => {
+                            let fetched = state.resolve_source(spec, true).await?;
+                            if fetched.id != n.id {
+                                return Err(source_changed());
+                            }
+                            (fetched.bytes.expect("asked for the bytes"), fetched.hold)
+                        }
+                    };
+                    sources.push(Source {
+                        bytes,
+                        format: n.format,
+                        density: spec.dpi(),
+                        hold,
+                    });
+                }
+                let rendered = state.render_sources(sources, plan, None).await?;
+                Ok(Entry {
+                    bytes: Bytes::from(rendered.bytes),
+                    format: rendered.format,
+                })
             })
-        })
-        .await?;
+            .await;
+        match computed {
+            Err(e) if e.code == SOURCE_CHANGED && !need_bytes => need_bytes = true,
+            Err(e) => return Err(e),
+            Ok((entry, tier)) => break (entry, tier, etag, max_age, negotiated),
+        }
+    };
     let mut response = cached_response(&state, StatusCode::OK, &etag, entry.format.mime(), entry.bytes);
     limit_freshness(&mut response, max_age);
     let h = response.headers_mut();

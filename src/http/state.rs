@@ -45,6 +45,18 @@ const BOUND_PLANS: usize = 1024;
 /// (the hit path) send.
 const MEMO_QUERY_MAX: usize = 256;
 
+/// A chain's source, named by content before its bytes are needed.
+pub struct NamedSource {
+    pub id: ImageId,
+    pub format: ImageFormat,
+    /// `None`: the source cache names the content without keeping it.
+    pub bytes: Option<Bytes>,
+    pub hold: Option<crate::inflight::Held>,
+    /// How long clients may keep a result made from it (`None`: as long as
+    /// they like, an uploaded original never changes).
+    pub max_age: Option<Duration>,
+}
+
 pub struct Shared {
     pub settings: Arc<Settings>,
     pub aliases: Arc<AliasSet>,
@@ -133,6 +145,7 @@ impl Shared {
             ResultCacheMemory {
                 memory_bytes,
                 disk_bytes,
+                sources_bytes: self.fetcher.cached_bytes(),
             },
         )
     }
@@ -192,20 +205,40 @@ impl Shared {
         }
     }
 
-    /// The bytes of a chain's source: downloaded under the origin rules, or
-    /// an uploaded original read from the store. Sniffed, not yet decoded.
-    /// With it, how long clients may keep a result made from it: `None` for
-    /// an original (content-addressed: forever), else `cache.download_max_age`
-    /// or less when the origin says so.
+    /// A source of a chain, its bytes included.
     pub async fn fetch_source(&self, spec: &SourceSpec) -> Result<(Source, Option<Duration>), ApiError> {
-        let (mut max_age, mut hold) = (None, None);
-        let bytes = match spec {
+        let named = self.resolve_source(spec, true).await?;
+        let source = Source {
+            bytes: named.bytes.expect("asked for the bytes"),
+            format: named.format,
+            density: spec.dpi(),
+            hold: named.hold,
+        };
+        Ok((source, named.max_age))
+    }
+
+    /// What a chain's source is: its content id and format, and its bytes
+    /// when `need_bytes` or when they are at hand. A `download()` comes from
+    /// the source cache while it is fresh (no origin request), an uploaded
+    /// original from the store.
+    pub async fn resolve_source(&self, spec: &SourceSpec, need_bytes: bool) -> Result<NamedSource, ApiError> {
+        let unsupported = || {
+            ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_format",
+                "the source is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
+            )
+        };
+        match spec {
             SourceSpec::Download { url, .. } => {
-                let fetched = self.fetcher.fetch(url).await?;
-                let limit = self.settings.cache.download_max_age.0;
-                max_age = Some(fetched.max_age.map_or(limit, |origin| origin.min(limit)));
-                hold = Some(fetched.held);
-                fetched.bytes
+                let r = self.fetcher.resolve(url, need_bytes).await?;
+                Ok(NamedSource {
+                    format: r.format.ok_or_else(unsupported)?,
+                    id: r.id,
+                    bytes: r.bytes,
+                    hold: r.held,
+                    max_age: Some(r.max_age),
+                })
             }
             SourceSpec::Original { id } => {
                 let missing = || {
@@ -217,23 +250,16 @@ impl Shared {
                 };
                 let id = ImageId::parse(id).ok_or_else(missing)?;
                 let found = self.originals.get(&id).await.map_err(super::images::storage_error)?;
-                found.ok_or_else(missing)?.1
+                let bytes = found.ok_or_else(missing)?.1;
+                Ok(NamedSource {
+                    format: ImageFormat::sniff(&bytes).ok_or_else(unsupported)?,
+                    id,
+                    bytes: Some(bytes),
+                    hold: None,
+                    max_age: None,
+                })
             }
-        };
-        let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_format",
-                "the source is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
-            )
-        })?;
-        let source = Source {
-            bytes,
-            format,
-            density: spec.dpi(),
-            hold,
-        };
-        Ok((source, max_age))
+        }
     }
 
     /// Runs `plan` on `input` in the worker pool, within the job deadline,

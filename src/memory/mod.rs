@@ -145,7 +145,7 @@ impl MemoryState {
     /// Gathers every figure now. `imagemagick` and `cache` come from their owners.
     pub fn report(&self, imagemagick: ImageMagickMemory, result_cache: ResultCacheMemory) -> MemoryReport {
         let jemalloc = JemallocStats::read();
-        let outside_cache = jemalloc.allocated.saturating_sub(result_cache.memory_bytes);
+        let outside_cache = jemalloc.allocated.saturating_sub(result_cache.in_memory());
         let mut report = MemoryReport {
             jemalloc,
             process: ProcessMemory::read(),

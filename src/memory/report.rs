@@ -63,6 +63,16 @@ pub struct ImageMagickMemory {
 pub struct ResultCacheMemory {
     pub memory_bytes: u64,
     pub disk_bytes: u64,
+    /// Downloaded source images the source cache keeps (bounded by
+    /// `cache.sources_memory`).
+    pub sources_bytes: u64,
+}
+
+impl ResultCacheMemory {
+    /// Heap the caches hold by design, up to their budgets.
+    pub fn in_memory(&self) -> u64 {
+        self.memory_bytes + self.sources_bytes
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -388,14 +398,14 @@ impl MemoryReport {
         let h = &self.heap;
         lines.push(match h.verdict {
             "stable" => format!(
-                "Heap floor stable: {} over the last {} s vs {} in the {} s before (live allocations outside the result cache's memory tier, which is bounded by cache.memory; the service's own profiling is left out).",
+                "Heap floor stable: {} over the last {} s vs {} in the {} s before (live allocations outside the caches' memory tiers, which are bounded by cache.memory and cache.sources_memory; the service's own profiling is left out).",
                 mib(h.floor_recent.unwrap_or(0)),
                 h.window_seconds,
                 mib(h.floor_previous.unwrap_or(0)),
                 h.window_seconds
             ),
             "growing" => format!(
-                "Heap floor GROWING: {} over the last {} s vs {} before (live allocations outside the result cache's memory tier); compare heap profiles with /debug/heap_growth to see which stacks grow.",
+                "Heap floor GROWING: {} over the last {} s vs {} before (live allocations outside the caches' memory tiers); compare heap profiles with /debug/heap_growth to see which stacks grow.",
                 mib(h.floor_recent.unwrap_or(0)),
                 h.window_seconds,
                 mib(h.floor_previous.unwrap_or(0))
@@ -498,9 +508,10 @@ impl MemoryReport {
             mib(im.reserved)
         ));
         out.push_str(&format!(
-            "cache        memory {}  disk {}\n",
+            "cache        memory {}  disk {}  sources {}\n",
             mib(self.result_cache.memory_bytes),
-            mib(self.result_cache.disk_bytes)
+            mib(self.result_cache.disk_bytes),
+            mib(self.result_cache.sources_bytes)
         ));
         out.push_str(&format!(
             "allocator    c_malloc_tracked {}  imagemagick_malloc_tracked {}  profiling enabled {} active {}\n\n",
