@@ -91,6 +91,48 @@ async fn originals_come_back_byte_for_byte_with_caching_headers() {
     server.stop().await;
 }
 
+/// HEAD and 304 answer from the metadata alone: with the stored blob
+/// emptied on disk they still give the original's length and type. GET
+/// streams the blob with its length declared up front.
+#[tokio::test]
+async fn head_and_304_read_no_blob_and_get_streams_it() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(data.path(), &[], |_| {}).await;
+    let photo = fixture("photo.jpg");
+    let (_, meta) = server.upload(photo.clone()).await;
+    let id = id_of(&meta);
+    let blob = files_under(data.path())
+        .into_iter()
+        .map(|(p, _)| p)
+        .find(|p| p.file_name().is_some_and(|n| n == id.as_str()))
+        .expect("the stored blob");
+    std::fs::write(&blob, b"").unwrap();
+    let head = server
+        .client
+        .head(server.url(&format!("/images/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], photo.len().to_string().as_str());
+    assert_eq!(head.headers()["content-type"], "image/jpeg");
+    let cached = server
+        .client
+        .get(server.url(&format!("/images/{id}")))
+        .header("if-none-match", format!("\"{id}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+
+    std::fs::write(&blob, &photo).unwrap();
+    let full = server.get(&format!("/images/{id}")).await;
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["content-length"], photo.len().to_string().as_str());
+    assert_eq!(full.bytes().await.unwrap().as_ref(), photo.as_slice());
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn bad_uploads_are_refused_and_nothing_is_stored() {
     let server = TestServer::start_with(&[], |s| {

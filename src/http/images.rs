@@ -10,8 +10,9 @@ use crate::pipeline::format::ImageFormat;
 use crate::pipeline::layers;
 use crate::storage::{ImageId, OriginalMeta};
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
@@ -201,13 +202,16 @@ pub(super) fn cached_response(
 pub async fn original(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let etag = format!("\"{id}\"");
-    let (meta, bytes) = state
+    // The metadata answers HEAD and 304 without reading the blob; GET
+    // streams it, so a large original never sits whole in memory.
+    let meta = state
         .originals
-        .get(&id)
+        .meta(&id)
         .await
         .map_err(storage_error)?
         .ok_or_else(image_not_found)?;
@@ -220,13 +224,23 @@ pub async fn original(
             Bytes::new(),
         ));
     }
-    Ok(cached_response(
-        &state,
-        StatusCode::OK,
-        &etag,
-        meta.format.mime(),
-        bytes,
-    ))
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        let stream = state
+            .originals
+            .stream(&id)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(image_not_found)?;
+        Body::from_stream(stream)
+    };
+    let mut response = cached_response(&state, StatusCode::OK, &etag, meta.format.mime(), Bytes::new());
+    *response.body_mut() = body;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(meta.bytes));
+    Ok(response)
 }
 
 /// `DELETE /images/{id}` (admin): the original and every result derived from it.

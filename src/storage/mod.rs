@@ -64,6 +64,9 @@ pub enum StoreError {
     Object(#[from] object_store::Error),
 }
 
+/// An original's bytes, read while they are sent.
+pub type BlobStream = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
+
 /// The originals store the service was configured with.
 #[derive(Clone, Debug)]
 pub enum Originals {
@@ -97,6 +100,24 @@ impl Originals {
                 blocking(move || store.get(&id)).await
             }
             Originals::Object(store) => store.get(id).await,
+        }
+    }
+
+    /// The original's bytes as they are read, for sending: a buffer at a
+    /// time in memory, whatever the size. `None` when it is gone.
+    pub async fn stream(&self, id: &ImageId) -> Result<Option<BlobStream>, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        match self {
+            Originals::Local(store) => match tokio::fs::File::open(store.blob_path(id)).await {
+                Ok(file) => Ok(Some(tokio_util::io::ReaderStream::new(file).boxed())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Originals::Object(store) => match store.store.get(&store.path(id, "")).await {
+                Ok(result) => Ok(Some(result.into_stream().map_err(std::io::Error::other).boxed())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
         }
     }
 
