@@ -16,7 +16,9 @@ Scenarios (each prints req/s, p50/p95/p99, CPU seconds per image, peak RSS):
   3. cache hits: one small result, 64 concurrent keep-alive clients, against
      the bare axum ceiling;
   4. overload: 512 concurrent clients with distinct keys: share of fast 503s,
-     p99 of admitted requests, peak RSS.
+     p99 of admitted requests, peak RSS;
+  5. chain hits: GET /download(origin:photo):thumbnail(100) against
+     /images/{id}/thumbnail, both cached, and the requests the origin got.
 Quality: PSNR and SSIM of each server's output against a full-decode
 Lanczos reference (magick CLI), same sizes, and the output's bytes.
 """
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -142,7 +145,7 @@ HEADROOM = None
 BUILD = "release"
 
 
-def imaginator(cache=True, workers=2, queue=None, fast_path=True):
+def imaginator(cache=True, workers=2, queue=None, fast_path=True, config=None):
     port = free_port()
     aliases = Path(tempfile.mkdtemp())
     for f in list((ROOT / "aliases").glob("*.toml")) + list((ROOT / "bench/aliases").glob("*.toml")):
@@ -155,6 +158,10 @@ def imaginator(cache=True, workers=2, queue=None, fast_path=True):
         env["IMAGINATOR_QUEUE"] = str(queue)
     if not fast_path:
         env["IMAGINATOR_FAST_PATH"] = "false"
+    if config:
+        path = Path(tempfile.mkdtemp()) / "imaginator.toml"
+        path.write_text(config)
+        env["IMAGINATOR_CONFIG"] = str(path)
     if not cache:
         env["IMAGINATOR_CACHE__MEMORY"] = "0"
         env["IMAGINATOR_CACHE__DISK"] = "0"
@@ -324,6 +331,65 @@ def scenario_hits(photo, seconds, results):
     results += [ours, ceiling, {"name": "hit ratio vs ceiling", "value": round(ratio, 3) if ratio else None}]
 
 
+class CountingOrigin:
+    """A local origin serving one photo with `Cache-Control: max-age=3600`
+    and an ETag, counting the requests it gets."""
+
+    def __init__(self, photo):
+        import http.server
+        import threading
+        body, origin, path = photo.read_bytes(), self, "/" + photo.name
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                origin.requests += 1
+                if self.path != path:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "public, max-age=3600")
+                self.send_header("ETag", '"photo"')
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def scenario_chain_hits(photo, seconds, results):
+    print("\n5. chain hits: GET /download(origin:..):thumbnail(100) vs /images/{id}/thumbnail, 64 clients")
+    origin = CountingOrigin(photo)
+    im = imaginator(cache=True, config=f'[domains]\norigin = "{origin.base}"\n')
+    id_ = upload(im.base, photo)
+    rows = {}
+    for label, url in [("imaginator /images/{id}/thumbnail hit", f"{im.base}/images/{id_}/thumbnail\\?width=100"),
+                       ("imaginator /download(..):thumbnail hit", f"{im.base}/download\\(origin:{photo.name}\\):thumbnail\\(100\\)")]:
+        urllib.request.urlopen(re.sub(r"\\(.)", r"\1", url), timeout=30).read()  # the miss
+        before = origin.requests
+        c0 = im.cpu()
+        res = oha(url, 64, seconds=seconds)
+        n = sum(res.get("statusCodeDistribution", {}).values())
+        rows[label] = summarize(f"{label} c=64", res, im.cpu() - c0, n, im.rss())
+        rows[label]["origin_requests"] = origin.requests - before
+        print(f"    origin requests during the run: {origin.requests - before} for {n} hits")
+    im.stop()
+    origin.stop()
+    ids, chain = rows.values()
+    ratio = chain["rps"] / ids["rps"] if ids["rps"] else None
+    print(f"  chain hit / id hit = {ratio:.2f}")
+    results += [ids, chain, {"name": "chain hit ratio vs id hit", "value": round(ratio, 3) if ratio else None}]
+
+
 def scenario_overload(photos, requests, results):
     print("\n4. overload: 512 concurrent clients, distinct keys (2 workers, queue 8)")
     im = imaginator(cache=False)
@@ -382,7 +448,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="seconds, not minutes; asserts nothing about speed")
     ap.add_argument("--headroom", default=None, help="imaginator decode_headroom (default: its configured default)")
-    ap.add_argument("--only", default=None, help="comma-separated scenarios: miss,large,hits,overload,quality")
+    ap.add_argument("--only", default=None, help="comma-separated scenarios: miss,large,hits,overload,chain,quality")
     args = ap.parse_args()
     ap_build = os.environ.get("IMAGINATOR_BENCH_BUILD")
     global HEADROOM, BUILD
@@ -407,7 +473,7 @@ def main():
     print(f"bench: {len(set_a)} photos 2560x1600, {len(set_b)} at 2K, {len(large)} at 14.7 MP; {CORES} cores")
     for name, how in PEERS.items():
         print(f"  {name}: {how}")
-    only = set(args.only.split(",")) if args.only else {"miss", "large", "hits", "overload", "quality"}
+    only = set(args.only.split(",")) if args.only else {"miss", "large", "hits", "overload", "chain", "quality"}
     print(f"imaginator decode_headroom {HEADROOM or 'default'}")
     if "miss" in only:
         scenario_miss({"2560x1600": set_a, "2K": set_b}, secs, results)
@@ -417,6 +483,8 @@ def main():
         scenario_hits(set_a[0], secs, results)
     if "overload" in only:
         scenario_overload(set_a, 600 if args.smoke else 3000, results)
+    if "chain" in only:
+        scenario_chain_hits(set_a[0], secs, results)
     if "quality" in only:
         quality(set_a, results)
     out = WORK / ("results-smoke.json" if args.smoke else "results.json")
