@@ -3,7 +3,7 @@
 
 use crate::cache::{ObjectTier, ResultCache, SecondTier};
 use crate::config::{Settings, StorageBackend};
-use crate::http::{self, AppState, BoundPlans, Routes, Shared};
+use crate::http::{self, AppState, BoundPlans, ChainPlans, Routes, Shared};
 use crate::inflight::InflightBytes;
 use crate::magick::{self, Pool};
 use crate::memory::{self, JemallocStats, MemoryState};
@@ -152,6 +152,7 @@ impl App {
             fetcher,
             inflight,
             bound: BoundPlans::default(),
+            chains: ChainPlans::default(),
             known: Default::default(),
         });
         let source = state.clone();

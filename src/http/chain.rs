@@ -124,21 +124,24 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
             .map(|(_, rest)| rest)
             .ok_or_else(forbidden)?
     };
-    let decoded = percent_encoding::percent_decode_str(rest)
-        .decode_utf8()
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", "the URL is not valid UTF-8"))?;
-    let text = strip_trailing_name(&decoded);
-    if !text.contains('(') {
-        return Err(not_found());
-    }
-    let limits = ParseLimits {
-        max_len: settings.chain.max_url_len,
-        max_steps: settings.chain.max_steps,
-        max_depth: settings.chain.max_depth,
-    };
-    let chain = parse_chain(text, limits)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string()))?;
-    let compiled = compile(&chain, &state.aliases, settings.allow_builtin_filters)?;
+    let memo = state.chains.get_or_compile(rest, || {
+        let decoded = percent_encoding::percent_decode_str(rest)
+            .decode_utf8()
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", "the URL is not valid UTF-8"))?;
+        let text = strip_trailing_name(&decoded);
+        if !text.contains('(') {
+            return Err(not_found());
+        }
+        let limits = ParseLimits {
+            max_len: settings.chain.max_url_len,
+            max_steps: settings.chain.max_steps,
+            max_depth: settings.chain.max_depth,
+        };
+        let chain = parse_chain(text, limits)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string()))?;
+        Ok(compile(&chain, &state.aliases, settings.allow_builtin_filters)?)
+    })?;
+    let compiled = memo.compiled.clone();
 
     // Every image the chain names, by content: a fresh download() from the
     // source cache costs no origin request, and a result already cached
@@ -168,7 +171,10 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
             compiled.plan.output.format = crate::pipeline::format::negotiate(accept, fallback);
         }
         // The key names the content of every image (never a URL) and any assumed resolution.
-        let mut work = compiled.plan.canonical();
+        let mut work = match &memo.canonical {
+            Some(canonical) => canonical.clone(),
+            None => compiled.plan.canonical(),
+        };
         for (i, (n, spec)) in named.iter().zip(&specs).enumerate() {
             work.push_str(&format!("|#{i}={}@{:?}", n.id, spec.dpi()));
         }

@@ -13,7 +13,7 @@ mod state;
 mod transform;
 mod version;
 
-pub use state::{AppState, BoundPlans, Shared};
+pub use state::{AppState, BoundPlans, ChainPlans, Shared};
 
 use crate::error::ApiError;
 use axum::Router;

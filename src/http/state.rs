@@ -44,6 +44,8 @@ const BOUND_PLANS: usize = 1024;
 /// key is a copy of the query, and long ones are not what repeated requests
 /// (the hit path) send.
 const MEMO_QUERY_MAX: usize = 256;
+/// Chain URLs longer than this are compiled every time, never remembered.
+const MEMO_CHAIN_MAX: usize = 512;
 
 /// A chain's source, named by content before its bytes are needed.
 pub struct NamedSource {
@@ -73,6 +75,8 @@ pub struct Shared {
     pub inflight: Arc<crate::inflight::InflightBytes>,
     /// Bound alias plans (`bind_alias`); start with `BoundPlans::default()`.
     pub bound: BoundPlans,
+    /// Compiled chains (`ChainPlans::get_or_compile`).
+    pub chains: ChainPlans,
     /// Originals seen to exist recently (renditions are served only for those).
     pub known: crate::storage::Known,
 }
@@ -80,6 +84,43 @@ pub struct Shared {
 /// The memo behind `bind_alias`, keyed by (alias, raw query).
 #[derive(Default)]
 pub struct BoundPlans(RwLock<HashMap<(String, String), Arc<BoundPlan>>>);
+
+/// Compiled chains remembered by their URL text (after the signature check):
+/// a repeated `GET /{chain}` (the hit path) skips decoding, parsing,
+/// compiling and printing. Same bounds as `BoundPlans`.
+#[derive(Default)]
+pub struct ChainPlans(RwLock<HashMap<String, Arc<CompiledChain>>>);
+
+/// A compiled chain and, when its output format does not depend on the
+/// request, its canonical text.
+pub struct CompiledChain {
+    pub compiled: crate::pipeline::chain::Compiled,
+    pub canonical: Option<String>,
+}
+
+impl ChainPlans {
+    /// The chain compiled from `text`, remembered by it; `compile` runs on a miss.
+    pub fn get_or_compile(
+        &self,
+        text: &str,
+        compile: impl FnOnce() -> Result<crate::pipeline::chain::Compiled, ApiError>,
+    ) -> Result<Arc<CompiledChain>, ApiError> {
+        if let Some(c) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(text) {
+            return Ok(Arc::clone(c));
+        }
+        let compiled = compile()?;
+        let canonical = (!compiled.plan.output.negotiate).then(|| compiled.plan.canonical());
+        let chain = Arc::new(CompiledChain { compiled, canonical });
+        if text.len() <= MEMO_CHAIN_MAX {
+            let mut memo = self.0.write().unwrap_or_else(|e| e.into_inner());
+            if memo.len() >= BOUND_PLANS {
+                memo.clear();
+            }
+            memo.insert(text.to_string(), Arc::clone(&chain));
+        }
+        Ok(chain)
+    }
+}
 
 impl From<Shared> for AppState {
     fn from(shared: Shared) -> AppState {
