@@ -206,12 +206,12 @@ impl Fetcher {
                         self.sources.refresh(&url, now + fresh);
                         return Ok(self.cached(Lookup::Revalidated, k, fresh));
                     }
-                    Answer::Full(fetched) => return Ok(self.remember(url, fetched, now)),
+                    Answer::Full(fetched) => return Ok(self.remember(url, fetched, now).await),
                 }
             }
         }
         match self.request(&url, None).await? {
-            Answer::Full(fetched) => Ok(self.remember(url, fetched, now)),
+            Answer::Full(fetched) => Ok(self.remember(url, fetched, now).await),
             Answer::NotModified(_) => Err(FetchError::Upstream(format!(
                 "`{url}` answered 304 to an unconditional request"
             ))),
@@ -236,10 +236,10 @@ impl Fetcher {
     }
 
     /// Names a downloaded source and remembers it.
-    fn remember(&self, url: String, fetched: Fetched, now: Instant) -> Resolved {
+    async fn remember(&self, url: String, fetched: Fetched, now: Instant) -> Resolved {
         self.lookups.with_label_values(&[Lookup::Downloaded.label()]).inc();
         let fresh = self.fresh_for(fetched.max_age);
-        let id = ImageId::of(&fetched.bytes);
+        let id = ImageId::of_shared(&fetched.bytes).await;
         let format = ImageFormat::sniff(&fetched.bytes);
         if let Some(format) = format
             && (!fresh.is_zero() || fetched.etag.is_some() || fetched.last_modified.is_some())

@@ -114,7 +114,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
         }
         _ => bytes,
     };
-    let id = ImageId::of(&bytes);
+    let id = ImageId::of_shared(&bytes).await;
     if let Some(meta) = state.originals.meta(&id).await.map_err(storage_error)? {
         return Ok((StatusCode::OK, Json(meta)).into_response());
     }

@@ -14,6 +14,10 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Inputs up to this size are hashed where they are (a few hundred
+/// microseconds at most).
+const HASH_INLINE_MAX: usize = 256 << 10;
+
 /// The id of an original: 64 lowercase hex digits of its SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageId(String);
@@ -21,6 +25,20 @@ pub struct ImageId(String);
 impl ImageId {
     pub fn of(bytes: &[u8]) -> ImageId {
         ImageId(hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// `of`, computed on a blocking thread when `bytes` are large (SHA-256
+    /// of 32 MiB takes about 20 ms: too long to hold an async worker).
+    pub async fn of_shared(bytes: &bytes::Bytes) -> ImageId {
+        if bytes.len() < HASH_INLINE_MAX {
+            return ImageId::of(bytes);
+        }
+        let owned = bytes.clone();
+        match tokio::task::spawn_blocking(move || ImageId::of(&owned)).await {
+            Ok(id) => id,
+            // Only if the runtime is shutting down: hash here.
+            Err(_) => ImageId::of(bytes),
+        }
     }
 
     pub fn parse(text: &str) -> Option<ImageId> {
@@ -348,6 +366,14 @@ mod tests {
             width: 1,
             height: 1,
             bytes: bytes.len() as u64,
+        }
+    }
+
+    #[tokio::test]
+    async fn large_inputs_hashed_off_the_runtime_get_the_same_id() {
+        for len in [10, HASH_INLINE_MAX + 1, 3 << 20] {
+            let bytes = bytes::Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+            assert_eq!(ImageId::of_shared(&bytes).await, ImageId::of(&bytes), "{len} bytes");
         }
     }
 
