@@ -250,6 +250,9 @@ fn the_fast_path_gives_imagemagicks_result() {
         "hopper_orientation_6.jpg",
         "video-005.gray.jpeg",
         "video-001.q50.410.progressive.jpeg",
+        // Resolution from a Photoshop resource block.
+        "photoshop-200dpi.jpg",
+        "iptc.jpg",
     ] {
         assert!(
             !declined.iter().any(|d| d.split(' ').next() == Some(must)),

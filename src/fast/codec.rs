@@ -28,7 +28,9 @@ struct RawHeader {
     icc: *const c_uchar,
     icc_len: c_uint,
     samp: [c_int; 6],
-    photoshop: c_int,
+    photoshop: *const c_uchar,
+    photoshop_len: c_uint,
+    photoshop_count: c_int,
     xmp_tiff: c_int,
 }
 
@@ -82,8 +84,10 @@ pub struct Header<'d> {
     pub icc: Option<&'d [u8]>,
     /// Horizontal and vertical sampling factors of the first three components.
     pub sampling: [i32; 6],
-    /// An APP13 Photoshop resource block is present.
-    pub photoshop: bool,
+    /// The first APP13 Photoshop resource block (its 8BIM resources), and
+    /// how many such markers there are.
+    pub photoshop: Option<&'d [u8]>,
+    pub photoshop_markers: u32,
     /// An XMP packet names `tiff:` properties (resolution, orientation).
     pub xmp_tiff: bool,
 }
@@ -145,7 +149,8 @@ impl<'a> Decoder<'a> {
             exif: slice(h.exif, h.exif_len),
             icc: slice(h.icc, h.icc_len),
             sampling: h.samp,
-            photoshop: h.photoshop != 0,
+            photoshop: slice(h.photoshop, h.photoshop_len),
+            photoshop_markers: h.photoshop_count.max(0) as u32,
             xmp_tiff: h.xmp_tiff != 0,
         })
     }

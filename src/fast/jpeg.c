@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jpeglib.h>
 
@@ -63,7 +64,9 @@ struct imj_header {
     const unsigned char *icc;            /* reassembled APP2 ICC profile, or NULL */
     unsigned int icc_len;
     int samp[6];                         /* h, v sampling factors of the first three components */
-    int photoshop;                       /* an APP13 Photoshop resource block is present */
+    const unsigned char *photoshop;      /* the first Photoshop APP13 payload after "Photoshop 3.0\0", or NULL */
+    unsigned int photoshop_len;
+    int photoshop_count;                 /* APP13 markers ImageMagick reads as Photoshop resources */
     int xmp_tiff;                        /* an XMP packet names tiff: properties */
 };
 
@@ -114,7 +117,7 @@ int imj_decoder_header(struct imj_decoder *d, const unsigned char *data, unsigne
     jpeg_mem_src(c, data, len);
     jpeg_save_markers(c, JPEG_APP0 + 1, 0xFFFF);
     jpeg_save_markers(c, JPEG_APP0 + 2, 0xFFFF);
-    jpeg_save_markers(c, JPEG_APP0 + 13, 32);
+    jpeg_save_markers(c, JPEG_APP0 + 13, 0xFFFF);
     if (jpeg_read_header(c, TRUE) != JPEG_HEADER_OK) {
         snprintf(d->err.message, IMJ_MESSAGE, "no JPEG image in the data");
         return -1;
@@ -146,8 +149,15 @@ int imj_decoder_header(struct imj_decoder *d, const unsigned char *data, unsigne
             memcmp(m->data, "http://ns.adobe.com/xap/1.0/", 28) == 0 &&
             memmem(m->data, m->data_length, "tiff:", 5) != NULL)
             h->xmp_tiff = 1;
-        if (m->marker == JPEG_APP0 + 13 && m->data_length >= 13 && memcmp(m->data, "Photoshop 3.0", 13) == 0)
-            h->photoshop = 1;
+        /* ImageMagick's test (ReadIPTCProfile): more than 25 bytes, "Photoshop "
+           in any case, then a 4-byte version before the resource blocks. */
+        if (m->marker == JPEG_APP0 + 13 && m->data_length > 25 &&
+            strncasecmp((const char *)m->data, "Photoshop ", 10) == 0) {
+            if (h->photoshop_count++ == 0) {
+                h->photoshop = m->data + 14;
+                h->photoshop_len = m->data_length - 14;
+            }
+        }
     }
     if (jpeg_read_icc_profile(c, &d->icc, &d->icc_len)) {
         h->icc = d->icc;

@@ -89,11 +89,13 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     {
         return Err("colour space other than YCbCr, RGB or gray");
     }
-    if full.photoshop {
-        // ImageMagick takes the resolution (and its unit) from Photoshop's
-        // resource block when there is one; this path reads only JFIF's.
-        return Err("Photoshop resource block");
-    }
+    // ImageMagick takes the resolution (and its unit) from a Photoshop
+    // resource block, before JFIF's and EXIF's.
+    let photoshop = match (full.photoshop_markers, full.photoshop) {
+        (0, _) => None,
+        (1, Some(block)) => photoshop_resolution(block)?,
+        _ => return Err("more than one Photoshop resource block"),
+    };
     let source_sampling = full.sampling;
     let exif_block = full.exif.map(<[u8]>::to_vec);
     let exif = exif_block.as_deref().and_then(exif::parse);
@@ -128,7 +130,7 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     {
         return Err("unreadable EXIF resolution");
     }
-    let resolution = Resolution::of(full.jfif_density, exif.as_ref());
+    let resolution = Resolution::of(photoshop, full.jfif_density, exif.as_ref());
     let dpi = resolution.dpi();
     let orientation = if output.auto_orient {
         exif.as_ref().and_then(|e| e.orientation).unwrap_or(1)
@@ -274,18 +276,23 @@ struct Resolution {
 }
 
 impl Resolution {
-    fn of(jfif: Option<(u8, u16, u16)>, exif: Option<&exif::Exif>) -> Resolution {
-        let mut r = Resolution {
+    /// The resolution ImageMagick 7.1.1 ends up with, in its order: a
+    /// Photoshop ResolutionInfo, then JFIF's density and unit unless a
+    /// density is 1 (coders/jpeg.c), then EXIF's X/YResolution and unit
+    /// (constitute.c).
+    fn of(photoshop: Option<Resolution>, jfif: Option<(u8, u16, u16)>, exif: Option<&exif::Exif>) -> Resolution {
+        let mut r = photoshop.unwrap_or(Resolution {
             x: 0.0,
             y: 0.0,
             unit: 0,
-        };
+        });
         if let Some((unit, x, y)) = jfif.filter(|&(_, x, y)| x != 1 && y != 1) {
-            r = Resolution {
-                x: f64::from(x),
-                y: f64::from(y),
-                unit: if unit <= 2 { unit } else { 0 },
-            };
+            r.x = f64::from(x);
+            r.y = f64::from(y);
+            // A unit of 0 leaves the one before (Photoshop's) in place.
+            if unit == 1 || unit == 2 {
+                r.unit = unit;
+            }
         }
         if let Some(e) = exif
             && let Some((x, y)) = e.resolution
@@ -357,4 +364,69 @@ fn resize(pixels: Vec<u8>, from: Size, to: Size, components: u32, filter: fr::Fi
 
 fn all_gray(rgb: &[u8]) -> bool {
     rgb.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2])
+}
+
+/// The resolution in a Photoshop resource block (its 8BIM resources after
+/// the "Photoshop 3.0" header), walked as ImageMagick walks it
+/// (`GetProfilesFromResourceBlock`, MagickCore/profile.c), including where
+/// it stops. Declines blocks that carry an ICC profile, EXIF or XMP, which
+/// ImageMagick would apply.
+fn photoshop_resolution(block: &[u8]) -> Result<Option<Resolution>, Declined> {
+    let len = block.len();
+    let be16 = |p: usize| u16::from_be_bytes([block[p], block[p + 1]]);
+    let be32 = |p: usize| u32::from_be_bytes([block[p], block[p + 1], block[p + 2], block[p + 3]]);
+    let mut found = None;
+    let mut p = 0;
+    while p + 16 < len {
+        if !block[p..p + 4].eq_ignore_ascii_case(b"8BIM") {
+            break;
+        }
+        p += 4;
+        let id = be16(p);
+        p += 2;
+        let name_len = usize::from(block[p]);
+        p += 1 + name_len;
+        if (name_len + 1) & 1 != 0 {
+            p += 1;
+        }
+        if p + 4 > len {
+            break;
+        }
+        let count = be32(p) as usize;
+        p += 4;
+        if count == 0 || count > len || p + count > len {
+            break;
+        }
+        match id {
+            0x03ed => {
+                // ImageMagick reads 16 bytes once the count says 10.
+                if count >= 10 && p + 16 > len {
+                    return Err("a truncated Photoshop ResolutionInfo");
+                }
+                if count >= 10 {
+                    let x = f64::from(be32(p)) / 65536.0;
+                    let units = be16(p + 4);
+                    let y = f64::from(be32(p + 8)) / 65536.0;
+                    p += 16;
+                    // Stored as pixels per inch; a centimetre unit converts.
+                    found = Some(if units == 2 {
+                        Resolution {
+                            x: x / 2.54,
+                            y: y / 2.54,
+                            unit: 2,
+                        }
+                    } else {
+                        Resolution { x, y, unit: 1 }
+                    });
+                }
+            }
+            0x040f => return Err("an ICC profile in the Photoshop resource block"),
+            0x0422 | 0x0424 => return Err("EXIF or XMP in the Photoshop resource block"),
+            _ => p += count,
+        }
+        if count & 1 != 0 {
+            p += 1;
+        }
+    }
+    Ok(found)
 }
