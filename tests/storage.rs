@@ -65,23 +65,14 @@ async fn originals_come_back_byte_for_byte_with_caching_headers() {
             "{name}"
         );
 
-        let head = server
-            .client
-            .head(server.url(&format!("/images/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let head = server.head(&format!("/images/{id}")).await;
         assert_eq!(head.status(), 200);
         assert_eq!(head.headers()["content-type"].to_str().unwrap(), mime);
         assert!(head.bytes().await.unwrap().is_empty());
 
         let cached = server
-            .client
-            .get(server.url(&format!("/images/{id}")))
-            .header("if-none-match", format!("\"{id}\""))
-            .send()
-            .await
-            .unwrap();
+            .get_if_none_match(&format!("/images/{id}"), &format!("\"{id}\""))
+            .await;
         assert_eq!(cached.status(), 304);
     }
     let (status, code, _) = error_code(server.get(&format!("/images/{}", "0".repeat(64))).await).await;
@@ -107,22 +98,13 @@ async fn head_and_304_read_no_blob_and_get_streams_it() {
         .find(|p| p.file_name().is_some_and(|n| n == id.as_str()))
         .expect("the stored blob");
     std::fs::write(&blob, b"").unwrap();
-    let head = server
-        .client
-        .head(server.url(&format!("/images/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let head = server.head(&format!("/images/{id}")).await;
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["content-length"], photo.len().to_string().as_str());
     assert_eq!(head.headers()["content-type"], "image/jpeg");
     let cached = server
-        .client
-        .get(server.url(&format!("/images/{id}")))
-        .header("if-none-match", format!("\"{id}\""))
-        .send()
-        .await
-        .unwrap();
+        .get_if_none_match(&format!("/images/{id}"), &format!("\"{id}\""))
+        .await;
     assert_eq!(cached.status(), 304);
 
     std::fs::write(&blob, &photo).unwrap();

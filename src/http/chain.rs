@@ -8,13 +8,14 @@ use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::fetch::FetchError;
 use crate::magick::Source;
-use crate::pipeline::chain::{ChainError, SourceSpec, compile, strip_trailing_name};
+use crate::pipeline::chain::{ChainError, compile, strip_trailing_name};
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::parse::{ParseLimits, parse_chain};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use bytes::Bytes;
+use std::borrow::Cow;
 
 fn not_found() -> ApiError {
     ApiError::not_found("no such route")
@@ -141,41 +142,41 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string()))?;
         Ok(compile(&chain, &state.aliases, settings.allow_builtin_filters)?)
     })?;
-    let compiled = memo.compiled.clone();
+    let compiled = &memo.compiled;
+    let specs = &memo.sources;
+    let negotiated = compiled.plan.output.negotiate;
 
     // Every image the chain names, by content: a fresh download() from the
     // source cache costs no origin request, and a result already cached
     // needs no bytes at all. Should an origin change its image while the
     // cache still called it fresh, the bytes fetched for a miss name other
     // content than the key: the chain is resolved again, bytes in hand.
-    let specs: Vec<SourceSpec> = std::iter::once(&compiled.source)
-        .chain(&compiled.plan.overlays)
-        .cloned()
-        .collect();
-    let mut compiled = compiled;
     let mut need_bytes = false;
-    let (entry, tier, etag, max_age, negotiated) = loop {
+    let (entry, tier, etag, max_age) = loop {
         let named =
             futures::future::try_join_all(specs.iter().map(|spec| state.resolve_source(spec, need_bytes))).await?;
         // Clients may keep the result as long as its shortest-lived source.
         let max_age = named.iter().filter_map(|n| n.max_age).min();
-        let format = named[0].format;
-        let negotiated = compiled.plan.output.negotiate;
-        if negotiated {
+        // The remembered plan as it is, unless the output format follows Accept.
+        let plan = if negotiated {
             let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let fallback = if format.has_alpha() {
+            let fallback = if named[0].format.has_alpha() {
                 ImageFormat::Png
             } else {
                 ImageFormat::Jpeg
             };
-            compiled.plan.output.format = crate::pipeline::format::negotiate(accept, fallback);
-        }
+            let mut plan = compiled.plan.clone();
+            plan.output.format = crate::pipeline::format::negotiate(accept, fallback);
+            Cow::Owned(plan)
+        } else {
+            Cow::Borrowed(&compiled.plan)
+        };
         // The key names the content of every image (never a URL) and any assumed resolution.
         let mut work = match &memo.canonical {
             Some(canonical) => canonical.clone(),
-            None => compiled.plan.canonical(),
+            None => plan.canonical(),
         };
-        for (i, (n, spec)) in named.iter().zip(&specs).enumerate() {
+        for (i, (n, spec)) in named.iter().zip(specs).enumerate() {
             work.push_str(&format!("|#{i}={}@{:?}", n.id, spec.dpi()));
         }
         let key = CacheKey::new(&named[0].id, &format!("cache-{}", compiled.cache), &work, &state.salt);
@@ -190,12 +191,11 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
             }
             return Ok(response);
         }
-        let plan = compiled.plan.clone();
         let computed = state
             .cache
             .get_or_compute(&key, || async {
                 let mut sources = Vec::with_capacity(named.len());
-                for (n, spec) in named.into_iter().zip(&specs) {
+                for (n, spec) in named.into_iter().zip(specs) {
                     let (bytes, hold) = match n.bytes {
                         Some(bytes) => (bytes, n.hold),
                         None => {
@@ -213,7 +213,8 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
                         hold,
                     });
                 }
-                let rendered = state.render_sources(sources, plan, None).await?;
+                // Owned only now, on a miss.
+                let rendered = state.render_sources(sources, plan.into_owned(), None).await?;
                 Ok(Entry {
                     bytes: Bytes::from(rendered.bytes),
                     format: rendered.format,
@@ -223,7 +224,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         match computed {
             Err(e) if e.code == SOURCE_CHANGED && !need_bytes => need_bytes = true,
             Err(e) => return Err(e),
-            Ok((entry, tier)) => break (entry, tier, etag, max_age, negotiated),
+            Ok((entry, tier)) => break (entry, tier, etag, max_age),
         }
     };
     let mut response = cached_response(&state, StatusCode::OK, &etag, entry.format.mime(), entry.bytes);

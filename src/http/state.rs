@@ -95,6 +95,8 @@ pub struct ChainPlans(RwLock<HashMap<String, Arc<CompiledChain>>>);
 /// request, its canonical text.
 pub struct CompiledChain {
     pub compiled: crate::pipeline::chain::Compiled,
+    /// Every image it names: its source, then its overlays.
+    pub sources: Vec<SourceSpec>,
     pub canonical: Option<String>,
 }
 
@@ -110,7 +112,15 @@ impl ChainPlans {
         }
         let compiled = compile()?;
         let canonical = (!compiled.plan.output.negotiate).then(|| compiled.plan.canonical());
-        let chain = Arc::new(CompiledChain { compiled, canonical });
+        let sources = std::iter::once(&compiled.source)
+            .chain(&compiled.plan.overlays)
+            .cloned()
+            .collect();
+        let chain = Arc::new(CompiledChain {
+            compiled,
+            sources,
+            canonical,
+        });
         if text.len() <= MEMO_CHAIN_MAX {
             let mut memo = self.0.write().unwrap_or_else(|e| e.into_inner());
             if memo.len() >= BOUND_PLANS {

@@ -110,6 +110,20 @@ impl TestServer {
         self.client.get(self.url(path)).send().await.expect("request sent")
     }
 
+    pub async fn head(&self, path: &str) -> reqwest::Response {
+        self.client.head(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// `GET path` with `If-None-Match: etag`.
+    pub async fn get_if_none_match(&self, path: &str, etag: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// `POST /images` with the bytes as an `image/*` body; returns (status, JSON).
     pub async fn upload(&self, bytes: Vec<u8>) -> (u16, serde_json::Value) {
         let response = self
