@@ -3,6 +3,7 @@
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod crash;
 pub mod error;
 pub mod fast;
 pub mod fetch;

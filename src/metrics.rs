@@ -27,6 +27,8 @@ pub const CACHE_BYTES: &str = "imaginator_cache_bytes";
 pub const INFLIGHT_BYTES: &str = "imaginator_inflight_bytes";
 pub const INFLIGHT_BYTES_LIMIT: &str = "imaginator_inflight_bytes_limit";
 pub const CONNECTIONS_OPEN: &str = "imaginator_http_connections";
+pub const CRASHES_FOUND_TOTAL: &str = "imaginator_crashes_found_total";
+pub const QUARANTINED_INPUTS: &str = "imaginator_quarantined_inputs";
 
 /// Buckets for request and job latencies, in seconds: 1 ms to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -83,6 +85,12 @@ pub struct MetricsInner {
     pub inflight_bytes_limit: IntGauge,
     /// Open HTTP connections, lingering closes included.
     pub connections: IntGauge,
+    /// Previous runs found at start-up to have ended badly, by `kind`:
+    /// `signal` (a fatal signal: a crash) or `unclean` (jobs in flight and no
+    /// signal: SIGKILL, an OOM kill).
+    pub crashes_found: IntCounterVec,
+    /// Inputs refused because they were being decoded at repeated crashes.
+    pub quarantined: IntGauge,
 }
 
 impl Metrics {
@@ -153,6 +161,16 @@ impl Metrics {
             .expect("valid gauge"),
             connections: IntGauge::new(CONNECTIONS_OPEN, "Open HTTP connections, lingering closes included")
                 .expect("valid gauge"),
+            crashes_found: IntCounterVec::new(
+                Opts::new(
+                    CRASHES_FOUND_TOTAL,
+                    "Previous runs that ended with a fatal signal (signal) or uncleanly with jobs in flight (unclean)",
+                ),
+                &["kind"],
+            )
+            .expect("valid counter"),
+            quarantined: IntGauge::new(QUARANTINED_INPUTS, "Inputs refused after repeated crashes")
+                .expect("valid gauge"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -176,6 +194,8 @@ impl Metrics {
             Box::new(m.inflight_bytes.clone()),
             Box::new(m.inflight_bytes_limit.clone()),
             Box::new(m.connections.clone()),
+            Box::new(m.crashes_found.clone()),
+            Box::new(m.quarantined.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

@@ -49,6 +49,7 @@ fn render(bytes: &[u8], plan: &Plan, fast_path: bool) -> Result<Rendered, JobErr
     magick::init(&limits).unwrap();
     magick::run(Job {
         sources: vec![Source {
+            id: imaginator::storage::ImageId::of(bytes),
             bytes: bytes::Bytes::copy_from_slice(bytes),
             format: ImageFormat::Jpeg,
             density: None,

@@ -92,6 +92,28 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub memory: MemorySettings,
     pub log: LogSettings,
+    pub quarantine: QuarantineSettings,
+}
+
+/// Crash quarantine (`crate::crash`): inputs being decoded when the process
+/// died of a fatal signal get a strike; enough strikes and they are refused.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuarantineSettings {
+    /// Crashes an input must have been in flight at to be refused.
+    pub after_crashes: u32,
+    /// How often every replica re-reads the strikes (shared through the
+    /// bucket when storage is S3).
+    pub refresh: HumanDuration,
+}
+
+impl Default for QuarantineSettings {
+    fn default() -> Self {
+        QuarantineSettings {
+            after_crashes: 2,
+            refresh: HumanDuration(Duration::from_secs(30)),
+        }
+    }
 }
 
 /// The memory report's own settings.
@@ -229,6 +251,10 @@ pub struct S3Settings {
     pub prefix: String,
     /// Allow plain-HTTP endpoints (a local test server).
     pub allow_http: bool,
+    /// The longest one storage request may take, retries included; also
+    /// bounds the readiness probe. A request that needs storage while it is
+    /// unreachable fails with 503 after this.
+    pub timeout: HumanDuration,
 }
 
 impl Default for S3Settings {
@@ -241,6 +267,7 @@ impl Default for S3Settings {
             secret_access_key: String::new(),
             prefix: String::new(),
             allow_http: false,
+            timeout: HumanDuration(Duration::from_secs(10)),
         }
     }
 }
@@ -351,6 +378,7 @@ impl Default for Settings {
             storage: StorageSettings::default(),
             memory: MemorySettings::default(),
             log: LogSettings::default(),
+            quarantine: QuarantineSettings::default(),
         }
     }
 }

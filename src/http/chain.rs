@@ -207,6 +207,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
                         }
                     };
                     sources.push(Source {
+                        id: n.id.clone(),
                         bytes,
                         format: n.format,
                         density: spec.dpi(),

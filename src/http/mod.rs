@@ -60,6 +60,8 @@ pub fn router(state: AppState, routes: Routes) -> Router {
         r = r
             .route("/metrics", get(health::metrics))
             .route("/admin/purge", post(images::purge))
+            .route("/admin/quarantine", get(admin::quarantine_list))
+            .route("/admin/quarantine/{id}", delete(admin::quarantine_release))
             .route("/dump_profile", get(debug::dump_profile))
             .route("/debug/memory", get(debug::memory))
             .route("/debug/profiling", post(debug::profiling))

@@ -66,6 +66,10 @@ pub struct Shared {
     pub metrics: Metrics,
     pub memory: Arc<MemoryState>,
     pub originals: Originals,
+    /// Whether `originals` (and the result tier beside it) answer: `/readyz`.
+    pub storage_health: Arc<crate::storage::StorageHealth>,
+    /// Inputs refused after crashes, and the journal naming those in flight.
+    pub quarantine: Arc<crate::crash::Quarantine>,
     pub cache: Arc<ResultCache<ApiError>>,
     /// Engine versions mixed into every cache key.
     pub salt: Arc<str>,
@@ -216,6 +220,22 @@ impl Shared {
         Ok(())
     }
 
+    /// 422 `quarantined` for an input that was being decoded at repeated crashes.
+    fn refuse_quarantined(&self, id: &ImageId) -> Result<(), ApiError> {
+        if self.quarantine.is_quarantined(id.as_str()) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "quarantined",
+                format!(
+                    "image {id} was being decoded when the service crashed {} times; it is refused \
+                     (an operator can release it: DELETE /admin/quarantine/{id})",
+                    self.settings.quarantine.after_crashes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Queues `job` in `slot` (reserved when the request arrived) or in a
     /// slot reserved now.
     fn submit<R, F>(
@@ -240,13 +260,18 @@ impl Shared {
     pub async fn validate(
         &self,
         input: Bytes,
+        id: &ImageId,
         format: ImageFormat,
         slot: Option<Slot>,
     ) -> Result<magick::Probe, ApiError> {
         self.precheck(&input, format)?;
+        self.refuse_quarantined(id)?;
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let limits = self.settings.limits.clone();
+        let (quarantine, id) = (Arc::clone(&self.quarantine), id.clone());
         let result = self.submit(slot, deadline, move || {
+            let _in_flight = quarantine.enter([id.as_str()]);
+            crate::crash::test_hooks(&input);
             magick::validate(&input, format, &limits, deadline)
         })?;
         match tokio::time::timeout_at(deadline.into(), result).await {
@@ -260,6 +285,7 @@ impl Shared {
     pub async fn fetch_source(&self, spec: &SourceSpec) -> Result<(Source, Option<Duration>), ApiError> {
         let named = self.resolve_source(spec, true).await?;
         let source = Source {
+            id: named.id,
             bytes: named.bytes.expect("asked for the bytes"),
             format: named.format,
             density: spec.dpi(),
@@ -318,11 +344,17 @@ impl Shared {
     pub async fn render(
         &self,
         input: Bytes,
+        id: Option<ImageId>,
         format: ImageFormat,
         plan: Plan,
         slot: Option<Slot>,
     ) -> Result<Rendered, ApiError> {
+        let id = match id {
+            Some(id) => id,
+            None => ImageId::of_shared(&input).await,
+        };
         let mut sources = vec![Source {
+            id,
             bytes: input,
             format,
             density: None,
@@ -343,6 +375,7 @@ impl Shared {
     ) -> Result<Rendered, ApiError> {
         for source in &sources {
             self.precheck(&source.bytes, source.format)?;
+            self.refuse_quarantined(&source.id)?;
         }
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let job = Job {
@@ -353,7 +386,14 @@ impl Shared {
             decode_headroom: self.settings.decode_headroom,
             fast_path: self.settings.fast_path,
         };
-        let result = self.submit(slot, deadline, move || magick::run(job))?;
+        let quarantine = Arc::clone(&self.quarantine);
+        let result = self.submit(slot, deadline, move || {
+            let _in_flight = quarantine.enter(job.sources.iter().map(|s| s.id.as_str()));
+            for source in &job.sources {
+                crate::crash::test_hooks(&source.bytes);
+            }
+            magick::run(job)
+        })?;
         // The worker stops at the deadline through ImageMagick's progress
         // monitor; this timeout also covers a step that never reports progress.
         let outcome = tokio::time::timeout_at(deadline.into(), result).await;

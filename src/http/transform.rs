@@ -49,6 +49,6 @@ async fn run(
             "the body is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
         )
     })?;
-    let rendered = state.render(input, format, plan, Some(admitted.slot)).await?;
+    let rendered = state.render(input, None, format, plan, Some(admitted.slot)).await?;
     Ok(([(header::CONTENT_TYPE, rendered.format.mime())], rendered.bytes).into_response())
 }

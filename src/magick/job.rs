@@ -33,6 +33,8 @@ pub struct Job {
 
 /// One input image.
 pub struct Source {
+    /// The content id (SHA-256) of `bytes`: what the crash journal records.
+    pub id: crate::storage::ImageId,
     pub bytes: bytes::Bytes,
     /// Sniffed from magic bytes by the caller.
     pub format: ImageFormat,
