@@ -3,6 +3,7 @@
 
 use crate::cache::{ObjectTier, ResultCache, SecondTier};
 use crate::config::{Settings, StorageBackend};
+use crate::crash::Quarantine;
 use crate::http::{self, AppState, BoundPlans, ChainPlans, Routes, Shared};
 use crate::inflight::InflightBytes;
 use crate::magick::{self, Pool};
@@ -10,23 +11,45 @@ use crate::memory::{self, JemallocStats, MemoryState};
 use crate::metrics::Metrics;
 use crate::pipeline::alias::AliasSet;
 use crate::server::{self, ConnectionLimits, Endpoint};
-use crate::storage::{LocalOriginals, ObjectOriginals, Originals};
+use crate::storage::{LocalOriginals, ObjectOriginals, Originals, StorageHealth};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// Where originals, results and crash strikes live, and how to tell whether
+/// that place is reachable.
+struct Storage {
+    originals: Originals,
+    tier: SecondTier,
+    strikes: Arc<dyn object_store::ObjectStore>,
+    strikes_prefix: String,
+    health: StorageHealth,
+}
+
 /// Opens the configured originals store and the result tier behind memory:
 /// both on the local disk, or both in one S3-compatible bucket.
-fn open_storage(settings: &Settings) -> anyhow::Result<(Originals, SecondTier)> {
+fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
     let local = LocalOriginals::open(&settings.data_dir)
         .with_context(|| format!("cannot open the originals store in {}", settings.data_dir.display()))?;
     match settings.storage.backend {
         StorageBackend::Local => {
             let tier = SecondTier::disk(&settings.data_dir, settings.cache.disk.0)
                 .with_context(|| format!("cannot open the disk cache in {}", settings.data_dir.display()))?;
-            Ok((Originals::Local(local), tier))
+            let dir = settings.data_dir.join("quarantine");
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let strikes: Arc<dyn object_store::ObjectStore> = Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                    .with_context(|| format!("cannot open {}", dir.display()))?,
+            );
+            Ok(Storage {
+                originals: Originals::Local(local),
+                tier,
+                strikes,
+                strikes_prefix: String::new(),
+                health: StorageHealth::local(&settings.data_dir),
+            })
         }
         StorageBackend::S3 => {
             let s3 = &settings.storage.s3;
@@ -35,19 +58,44 @@ fn open_storage(settings: &Settings) -> anyhow::Result<(Originals, SecondTier)> 
                 .with_region(&s3.region)
                 .with_access_key_id(&s3.access_key_id)
                 .with_secret_access_key(&s3.secret_access_key)
-                .with_allow_http(s3.allow_http);
+                // Client options first: they replace what `with_allow_http` sets.
+                .with_client_options(
+                    object_store::ClientOptions::new()
+                        .with_timeout(s3.timeout.0)
+                        .with_connect_timeout(s3.timeout.0.min(std::time::Duration::from_secs(2))),
+                )
+                .with_allow_http(s3.allow_http)
+                .with_retry(object_store::RetryConfig {
+                    retry_timeout: s3.timeout.0,
+                    ..Default::default()
+                });
             if !s3.endpoint.is_empty() {
                 builder = builder
                     .with_endpoint(&s3.endpoint)
                     .with_virtual_hosted_style_request(false);
             }
+            // Readiness asks once, without retries: the load balancer's own
+            // failure threshold absorbs a single lost probe.
+            let probe: Arc<dyn object_store::ObjectStore> = Arc::new(
+                builder
+                    .clone()
+                    .with_retry(object_store::RetryConfig {
+                        max_retries: 0,
+                        ..Default::default()
+                    })
+                    .build()
+                    .context("invalid storage.s3 configuration")?,
+            );
             let store: Arc<dyn object_store::ObjectStore> =
                 Arc::new(builder.build().context("invalid storage.s3 configuration")?);
             tracing::info!(bucket = %s3.bucket, endpoint = %s3.endpoint, "originals and results in object storage");
-            Ok((
-                Originals::Object(ObjectOriginals::new(Arc::clone(&store), &s3.prefix)),
-                SecondTier::Object(ObjectTier::new(store, &s3.prefix)),
-            ))
+            Ok(Storage {
+                originals: Originals::Object(ObjectOriginals::new(Arc::clone(&store), &s3.prefix)),
+                tier: SecondTier::Object(ObjectTier::new(Arc::clone(&store), &s3.prefix)),
+                strikes: Arc::clone(&store),
+                strikes_prefix: s3.prefix.clone(),
+                health: StorageHealth::object(probe, &s3.prefix, s3.timeout.0),
+            })
         }
     }
 }
@@ -103,18 +151,19 @@ impl App {
             None => None,
         };
         let admin_addr = admin_listener.as_ref().map(|l| l.local_addr()).transpose()?;
-        tracing::info!(
-            listen = %listener.local_addr()?,
-            admin_listen = admin_addr.map(|a| a.to_string()),
-            workers = settings.workers,
-            queue = settings.queue_capacity(),
-            aliases = aliases.aliases.len(),
-            imagemagick = %magick::version(),
-            "imaginator started"
-        );
-        let (originals, second_tier) = open_storage(&settings)?;
+        let storage = open_storage(&settings)?;
+        let quarantine = Quarantine::open(
+            &settings.data_dir,
+            storage.strikes,
+            &storage.strikes_prefix,
+            &settings.quarantine,
+            metrics.clone(),
+        )
+        .await
+        .with_context(|| format!("cannot open the crash journal in {}", settings.data_dir.display()))?;
+        quarantine.spawn_refresh(settings.quarantine.refresh.0);
         let cache = Arc::new(
-            ResultCache::new(settings.cache.memory.0, second_tier, metrics.clone())
+            ResultCache::new(settings.cache.memory.0, storage.tier, metrics.clone())
                 .context("cannot open the result cache")?,
         );
         let indexing = Arc::clone(&cache);
@@ -146,7 +195,9 @@ impl App {
             pool: Arc::new(pool),
             metrics,
             memory,
-            originals,
+            originals: storage.originals,
+            storage_health: Arc::new(storage.health),
+            quarantine,
             cache,
             salt,
             fetcher,
@@ -174,6 +225,17 @@ impl App {
                 }
             }
         });
+        // Logged once everything is open (the crash journal read, strikes
+        // recorded): what tests and operators wait for.
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            admin_listen = admin_addr.map(|a| a.to_string()),
+            workers = state.settings.workers,
+            queue = state.settings.queue_capacity(),
+            aliases = state.aliases.aliases.len(),
+            imagemagick = %magick::version(),
+            "imaginator started"
+        );
         Ok(App {
             listener,
             admin_listener,

@@ -12,40 +12,44 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready to take traffic: aliases loaded, every worker alive, data dir writable.
+/// Ready to take traffic: aliases loaded, every worker alive, storage
+/// reachable (the data directory writable, or the bucket answering). When
+/// not, `reason` says why.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let aliases = state.aliases.aliases.len();
     let alive = state.pool.alive();
     let workers = state.pool.workers();
-    let dir = state.settings.data_dir.clone();
-    let writable = tokio::task::spawn_blocking(move || data_dir_writable(&dir))
-        .await
-        .unwrap_or(false);
-    let ready = aliases > 0 && alive == workers && writable;
+    let storage = state.storage_health.check().await;
+    let mut reasons = Vec::new();
+    if aliases == 0 {
+        reasons.push("no aliases loaded".to_string());
+    }
+    if alive != workers {
+        reasons.push(format!("{alive} of {workers} workers alive"));
+    }
+    if let Some(why) = &storage.reason {
+        reasons.push(why.clone());
+    }
+    let ready = reasons.is_empty();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({
-            "status": if ready { "ready" } else { "not_ready" },
-            "checks": {
-                "aliases_loaded": aliases,
-                "workers_alive": alive,
-                "workers_configured": workers,
-                "data_dir_writable": writable,
-            }
-        })),
-    )
-}
-
-fn data_dir_writable(dir: &std::path::Path) -> bool {
-    let probe = dir.join(format!(".ready-probe-{}", std::process::id()));
-    let ok = std::fs::write(&probe, b"ok").is_ok();
-    let _ = std::fs::remove_file(&probe);
-    ok
+    let mut body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": {
+            "aliases_loaded": aliases,
+            "workers_alive": alive,
+            "workers_configured": workers,
+            "data_dir_writable": storage.kind != "local" || storage.reachable,
+            "storage": storage,
+        }
+    });
+    if !ready {
+        body["reason"] = json!(reasons.join("; "));
+    }
+    (status, Json(body))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -77,9 +77,23 @@ fn bad_multipart() -> ApiError {
     )
 }
 
+/// A storage failure: 503 with `Retry-After` (the disk or the bucket is
+/// failing or unreachable: a retry, maybe on another replica, may succeed),
+/// or 500 when what is stored is damaged.
 pub(super) fn storage_error(e: crate::storage::StoreError) -> ApiError {
     tracing::error!(error = %e, "storage failed");
-    ApiError::internal()
+    match e {
+        crate::storage::StoreError::Meta(_) => ApiError::internal(),
+        _ => {
+            let mut error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the image store is unreachable or failing; retry shortly",
+            );
+            error.retry_after = Some(1);
+            error
+        }
+    }
 }
 
 /// `POST /images`: 201 with the new original's id and header facts, or 200
@@ -118,7 +132,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
     if let Some(meta) = state.originals.meta(&id).await.map_err(storage_error)? {
         return Ok((StatusCode::OK, Json(meta)).into_response());
     }
-    let probe = state.validate(bytes.clone(), format, Some(admitted.slot)).await?;
+    let probe = state.validate(bytes.clone(), &id, format, Some(admitted.slot)).await?;
     let meta = OriginalMeta {
         id: id.to_string(),
         format,
@@ -311,7 +325,9 @@ async fn render_cached(
                 .await
                 .map_err(storage_error)?
                 .ok_or_else(image_not_found)?;
-            let rendered = state.render(bytes, meta.format, bound.plan.clone(), None).await?;
+            let rendered = state
+                .render(bytes, Some(id.clone()), meta.format, bound.plan.clone(), None)
+                .await?;
             Ok(Entry {
                 bytes: Bytes::from(rendered.bytes),
                 format: rendered.format,

@@ -2,7 +2,9 @@
 //! written atomically (temporary file, fsync, rename, fsync of the directory),
 //! so after a crash at any point a reader sees the whole original or none.
 
+mod health;
 mod known;
+pub use health::{StorageHealth, StorageStatus};
 pub use known::Known;
 
 use crate::pipeline::format::ImageFormat;
