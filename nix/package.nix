@@ -7,6 +7,7 @@
 , imagemagick
 , libjpeg
 , garage
+, haproxy
 , src
 }:
 
@@ -35,10 +36,11 @@ rustPlatform.buildRustPackage {
   # ImageMagick itself uses.
   buildInputs = [ imagemagick libjpeg ];
 
-  # Tests start real servers on 127.0.0.1 and a Garage S3 server; `checks.tests`
-  # turns them on. The plain package build stays fast.
+  # Tests start real servers on 127.0.0.1, a Garage S3 server and HAProxy
+  # (tests/replicas.rs); `checks.tests` turns them on. The plain package
+  # build stays fast.
   doCheck = false;
-  nativeCheckInputs = [ garage ];
+  nativeCheckInputs = [ garage haproxy ];
   preCheck = ''
     export GARAGE_BIN=${garage}/bin/garage
     export HOME=$TMPDIR

@@ -1,5 +1,6 @@
 # Everything `cargo test` needs: the Rust toolchain, ImageMagick 7 with
-# pkg-config and libclang for magick_rust, Garage for the S3 test, Python for
+# pkg-config and libclang for magick_rust, Garage and HAProxy for the S3 and
+# multi-replica tests, Python for
 # the benchmarks.
 { mkShell
 , cargo
@@ -12,6 +13,7 @@
 , imagemagick
 , libjpeg
 , garage
+, haproxy
 , python3
 , jemalloc
 }:
@@ -27,6 +29,7 @@ mkShell {
     imagemagick
     libjpeg # the fast path's JPEG layer
     garage
+    haproxy # the load balancer of tests/replicas.rs
     python3
     jemalloc # jeprof
   ];

@@ -2,6 +2,8 @@
 //! real image fixtures, and image comparison helpers.
 #![allow(dead_code)]
 
+pub mod garage;
+
 use image::{DynamicImage, GenericImageView};
 use imaginator::{App, Settings};
 use std::path::{Path, PathBuf};
@@ -312,8 +314,10 @@ pub fn start_binary_logged(exe: &str, data: &Path, env: &[(&str, String)]) -> (s
     for (k, v) in env {
         cmd.env(k, v);
     }
+    if !env.iter().any(|(k, _)| *k == "IMAGINATOR_LISTEN") {
+        cmd.env("IMAGINATOR_LISTEN", "127.0.0.1:0");
+    }
     let mut child = cmd
-        .env("IMAGINATOR_LISTEN", "127.0.0.1:0")
         .env("IMAGINATOR_DATA_DIR", data)
         .env("IMAGINATOR_LOG__FORMAT", "json")
         .stdin(Stdio::null())
