@@ -258,6 +258,8 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
                 format: ImageFormat::Jpeg,
                 size,
                 engine: "fast",
+                queued: Default::default(),
+                ran: Default::default(),
             })
             .map_err(JobError::Failed),
     )

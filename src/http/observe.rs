@@ -21,7 +21,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", id, method = %method, route = %route);
     let declares_body = declares_body(request.headers());
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let (mut response, job) = super::timing::scope(next.run(request).instrument(span.clone())).await;
     // An error may come before the body was read (a route that does not
     // exist here, an id refused from the path): the connection cannot carry
     // another request after unread bytes, so say so rather than let the
@@ -41,6 +41,16 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
 
     let status = response.status();
     let elapsed = started.elapsed();
+    let image = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"image/"));
+    if image || status == axum::http::StatusCode::NOT_MODIFIED {
+        let tier = response.headers().get("x-cache").and_then(|v| v.to_str().ok());
+        if let Ok(value) = axum::http::HeaderValue::from_str(&super::timing::header(elapsed, tier, job)) {
+            response.headers_mut().insert("server-timing", value);
+        }
+    }
     let m = &state.metrics;
     m.http_requests
         .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])

@@ -387,12 +387,19 @@ impl Shared {
             fast_path: self.settings.fast_path,
         };
         let quarantine = Arc::clone(&self.quarantine);
+        let submitted = Instant::now();
         let result = self.submit(slot, deadline, move || {
+            let started = Instant::now();
             let _in_flight = quarantine.enter(job.sources.iter().map(|s| s.id.as_str()));
             for source in &job.sources {
                 crate::crash::test_hooks(&source.bytes);
             }
-            magick::run(job)
+            let mut rendered = magick::run(job);
+            if let Ok(r) = rendered.as_mut() {
+                r.queued = started - submitted;
+                r.ran = started.elapsed();
+            }
+            rendered
         })?;
         // The worker stops at the deadline through ImageMagick's progress
         // monitor; this timeout also covers a step that never reports progress.
@@ -403,6 +410,10 @@ impl Shared {
             Ok(Ok(JobResult::Done(rendered))) => {
                 let rendered = rendered?;
                 self.metrics.renders.with_label_values(&[rendered.engine]).inc();
+                super::timing::record(super::timing::JobTiming {
+                    queue: rendered.queued,
+                    run: rendered.ran,
+                });
                 Ok(rendered)
             }
             Ok(Ok(JobResult::Expired)) => Err(magick::JobError::Deadline.into()),

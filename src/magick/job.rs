@@ -52,6 +52,9 @@ pub struct Rendered {
     pub size: Size,
     /// `fast` or `imagemagick`.
     pub engine: &'static str,
+    /// Waiting for a worker, and on it (set by the caller's job closure).
+    pub queued: std::time::Duration,
+    pub ran: std::time::Duration,
 }
 
 /// What the header says, without decoding pixels.
@@ -232,6 +235,8 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         format,
         size,
         engine: "imagemagick",
+        queued: Default::default(),
+        ran: Default::default(),
     })
 }
 
