@@ -33,12 +33,7 @@ fn with_comment(text: &str) -> Vec<u8> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
-    digest.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    common::sha256_hex(bytes)
 }
 
 fn hooks(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {

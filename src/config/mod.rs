@@ -93,6 +93,70 @@ pub struct Settings {
     pub memory: MemorySettings,
     pub log: LogSettings,
     pub quarantine: QuarantineSettings,
+    pub ui: UiSettings,
+}
+
+/// The built-in pages (`crate::http::ui`).
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSettings {
+    /// `/ui` (the playground) on the public listener, and `/ui/memory` there
+    /// for admin callers: `auto` (the default) serves them when `listen` is
+    /// a loopback address, `true` or `false` decide. The admin listener
+    /// always serves `/ui/memory`.
+    pub enabled: UiEnabled,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UiEnabled {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl UiEnabled {
+    /// Whether the pages are served on a public listener bound to `listen`.
+    pub fn resolve(self, listen: SocketAddr) -> bool {
+        match self {
+            UiEnabled::Auto => listen.ip().is_loopback(),
+            UiEnabled::On => true,
+            UiEnabled::Off => false,
+        }
+    }
+}
+
+impl Serialize for UiEnabled {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UiEnabled::Auto => s.serialize_str("auto"),
+            UiEnabled::On => s.serialize_bool(true),
+            UiEnabled::Off => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UiEnabled {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(UiEnabled::On),
+            Raw::Bool(false) => Ok(UiEnabled::Off),
+            Raw::Text(t) => match t.as_str() {
+                "auto" => Ok(UiEnabled::Auto),
+                "true" => Ok(UiEnabled::On),
+                "false" => Ok(UiEnabled::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected true, false or \"auto\", got \"{other}\""
+                ))),
+            },
+        }
+    }
 }
 
 /// Crash quarantine (`crate::crash`): inputs being decoded when the process
@@ -379,6 +443,7 @@ impl Default for Settings {
             memory: MemorySettings::default(),
             log: LogSettings::default(),
             quarantine: QuarantineSettings::default(),
+            ui: UiSettings::default(),
         }
     }
 }

@@ -10,7 +10,9 @@ mod health;
 mod images;
 mod observe;
 mod state;
+pub mod timing;
 mod transform;
+mod ui;
 mod version;
 
 pub use state::{AppState, BoundPlans, ChainPlans, Shared};
@@ -56,8 +58,25 @@ pub fn router(state: AppState, routes: Routes) -> Router {
         Routes::Public => r.route("/images/{id}", get(images::original).delete(not_found)),
         Routes::Admin => r.route("/images/{id}", delete(images::delete)),
     };
+    // The pages: the playground with the public routes it drives, the
+    // memory page wherever admin routes are.
+    let ui_here = state.settings.ui.enabled.resolve(state.settings.listen);
+    let playground = ui_here && routes != Routes::Admin;
+    let memory_page = routes == Routes::Admin || (ui_here && routes == Routes::All);
+    if playground {
+        r = r
+            .route("/ui", get(ui::playground))
+            .route("/ui/api/chain", get(ui::chain));
+    }
+    if memory_page {
+        r = r.route("/ui/memory", get(ui::memory));
+    }
+    if playground || memory_page {
+        r = r.route("/ui/assets/{name}", get(ui::asset));
+    }
     if routes != Routes::Public {
         r = r
+            .route("/admin/sign", post(ui::sign))
             .route("/metrics", get(health::metrics))
             .route("/admin/purge", post(images::purge))
             .route("/admin/quarantine", get(admin::quarantine_list))

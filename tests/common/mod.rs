@@ -351,3 +351,14 @@ pub async fn fixture_origin() -> String {
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://127.0.0.1:{port}/")
 }
+
+/// SHA-256 of `bytes` in lowercase hex: an original's id.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    <sha2::Sha256 as sha2::Digest>::digest(bytes)
+        .iter()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
