@@ -134,6 +134,12 @@ impl App {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
         let aliases = AliasSet::load_dir(&settings.aliases_dir).context("cannot load aliases")?;
+        if aliases.aliases.contains_key("info") {
+            anyhow::bail!(
+                "an alias may not be named `info` ({}): GET /images/{{id}}/info answers what the image is",
+                settings.aliases_dir.display()
+            );
+        }
         if aliases.aliases.is_empty() {
             anyhow::bail!("no aliases (*.toml) found in {}", settings.aliases_dir.display());
         }

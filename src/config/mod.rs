@@ -94,6 +94,16 @@ pub struct Settings {
     pub log: LogSettings,
     pub quarantine: QuarantineSettings,
     pub ui: UiSettings,
+    pub info: InfoSettings,
+}
+
+/// `GET /images/{id}/info` and `POST /info`.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct InfoSettings {
+    /// Include EXIF GPS coordinates (where a photo was taken: personal data,
+    /// off by default).
+    pub include_gps: bool,
 }
 
 /// The built-in pages (`crate::http::ui`).
@@ -444,6 +454,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             quarantine: QuarantineSettings::default(),
             ui: UiSettings::default(),
+            info: InfoSettings::default(),
         }
     }
 }

@@ -372,3 +372,59 @@ pub async fn purge(
     let purged = state.cache.purge(&what).await;
     Ok(Json(serde_json::json!({ "purged": purged })))
 }
+
+fn info_response(state: &AppState, id: Option<&ImageId>, info: crate::magick::ImageInfo) -> Response {
+    let info = if state.settings.info.include_gps {
+        info
+    } else {
+        info.without_gps()
+    };
+    let mut body = serde_json::to_value(&info).unwrap_or_default();
+    if let Some(id) = id {
+        body["id"] = serde_json::Value::String(id.to_string());
+    }
+    Json(body).into_response()
+}
+
+/// `GET /images/{id}/info`: what an uploaded image is (header facts, ICC
+/// description, EXIF subset, ThumbHash). Computed once in the worker pool,
+/// then stored beside the original.
+pub async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    if let Some(json) = state.originals.info(&id).await.map_err(storage_error)?
+        && let Ok(info) = serde_json::from_slice::<crate::magick::ImageInfo>(&json)
+    {
+        return Ok(info_response(&state, Some(&id), info));
+    }
+    let (meta, bytes) = state
+        .originals
+        .get(&id)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(image_not_found)?;
+    let info = state.image_info(bytes, &id, meta.format, None).await?;
+    if let Ok(json) = serde_json::to_vec(&info)
+        && let Err(e) = state.originals.put_info(&id, Bytes::from(json)).await
+    {
+        // The answer stands; it is computed again next time.
+        tracing::warn!(error = %e, "could not store an image's info");
+    }
+    Ok(info_response(&state, Some(&id), info))
+}
+
+/// `POST /info` (body: an image, raw or as the multipart field `file`): the
+/// same answer for an image that is not stored. Nothing is kept.
+pub async fn info_of_body(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let admitted = admit(&state, request.headers())?;
+    let bytes = upload_bytes(&state, request, admitted.limit).await?;
+    let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_format",
+            "the body is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
+        )
+    })?;
+    let id = ImageId::of_shared(&bytes).await;
+    let info = state.image_info(bytes, &id, format, Some(admitted.slot)).await?;
+    Ok(info_response(&state, None, info))
+}

@@ -46,7 +46,9 @@ pub fn router(state: AppState, routes: Routes) -> Router {
             .route("/aliases", get(aliases::list))
             .route("/transform/{alias}", post(transform::transform))
             .route("/images", post(images::upload).layer(DefaultBodyLimit::disable()))
+            .route("/images/{id}/info", get(images::info))
             .route("/images/{id}/{alias}", get(images::rendition))
+            .route("/info", post(images::info_of_body).layer(DefaultBodyLimit::disable()))
             .route("/{*chain}", get(chain::serve));
     }
     r = r

@@ -281,6 +281,39 @@ impl Shared {
         }
     }
 
+    /// What an image is (`magick::info`), in the worker pool: the header's
+    /// facts and a ThumbHash from a tiny decode.
+    pub async fn image_info(
+        &self,
+        input: Bytes,
+        id: &ImageId,
+        format: ImageFormat,
+        slot: Option<Slot>,
+    ) -> Result<magick::ImageInfo, ApiError> {
+        self.precheck(&input, format)?;
+        self.refuse_quarantined(id)?;
+        let deadline = Instant::now() + self.settings.job_deadline.0;
+        let limits = self.settings.limits.clone();
+        let quarantine = Arc::clone(&self.quarantine);
+        let source = Source {
+            id: id.clone(),
+            bytes: input,
+            format,
+            density: None,
+            hold: None,
+        };
+        let result = self.submit(slot, deadline, move || {
+            let _in_flight = quarantine.enter([source.id.as_str()]);
+            crate::crash::test_hooks(&source.bytes);
+            magick::info(&source, &limits, deadline)
+        })?;
+        match tokio::time::timeout_at(deadline.into(), result).await {
+            Ok(Ok(JobResult::Done(info))) => Ok(info?),
+            Ok(Ok(JobResult::Expired)) | Err(_) => Err(magick::JobError::Deadline.into()),
+            Ok(Ok(JobResult::Panicked)) | Ok(Err(_)) => Err(ApiError::internal()),
+        }
+    }
+
     /// A source of a chain, its bytes included.
     pub async fn fetch_source(&self, spec: &SourceSpec) -> Result<(Source, Option<Duration>), ApiError> {
         let named = self.resolve_source(spec, true).await?;

@@ -5,6 +5,7 @@ mod apply;
 pub mod budget;
 mod error;
 mod estimate;
+mod info;
 mod job;
 mod options;
 pub mod policy;
@@ -14,6 +15,7 @@ mod wand;
 pub(crate) use apply::check_result_area;
 pub use error::JobError;
 pub(crate) use estimate::check_decode_fits;
+pub use info::{ImageInfo, info};
 pub(crate) use job::check_limits;
 pub use job::{Job, Probe, Rendered, Source, probe, run, validate};
 

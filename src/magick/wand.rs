@@ -223,6 +223,40 @@ impl Wand {
         Size::new(w.min(u32::MAX as usize) as u32, h.min(u32::MAX as usize) as u32)
     }
 
+    /// The EXIF orientation as ImageMagick read it (1-8; 0 when undefined).
+    pub fn orientation(&self) -> u32 {
+        // SAFETY: valid wand.
+        unsafe { im::MagickGetImageOrientation(self.raw()) as u32 }
+    }
+
+    /// Bits per channel as stored.
+    pub fn depth(&self) -> usize {
+        // SAFETY: valid wand.
+        unsafe { im::MagickGetImageDepth(self.raw()) }
+    }
+
+    /// The current frame's pixels as 8-bit RGBA, row by row.
+    pub fn export_rgba8(&self) -> Result<Vec<u8>, WandError> {
+        let size = self.size();
+        let mut pixels = vec![0u8; size.width as usize * size.height as usize * 4];
+        let map = cstring("RGBA");
+        // SAFETY: valid wand; `pixels` holds width x height x 4 bytes, what
+        // an 8-bit RGBA export of the whole frame writes.
+        self.check(unsafe {
+            im::MagickExportImagePixels(
+                self.raw(),
+                0,
+                0,
+                size.width as usize,
+                size.height as usize,
+                map.as_ptr(),
+                im::StorageType::CharPixel,
+                pixels.as_mut_ptr() as *mut c_void,
+            )
+        })?;
+        Ok(pixels)
+    }
+
     /// Whether the EXIF orientation swaps width and height (orientations 5-8).
     pub fn orientation_swaps_sides(&self) -> bool {
         // SAFETY: valid wand.

@@ -160,6 +160,31 @@ impl Originals {
             Originals::Object(store) => store.delete(id).await,
         }
     }
+
+    /// The cached `GET /images/{id}/info` answer stored beside an original.
+    pub async fn info(&self, id: &ImageId) -> Result<Option<Bytes>, StoreError> {
+        match self {
+            Originals::Local(local) => {
+                let (local, id) = (local.clone(), id.clone());
+                blocking(move || local.info(&id)).await
+            }
+            Originals::Object(object) => object.read(&object.path(id, ".info.json")).await,
+        }
+    }
+
+    /// Stores the `info` answer beside an original (written whole, or not at all).
+    pub async fn put_info(&self, id: &ImageId, json: Bytes) -> Result<(), StoreError> {
+        match self {
+            Originals::Local(local) => {
+                let (local, id) = (local.clone(), id.clone());
+                blocking(move || local.put_info(&id, &json)).await
+            }
+            Originals::Object(object) => {
+                object.store.put(&object.path(id, ".info.json"), json.into()).await?;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Originals in an S3-compatible bucket, under `PREFIX/originals/`. Each
@@ -230,7 +255,7 @@ impl ObjectOriginals {
 
     pub async fn delete(&self, id: &ImageId) -> Result<bool, StoreError> {
         let existed = self.meta(id).await?.is_some();
-        for suffix in ["", ".json"] {
+        for suffix in ["", ".json", ".info.json"] {
             match self.store.delete(&self.path(id, suffix)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -308,6 +333,23 @@ impl LocalOriginals {
         self.root.join(id.shard()).join(format!("{id}.json"))
     }
 
+    fn info_path(&self, id: &ImageId) -> PathBuf {
+        self.root.join(id.shard()).join(format!("{id}.info.json"))
+    }
+
+    pub fn info(&self, id: &ImageId) -> Result<Option<Bytes>, StoreError> {
+        match std::fs::read(self.info_path(id)) {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn put_info(&self, id: &ImageId, json: &[u8]) -> Result<(), StoreError> {
+        write_atomic(&self.tmp, &self.info_path(id), json)?;
+        Ok(())
+    }
+
     /// The metadata of a stored original, if the original is there.
     pub fn meta(&self, id: &ImageId) -> Result<Option<OriginalMeta>, StoreError> {
         if !self.blob_path(id).is_file() {
@@ -353,6 +395,7 @@ impl LocalOriginals {
             Err(e) => return Err(e.into()),
         };
         let _ = std::fs::remove_file(self.meta_path(id));
+        let _ = std::fs::remove_file(self.info_path(id));
         Ok(existed)
     }
 }
