@@ -49,6 +49,9 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     }
     let geometry = match plan.ops.as_slice() {
         [] => None,
+        [Op::Cover(c)] if c.gravity == crate::pipeline::ops::Gravity::Smart => {
+            return Err("a smart crop (it reads the pixels to place the window)");
+        }
         [op @ (Op::FitIn(_) | Op::Cover(_))] => Some(op),
         [op @ Op::Resize(r)] if filter(r.filter).is_some() => Some(op),
         _ => return Err("operations other than one resize, fit-in or cover"),

@@ -131,8 +131,12 @@ fn apply_op(
             if scaled != actual {
                 wand.resize(scaled, filter_for(Filter::Auto)).map_err(e)?;
             }
-            let (x, y) = c.crop_offset(logical);
             let to = c.output_size(logical);
+            let (x, y) = if c.gravity == Gravity::Smart && to != scaled {
+                super::smart::window(wand, to).map_err(e)?
+            } else {
+                c.crop_offset(logical)
+            };
             if to != scaled {
                 wand.crop(x, y, to).map_err(e)?;
             }

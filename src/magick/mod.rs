@@ -10,6 +10,7 @@ mod job;
 mod options;
 pub mod policy;
 pub mod pool;
+mod smart;
 mod wand;
 
 pub(crate) use apply::check_result_area;

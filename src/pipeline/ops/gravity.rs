@@ -11,9 +11,13 @@ impl SetGravity {
     pub(crate) fn parse(args: &Args) -> Result<SetGravity, OpError> {
         args.count(1, 1)?;
         let name = args.word(0).unwrap_or(Ok(""))?;
-        Gravity::parse(name)
-            .map(SetGravity)
-            .ok_or_else(|| args.error(format!("unknown gravity `{name}`")))
+        match Gravity::parse(name) {
+            Some(Gravity::Smart) => Err(args.error(
+                "`smart` chooses a crop window: use it in cover(w,h,smart); gravity() anchors extend and compose",
+            )),
+            Some(g) => Ok(SetGravity(g)),
+            None => Err(args.error(format!("unknown gravity `{name}`"))),
+        }
     }
 }
 

@@ -469,6 +469,10 @@ pub enum Gravity {
     NorthWest,
     SouthEast,
     SouthWest,
+    /// Crops only: the window with the most detail, skin tones and colour
+    /// (`magick::smart`), deterministic for the same pixels. Placed by
+    /// geometry alone (no pixels at hand), it is the centre.
+    Smart,
 }
 
 impl Gravity {
@@ -483,6 +487,7 @@ impl Gravity {
             "north-west" | "northwest" => Gravity::NorthWest,
             "south-east" | "southeast" => Gravity::SouthEast,
             "south-west" | "southwest" => Gravity::SouthWest,
+            "smart" => Gravity::Smart,
             _ => return None,
         })
     }
@@ -498,6 +503,7 @@ impl Gravity {
             Gravity::NorthWest => "north-west",
             Gravity::SouthEast => "south-east",
             Gravity::SouthWest => "south-west",
+            Gravity::Smart => "smart",
         }
     }
 
