@@ -157,6 +157,8 @@ fn apply_op(
         Op::Trim(_) => wand.trim().map_err(e)?,
         Op::Resolution(r) => wand.set_resolution(r.dpi(logical)).map_err(e)?,
         Op::Gravity(g) => state.gravity = g.0,
+        // Applied to the sizes that follow before the job starts (`run`).
+        Op::Dpr(_) => {}
         Op::Background(b) => {
             state.background = b.0;
             wand.set_background(b.0).map_err(e)?;

@@ -150,7 +150,22 @@ pub fn validate(input: &[u8], format: ImageFormat, limits: &Limits, deadline: In
     Ok(header)
 }
 
-pub fn run(job: Job) -> Result<Rendered, JobError> {
+pub fn run(mut job: Job) -> Result<Rendered, JobError> {
+    // `dpr(n)` multiplies the sizes that follow, capped by the source's
+    // size: resolved here, where the source's header is at hand.
+    if job.plan.ops.iter().any(|op| matches!(op, Op::Dpr(_))) {
+        let main = job
+            .sources
+            .first()
+            .ok_or_else(|| JobError::Failed("a job without an image".into()))?;
+        let header = probe_source(&main.bytes, main.format, main.density, &job.limits, job.deadline)?;
+        let source = if job.plan.output.auto_orient {
+            header.oriented
+        } else {
+            header.stored
+        };
+        job.plan.ops = crate::pipeline::ops::dpr::resolve_dpr(&job.plan.ops, source);
+    }
     if job.fast_path {
         match crate::fast::try_render(&job) {
             Ok(result) => return result,

@@ -113,9 +113,25 @@ impl Alias {
             if params.iter().any(|q| q.name == name) {
                 return Err(fail(at, format!("parameter `{name}` is declared twice")));
             }
+            if name == DPR {
+                return Err(fail(
+                    at,
+                    "`dpr` is every alias's own parameter (device pixel ratio): pick another name".into(),
+                ));
+            }
             check_param(&name, &kind).map_err(|m| fail(at, m))?;
             params.push(Param { name, kind });
         }
+        // Every alias takes the device pixel ratio, last (after the
+        // positional parameters its chain may name by index).
+        params.push(Param {
+            name: DPR.to_string(),
+            kind: ParamKind::Number {
+                default: 1.0,
+                min: crate::pipeline::ops::dpr::MIN,
+                max: crate::pipeline::ops::dpr::MAX,
+            },
+        });
         if let Err(m) = file.output.validate() {
             return Err(fail(line_of_key("[output]"), m));
         }
@@ -218,7 +234,15 @@ impl Alias {
 
     fn bind(&self, values: &BTreeMap<String, Arg>) -> Result<Plan, String> {
         let chain = Chain(self.chain.0.iter().map(|s| self.substitute(s, values)).collect());
-        let (ops, overlays) = super::chain::compile_alias(&chain.0).map_err(|e| e.to_string())?;
+        let (mut ops, overlays) = super::chain::compile_alias(&chain.0).map_err(|e| e.to_string())?;
+        // `dpr` scales this alias's own sizes, and only those.
+        if let Some(Arg::Number(n)) = values.get(DPR)
+            && n.value != 1.0
+        {
+            use crate::pipeline::ops::{Op, dpr::Dpr};
+            ops.insert(0, Op::Dpr(Dpr(n.value)));
+            ops.push(Op::Dpr(Dpr(1.0)));
+        }
         Ok(Plan {
             ops,
             output: self.output.clone(),
@@ -310,6 +334,9 @@ fn check_param(name: &str, kind: &ParamKind) -> Result<(), String> {
         ))
     }
 }
+
+/// The parameter every alias takes: the device pixel ratio.
+pub const DPR: &str = "dpr";
 
 fn number(value: f64) -> Arg {
     Arg::Number(Number { value, unit: Unit::Px })

@@ -300,6 +300,17 @@ impl Compiler<'_> {
             }
             return Ok((ops, Some(plan.output)));
         }
+        // A setting of the request (like `format`), allowed with or without
+        // built-in filters: the sizes after it are for a denser screen.
+        if name == "dpr" {
+            let step = Step {
+                name: name.to_string(),
+                args: args.to_vec(),
+            };
+            return Op::from_step(&step)
+                .map(|op| (vec![op], None))
+                .map_err(|e| ChainError::Invalid(e.to_string()));
+        }
         if !self.allow_builtin {
             return Err(ChainError::BuiltinDisabled(name.to_string()));
         }

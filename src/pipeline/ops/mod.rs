@@ -13,6 +13,7 @@ mod compose;
 mod compression;
 mod cover;
 mod crop;
+pub mod dpr;
 mod extend;
 mod fit_in;
 mod gravity;
@@ -110,6 +111,7 @@ pub enum Op {
     Repeat(Repeat),
     Canvas(Canvas),
     Compose(Compose),
+    Dpr(dpr::Dpr),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -148,6 +150,7 @@ impl Op {
             "pattern" => Pattern::parse(&args).map(Op::Pattern),
             "repeat" => Repeat::parse(&args).map(Op::Repeat),
             "canvas" => Canvas::parse(&args).map(Op::Canvas),
+            "dpr" => dpr::Dpr::parse(&args).map(Op::Dpr),
             "compose" => {
                 Err(args
                     .error("takes a second image: compose(dst, src, op, x, y) with src = download(...), in URL chains"))
@@ -184,7 +187,8 @@ impl Op {
             | Op::Profile(_)
             | Op::Pattern(_)
             | Op::Repeat(_)
-            | Op::Compose(_) => input,
+            | Op::Compose(_)
+            | Op::Dpr(_) => input,
         }
     }
 
@@ -268,6 +272,7 @@ impl fmt::Display for Op {
             Op::Repeat(op) => op.fmt(f),
             Op::Canvas(op) => op.fmt(f),
             Op::Compose(op) => op.fmt(f),
+            Op::Dpr(op) => op.fmt(f),
         }
     }
 }

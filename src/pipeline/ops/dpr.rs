@@ -1,0 +1,137 @@
+//! `dpr(n)` (1 to 4): device pixel ratio. The sizes of the `resize`,
+//! `fit-in` and `cover` steps that follow are multiplied by `n`, for screens
+//! with `n` device pixels per CSS pixel, but never beyond the source's size
+//! unless the step enlarges at 1x too (`resolve_dpr`). Every alias takes a
+//! `dpr` parameter that applies it to the alias's own steps.
+
+use super::{Args, Length, Op, OpError, Size};
+use crate::pipeline::parse::{Number, Unit};
+use std::fmt;
+
+pub const MIN: f64 = 1.0;
+pub const MAX: f64 = 4.0;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dpr(pub f64);
+
+impl Dpr {
+    pub(crate) fn parse(args: &Args) -> Result<Dpr, OpError> {
+        args.count(1, 1)?;
+        Ok(Dpr(args.number(0, "ratio", MIN, MAX)?))
+    }
+}
+
+impl fmt::Display for Dpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dpr({})", self.0)
+    }
+}
+
+fn scale(length: &mut Length, by: f64, limit: Option<u32>) {
+    if length.0.unit == Unit::Px && length.0.value > 0.0 {
+        let value = (length.0.value * by).round();
+        *length = Length(Number {
+            value: limit.map_or(value, |l| value.min(f64::from(l))),
+            unit: Unit::Px,
+        });
+    }
+}
+
+/// `op` with its pixel sizes multiplied by `by` (`resize`, `fit-in`,
+/// `cover`; other steps are returned as they are), each at most `limit`'s
+/// side when given (rounding must not step past the source).
+fn scaled(op: &Op, by: f64, limit: Option<Size>) -> Op {
+    let (lw, lh) = (limit.map(|l| l.width), limit.map(|l| l.height));
+    let mut op = op.clone();
+    match &mut op {
+        Op::Resize(r) => {
+            scale(&mut r.width, by, lw);
+            scale(&mut r.height, by, lh);
+        }
+        Op::FitIn(r) => {
+            scale(&mut r.width, by, None);
+            scale(&mut r.height, by, None);
+        }
+        Op::Cover(r) => {
+            scale(&mut r.width, by, lw);
+            scale(&mut r.height, by, lh);
+        }
+        _ => {}
+    }
+    op
+}
+
+/// The steps with every `dpr(n)` applied and removed, for a source of
+/// `source` pixels (as the steps see it: oriented). A sizing step that does
+/// not enlarge at 1x is scaled at most up to the source's size: a 2x
+/// thumbnail of a small photo is the photo's own size, not an upscale.
+pub fn resolve_dpr(ops: &[Op], source: Size) -> Vec<Op> {
+    let mut ratio = 1.0;
+    let mut logical = Some(source);
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        if let Op::Dpr(d) = op {
+            ratio = d.0;
+            continue;
+        }
+        let op = match (op, logical) {
+            // fit-in never enlarges: its box may grow freely.
+            (Op::FitIn(_), _) if ratio != 1.0 => scaled(op, ratio, None),
+            (Op::Resize(_) | Op::Cover(_), Some(input)) if ratio != 1.0 => {
+                let at_1x = op.scaled_size(input).unwrap_or(input);
+                let (w, h) = (f64::from(input.width), f64::from(input.height));
+                let (tw, th) = (f64::from(at_1x.width), f64::from(at_1x.height));
+                if tw <= w && th <= h {
+                    let by = ratio.min((w / tw).min(h / th)).max(1.0);
+                    scaled(op, by, Some(input))
+                } else {
+                    scaled(op, ratio, None)
+                }
+            }
+            (Op::Resize(_) | Op::Cover(_), None) if ratio != 1.0 => scaled(op, ratio, None),
+            _ => op.clone(),
+        };
+        logical = logical.filter(|_| !op.measured_size()).map(|s| op.output_size(s));
+        out.push(op);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::parse::{ParseLimits, parse_chain};
+
+    fn ops(text: &str) -> Vec<Op> {
+        let chain = parse_chain(&format!("download(o:a.jpg):{text}"), ParseLimits::default()).unwrap();
+        chain.0[1..].iter().map(|s| Op::from_step(s).unwrap()).collect()
+    }
+
+    fn out(text: &str, source: Size) -> Size {
+        resolve_dpr(&ops(text), source)
+            .iter()
+            .fold(source, |s, op| op.output_size(s))
+    }
+
+    #[test]
+    fn sizes_after_dpr_are_multiplied() {
+        let big = Size::new(4000, 2500);
+        assert_eq!(out("dpr(2):fit-in(400,400)", big), Size::new(800, 500));
+        assert_eq!(out("dpr(2):cover(100,100)", big), Size::new(200, 200));
+        // Only what follows.
+        assert_eq!(out("fit-in(400,400):dpr(2)", big), Size::new(400, 250));
+        // Relative sizes are fractions of the image: unchanged.
+        assert_eq!(out("dpr(3):resize(0.5w,0.5h)", big), Size::new(2000, 1250));
+    }
+
+    #[test]
+    fn never_beyond_the_source_unless_the_step_enlarges_anyway() {
+        let small = Size::new(600, 400);
+        // 2x of a 400-box would be 800: the source's own 600 x 400 instead.
+        assert_eq!(out("dpr(2):fit-in(400,400)", small), Size::new(600, 400));
+        // A cover that fits at 1x stops at the source's height.
+        assert_eq!(out("dpr(4):cover(256,256)", small), Size::new(400, 400));
+        // A resize that enlarges at 1x is multiplied in full.
+        assert_eq!(out("dpr(2):resize(1200,800)", small), Size::new(2400, 1600));
+    }
+}
