@@ -98,7 +98,7 @@ async fn avatar_is_an_exact_centre_cover_crop() {
 }
 
 #[tokio::test]
-async fn preview_keeps_png_with_alpha_and_turns_the_rest_into_jpeg() {
+async fn preview_keeps_png_with_alpha_and_gif_and_turns_the_rest_into_jpeg() {
     let server = TestServer::start().await;
     let response = server.post("/transform/preview", fixture("alpha.png")).await;
     assert_eq!(response.status(), 200);
@@ -113,11 +113,15 @@ async fn preview_keeps_png_with_alpha_and_turns_the_rest_into_jpeg() {
         "the alpha gradient is kept"
     );
 
-    for name in ["photo.jpg", "photo.webp", "photo.tiff", "photo.gif"] {
+    for name in ["photo.jpg", "photo.webp", "photo.tiff"] {
         let response = server.post("/transform/preview", fixture(name)).await;
         assert_eq!(response.headers()["content-type"], "image/jpeg", "{name}");
         assert_eq!(decode(&response.bytes().await.unwrap()).0, ImageFormat::Jpeg, "{name}");
     }
+    // GIF stays GIF (animated ones stay animated: tests/animation.rs).
+    let response = server.post("/transform/preview", fixture("photo.gif")).await;
+    assert_eq!(response.headers()["content-type"], "image/gif");
+    assert_eq!(decode(&response.bytes().await.unwrap()).0, ImageFormat::Gif);
     server.stop().await;
 }
 

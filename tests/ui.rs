@@ -476,5 +476,45 @@ async fn the_pages_are_served_only_where_they_belong() {
     let js = on.get("/ui/assets/playground.js").await;
     assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
     assert_eq!(on.get("/ui/assets/nothing.js").await.status(), 404);
+    // Without secrets there is nothing to sign.
+    let unsigned = on
+        .client
+        .post(on.url("/admin/sign"))
+        .json(&json!({"path": "original(x):thumbnail(200)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 409);
     on.stop().await;
+
+    // The signing helper's URL is one the service accepts.
+    let signed = TestServer::start_with(&[], |s| s.secrets = vec!["k1".into()]).await;
+    let (_, up) = signed.upload(fixture("photo.jpg")).await;
+    let chain = format!("original({}):thumbnail(64)", up["id"].as_str().unwrap());
+    assert_eq!(
+        signed.get(&format!("/{chain}")).await.status(),
+        403,
+        "unsigned is refused"
+    );
+    let r = signed
+        .client
+        .post(signed.url("/admin/sign"))
+        .json(&json!({ "path": chain }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let url = r.json::<Value>().await.unwrap()["url"].as_str().unwrap().to_string();
+    assert_eq!(signed.get(&url).await.status(), 200, "{url}");
+    // Only for admins: a proxied caller is not one.
+    let proxied = signed
+        .client
+        .post(signed.url("/admin/sign"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({ "path": chain }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 403);
+    signed.stop().await;
 }

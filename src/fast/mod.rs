@@ -263,6 +263,9 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
                 engine: "fast",
                 queued: Default::default(),
                 ran: Default::default(),
+                frames: 1,
+                pixel_estimate: 0,
+                pixel_peak: 0,
             })
             .map_err(JobError::Failed),
     )

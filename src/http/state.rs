@@ -220,6 +220,37 @@ impl Shared {
         Ok(())
     }
 
+    /// An animation that stays animated holds every frame at once: one that
+    /// cannot fit in the whole pixel budget is refused (413) before queueing.
+    fn admit_animation(&self, source: &Source, plan: &Plan) -> Result<(), ApiError> {
+        use crate::pipeline::ops::Size;
+        let animates = |f: ImageFormat| matches!(f, ImageFormat::Gif | ImageFormat::Webp);
+        if !animates(source.format) || !animates(plan.output.format_for(source.format)) {
+            return Ok(());
+        }
+        let Some(claims) = layers::claims(&source.bytes, source.format).filter(|c| c.frames > 1) else {
+            return Ok(());
+        };
+        let Some(budget) = magick::budget::get() else {
+            return Ok(());
+        };
+        let canvas = Size::new(claims.max_width.max(1), claims.max_height.max(1));
+        let output = plan.ops.iter().fold(canvas, |s, op| op.output_size(s));
+        let need = magick::animation_need(claims.frames as usize, canvas, output);
+        if need > budget.total() {
+            return Err(magick::JobError::TooLarge(format!(
+                "an animation of {} frames of {}x{} needs {} MiB of pixel cache, more than the {} MiB budget",
+                claims.frames,
+                canvas.width,
+                canvas.height,
+                need >> 20,
+                budget.total() >> 20
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// 422 `quarantined` for an input that was being decoded at repeated crashes.
     fn refuse_quarantined(&self, id: &ImageId) -> Result<(), ApiError> {
         if self.quarantine.is_quarantined(id.as_str()) {
@@ -410,6 +441,7 @@ impl Shared {
             self.precheck(&source.bytes, source.format)?;
             self.refuse_quarantined(&source.id)?;
         }
+        self.admit_animation(&sources[0], &plan)?;
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let job = Job {
             sources,

@@ -55,6 +55,12 @@ pub struct Rendered {
     /// Waiting for a worker, and on it (set by the caller's job closure).
     pub queued: std::time::Duration,
     pub ran: std::time::Duration,
+    /// Frames in the output (1 unless an animation was kept).
+    pub frames: usize,
+    /// For animations: the pixel cache reserved, and the most ImageMagick
+    /// held while the job ran (sampled between frames; process-wide).
+    pub pixel_estimate: u64,
+    pub pixel_peak: u64,
 }
 
 /// What the header says, without decoding pixels.
@@ -183,6 +189,10 @@ pub fn run(mut job: Job) -> Result<Rendered, JobError> {
         .iter()
         .map(|s| probe_source(&s.bytes, s.format, s.density, &job.limits, job.deadline))
         .collect::<Result<Vec<Probe>, JobError>>()?;
+    // An animated source whose output can animate keeps every frame.
+    if super::animation::wanted(&job, &headers[0]) {
+        return super::animation::run(&job, &headers[0]);
+    }
     // Then a share of ImageMagick's pixel-cache budget, waited for while
     // other jobs hold it; a source that cannot fit even alone is refused.
     if let Some(budget) = super::budget::get() {
@@ -252,6 +262,9 @@ pub fn run(mut job: Job) -> Result<Rendered, JobError> {
         engine: "imagemagick",
         queued: Default::default(),
         ran: Default::default(),
+        frames: 1,
+        pixel_estimate: 0,
+        pixel_peak: 0,
     })
 }
 

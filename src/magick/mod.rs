@@ -1,6 +1,7 @@
 //! The only module that touches ImageMagick: process-wide set-up and limits,
 //! the worker pool, and applying a `pipeline::Plan` to an image.
 
+mod animation;
 mod apply;
 pub mod budget;
 mod error;
@@ -17,6 +18,12 @@ pub(crate) use apply::check_result_area;
 pub use error::JobError;
 pub(crate) use estimate::check_decode_fits;
 pub use info::{ImageInfo, info};
+
+/// The pixel cache an animation of `frames` frames of `canvas` needs when its
+/// steps make `output`-sized frames (admission checks it before queueing).
+pub fn animation_need(frames: usize, canvas: crate::pipeline::ops::Size, output: crate::pipeline::ops::Size) -> u64 {
+    animation::need(frames, canvas, output)
+}
 pub(crate) use job::check_limits;
 pub use job::{Job, Probe, Rendered, Source, probe, run, validate};
 

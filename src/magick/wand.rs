@@ -195,7 +195,12 @@ impl Wand {
     pub fn ping(&mut self, blob: &[u8], coder: &str) -> Result<(), WandError> {
         self.set_coder(coder)?;
         // SAFETY: `blob` is valid for its length during the call.
-        self.check(unsafe { im::MagickPingImageBlob(self.raw(), blob.as_ptr() as *const c_void, blob.len()) })
+        self.check(unsafe { im::MagickPingImageBlob(self.raw(), blob.as_ptr() as *const c_void, blob.len()) })?;
+        // Reading leaves the wand at its last frame; the facts callers ask
+        // for (size, orientation) are the first frame's.
+        // SAFETY: valid wand.
+        unsafe { im::MagickResetIterator(self.raw()) };
+        Ok(())
     }
 
     /// Reads only the first frame or page (`CODER:[0]`: coders stop after
@@ -262,6 +267,105 @@ impl Wand {
         // SAFETY: valid wand.
         let o = unsafe { im::MagickGetImageOrientation(self.raw()) } as u32;
         (5..=8).contains(&o)
+    }
+
+    /// Reads every frame or page.
+    pub fn read_all(&mut self, blob: &[u8], coder: &str) -> Result<(), WandError> {
+        self.set_coder(coder)?;
+        // SAFETY: as for `ping`.
+        self.check(unsafe { im::MagickReadImageBlob(self.raw(), blob.as_ptr() as *const c_void, blob.len()) })
+    }
+
+    /// Replaces the frames with full-canvas frames: each one as it is shown,
+    /// after the previous frames' disposal (ImageMagick's `-coalesce`).
+    pub fn coalesce(&mut self) -> Result<(), WandError> {
+        // SAFETY: valid wand; the returned wand is adopted.
+        let coalesced = unsafe { im::MagickCoalesceImages(self.raw()) };
+        self.adopt(coalesced)
+    }
+
+    /// Replaces full-canvas frames with the smallest changed rectangles
+    /// (`-layers optimize`), for GIF output.
+    pub fn optimize_layers(&mut self) -> Result<(), WandError> {
+        // SAFETY: valid wand; the returned wand is adopted.
+        let optimized = unsafe { im::MagickOptimizeImageLayers(self.raw()) };
+        self.adopt(optimized)?;
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickOptimizeImageTransparency(self.raw()) })
+    }
+
+    /// A new wand holding a copy of frame `index`, with its own deadline state.
+    pub fn frame(&self, index: usize) -> Result<Wand, WandError> {
+        // SAFETY: valid wand; the index is checked by ImageMagick; the copy
+        // is owned by the returned value.
+        unsafe {
+            self.check(im::MagickSetIteratorIndex(self.raw(), index as isize))?;
+            let Some(ptr) = NonNull::new(im::MagickGetImage(self.raw())) else {
+                return Err(self.error());
+            };
+            let mut copy = Wand {
+                ptr,
+                deadline: Box::new(Deadline {
+                    at: self.deadline.at,
+                    hit: AtomicBool::new(false),
+                }),
+            };
+            copy.own_monitors();
+            Ok(copy)
+        }
+    }
+
+    /// Appends copies of `other`'s images after this wand's.
+    pub fn append(&mut self, other: &Wand) -> Result<(), WandError> {
+        // SAFETY: both wands are valid; ImageMagick copies the images.
+        unsafe {
+            im::MagickSetLastIterator(self.raw());
+            self.check(im::MagickAddImage(self.raw(), other.raw()))?;
+        }
+        // The copies carry `other`'s progress monitor, whose client data
+        // (`other`'s deadline) dies with `other`: point them at ours.
+        self.own_monitors();
+        Ok(())
+    }
+
+    /// The current frame's delay, in ticks per second of its ticks-per-second.
+    pub fn delay(&self) -> (usize, usize) {
+        // SAFETY: valid wand.
+        unsafe {
+            (
+                im::MagickGetImageDelay(self.raw()),
+                im::MagickGetImageTicksPerSecond(self.raw()),
+            )
+        }
+    }
+
+    pub fn set_delay(&mut self, (delay, ticks): (usize, usize)) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        unsafe {
+            self.check(im::MagickSetImageDelay(self.raw(), delay))?;
+            self.check(im::MagickSetImageTicksPerSecond(self.raw(), ticks as isize))
+        }
+    }
+
+    /// The loop count (0: forever) of the current frame (GIF and WebP keep it on the first).
+    pub fn iterations(&self) -> usize {
+        // SAFETY: valid wand.
+        unsafe { im::MagickGetImageIterations(self.raw()) }
+    }
+
+    /// Sets the loop count on every frame.
+    pub fn set_iterations(&mut self, iterations: usize) -> Result<(), WandError> {
+        self.each_frame(|frame| {
+            // SAFETY: valid wand.
+            frame.check(unsafe { im::MagickSetImageIterations(frame.raw(), iterations) })
+        })
+    }
+
+    /// Drops the current frame's virtual canvas offset (`+repage`).
+    pub fn repage(&mut self) -> Result<(), WandError> {
+        let size = self.size();
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSetImagePage(self.raw(), size.width as usize, size.height as usize, 0, 0) })
     }
 
     /// Keeps only the first frame.

@@ -562,7 +562,7 @@ mod tests {
         assert_eq!(inputs, [1, 2], "the alias's overlay follows the chain's");
         assert_eq!(
             compile_text("download(x):preview()", false).unwrap().plan.output.keep,
-            [ImageFormat::Png]
+            [ImageFormat::Png, ImageFormat::Gif]
         );
 
         // What an alias body may not do.

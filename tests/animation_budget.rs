@@ -1,0 +1,54 @@
+//! An animation too large for the pixel budget is refused (413) before any
+//! job runs, while its first frame as a still still renders. Its own test
+//! binary: the pixel budget is process-wide, and this one is small.
+
+mod common;
+
+use common::{TestServer, error_code};
+
+/// `frames` frames of `w` x `h` in alternating colours.
+fn gif(w: u32, h: u32, frames: usize) -> Vec<u8> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    use image::{Delay, Frame, Rgba, RgbaImage};
+    let mut out = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut out, 30);
+        encoder.set_repeat(Repeat::Infinite).unwrap();
+        for n in 0..frames {
+            let colour = if n % 2 == 0 {
+                [200, 20, 20, 255]
+            } else {
+                [20, 20, 200, 255]
+            };
+            let frame = RgbaImage::from_pixel(w, h, Rgba(colour));
+            encoder
+                .encode_frame(Frame::from_parts(frame, 0, 0, Delay::from_numer_denom_ms(50, 1)))
+                .unwrap();
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_animation_too_large_for_the_pixel_budget_is_refused_before_decoding() {
+    let server = TestServer::start_with(&[], |s| {
+        s.allow_builtin_filters = true;
+        s.limits.magick_memory = imaginator::config::ByteSize::mib(32);
+    })
+    .await;
+    // 40 frames of 400 x 400: 40 x (160,000 + 160,000) pixels x 10 bytes = 122 MiB.
+    let (status, up) = server.upload(gif(400, 400, 40)).await;
+    assert_eq!(status, 201, "{up}");
+    let id = up["id"].as_str().unwrap();
+    let jobs_before = common::metric_or_zero(&server.metrics().await, "imaginator_jobs_total{outcome=\"ok\"}");
+    let (status, code, message) = error_code(server.get(&format!("/images/{id}/preview")).await).await;
+    assert_eq!((status, code.as_str()), (413, "image_too_large"), "{message}");
+    assert!(message.contains("40 frames"), "{message}");
+    let jobs_after = common::metric_or_zero(&server.metrics().await, "imaginator_jobs_total{outcome=\"ok\"}");
+    assert_eq!(jobs_before, jobs_after, "refused before any job ran");
+    // Its first frame as a JPEG fits: the still path is unchanged.
+    assert_eq!(
+        server.get(&format!("/images/{id}/thumbnail?width=100")).await.status(),
+        200
+    );
+}
