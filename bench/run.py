@@ -23,6 +23,7 @@ Quality: PSNR and SSIM of each server's output against a full-decode
 Lanczos reference (magick CLI), same sizes, and the output's bytes.
 """
 import argparse
+import atexit
 import json
 import os
 import random
@@ -37,6 +38,14 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+
+def scratch_dir(prefix="imaginator-"):
+    """A temporary directory removed when this script exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench/.work"
@@ -147,10 +156,10 @@ BUILD = "release"
 
 def imaginator(cache=True, workers=2, queue=None, fast_path=True, config=None):
     port = free_port()
-    aliases = Path(tempfile.mkdtemp())
+    aliases = Path(scratch_dir())
     for f in list((ROOT / "aliases").glob("*.toml")) + list((ROOT / "bench/aliases").glob("*.toml")):
         shutil.copy(f, aliases)
-    env = dict(os.environ, IMAGINATOR_LISTEN=f"127.0.0.1:{port}", IMAGINATOR_DATA_DIR=tempfile.mkdtemp(),
+    env = dict(os.environ, IMAGINATOR_LISTEN=f"127.0.0.1:{port}", IMAGINATOR_DATA_DIR=scratch_dir(),
                IMAGINATOR_ALIASES_DIR=str(aliases), IMAGINATOR_WORKERS=str(workers), IMAGINATOR_LOG__FILTER="warn")
     if HEADROOM:
         env["IMAGINATOR_DECODE_HEADROOM"] = HEADROOM
@@ -159,7 +168,7 @@ def imaginator(cache=True, workers=2, queue=None, fast_path=True, config=None):
     if not fast_path:
         env["IMAGINATOR_FAST_PATH"] = "false"
     if config:
-        path = Path(tempfile.mkdtemp()) / "imaginator.toml"
+        path = Path(scratch_dir()) / "imaginator.toml"
         path.write_text(config)
         env["IMAGINATOR_CONFIG"] = str(path)
     if not cache:
@@ -179,7 +188,7 @@ def upload(base, path):
 
 def thumbor(photos_dir):
     port = free_port()
-    conf = Path(tempfile.mkdtemp()) / "thumbor.conf"
+    conf = Path(scratch_dir()) / "thumbor.conf"
     conf.write_text(
         f"LOADER = 'thumbor.loaders.file_loader'\nFILE_LOADER_ROOT_PATH = '{photos_dir}'\n"
         "RESULT_STORAGE = None\nSTORAGE = 'thumbor.storages.no_storage'\nQUALITY = 80\n"
@@ -294,7 +303,7 @@ def scenario_large(large, repeat, results):
     vips = pyvips_cpu(large, 400, repeat)
     if vips:
         print(f"  {'libvips thumbnail (pyvips, in-process)':<44} {vips:.4f} CPU-s per image")
-    out = Path(tempfile.mkdtemp()) / "o.jpg"
+    out = Path(scratch_dir()) / "o.jpg"
     cli_best = cpu_loop("magick CLI, jpeg:size hint, -thumbnail", large, lambda p: subprocess.run(
         ["magick", "-define", f"jpeg:size={magick_hint(p, 400)}", str(p), "-thumbnail", "400x400", "-quality", "80", str(out)],
         check=True), repeat)
@@ -316,7 +325,7 @@ def scenario_hits(photo, seconds, results):
     n = sum(res.get("statusCodeDistribution", {}).values())
     ours = summarize("imaginator hit-memory c=64", res, im.cpu() - c0, n, im.rss())
     im.stop()
-    f = Path(tempfile.mkdtemp()) / "body.jpg"
+    f = Path(scratch_dir()) / "body.jpg"
     f.write_bytes(body)
     port = free_port()
     bare = Server([str(ROOT / f"target/{BUILD}/examples/bare_axum"), f"127.0.0.1:{port}", str(f)],
@@ -410,7 +419,7 @@ def quality(photos, results):
     print("\nquality: PSNR and SSIM against a full-decode Lanczos reference (fit 512x512), and output bytes")
     servers = {"imaginator": imaginator(cache=False), "imaginator-im": imaginator(cache=False, fast_path=False),
                "thumbor": thumbor(photos[0].parent), "sharp": sharp(photos[0].parent)}
-    tmp = Path(tempfile.mkdtemp())
+    tmp = Path(scratch_dir())
     scores = {name: {"psnr": [], "ssim": [], "bytes": []} for name in servers}
     for p in photos:
         ref = tmp / f"{p.stem}.ref.png"

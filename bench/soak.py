@@ -13,10 +13,12 @@ burst in flight is never mistaken for a leak.
   bench/soak.py --duration 60 --max-heap-growth-mib 8 # the CI guard
 """
 import argparse
+import atexit
 import csv
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +28,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+
+def scratch_dir(prefix="imaginator-"):
+    """A temporary directory removed when this script exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,7 +211,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    data = tempfile.mkdtemp(prefix="imaginator-soak-")
+    data = scratch_dir("imaginator-soak-")
     env = dict(os.environ, IMAGINATOR_LISTEN=f"127.0.0.1:{port}", IMAGINATOR_DATA_DIR=data,
                IMAGINATOR_ALIASES_DIR=str(ROOT / "aliases"), IMAGINATOR_WORKERS=str(args.workers),
                IMAGINATOR_LOG__FORMAT="json", IMAGINATOR_LOG__FILTER="warn")

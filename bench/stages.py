@@ -13,8 +13,10 @@ share of CPU and the CPU milliseconds per image of each stage.
 Needs `perf` (Debian: linux-perf) and a release build (`cargo build --release`).
 """
 import argparse
+import atexit
 import collections
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,13 @@ STAGES = [
     ("async runtime", ["tokio::runtime"]),
     ("memory (jemalloc, page faults)", ["je_", "_rjem_", "malloc", "free", "exc_page_fault", "clear_page"]),
 ]
+
+
+def scratch_dir(prefix="imaginator-"):
+    """A temporary directory removed when this script exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def classify(stack):
@@ -88,7 +97,7 @@ def main():
         size = "(49[0-9]|50[0-9]|51[0-2])"
         url = f"{im.base}/images/{bench.regex_alt(ids)}/fit\\?w={size}&h={size}"
         bench.oha(url, args.clients, requests=8 * len(ids))  # warm-up
-        data = Path(tempfile.mkdtemp()) / "perf.data"
+        data = Path(scratch_dir()) / "perf.data"
         perf = subprocess.Popen(["perf", "record", "-q", "-F", "499", "--call-graph", "dwarf,32768", "-p",
                                  str(im.proc.pid), "-o", str(data), "--", "sleep", str(args.seconds)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
