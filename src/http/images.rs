@@ -96,18 +96,23 @@ pub(super) fn storage_error(e: crate::storage::StoreError) -> ApiError {
     }
 }
 
-/// `POST /images`: 201 with the new original's id and header facts, or 200
-/// with the same answer when these exact bytes are already stored.
-pub async fn upload(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let admitted = admit(&state, request.headers())?;
-    let bytes = upload_bytes(&state, request, admitted.limit).await?;
-    let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
+/// The format of an image sent as a request body, from its magic bytes.
+pub(super) fn sniff_body(bytes: &[u8]) -> Result<ImageFormat, ApiError> {
+    ImageFormat::sniff(bytes).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_format",
             "the body is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
         )
-    })?;
+    })
+}
+
+/// `POST /images`: 201 with the new original's id and header facts, or 200
+/// with the same answer when these exact bytes are already stored.
+pub async fn upload(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let admitted = admit(&state, request.headers())?;
+    let bytes = upload_bytes(&state, request, admitted.limit).await?;
+    let format = sniff_body(&bytes)?;
     if !state.settings.upload_formats.contains(&format) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -417,13 +422,7 @@ pub async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 pub async fn info_of_body(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let admitted = admit(&state, request.headers())?;
     let bytes = upload_bytes(&state, request, admitted.limit).await?;
-    let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_format",
-            "the body is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
-        )
-    })?;
+    let format = sniff_body(&bytes)?;
     let id = ImageId::of_shared(&bytes).await;
     let info = state.image_info(bytes, &id, format, Some(admitted.slot)).await?;
     Ok(info_response(&state, None, info))

@@ -6,10 +6,9 @@ use super::admin::has_token;
 use super::admission::{admit, read_body};
 use super::images::signed_query;
 use crate::error::ApiError;
-use crate::pipeline::format::ImageFormat;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 pub async fn transform(
@@ -42,13 +41,7 @@ async fn run(
     let plan = bound.plan.clone();
     let admitted = admit(state, headers)?;
     let input = read_body(body, admitted.limit, state.settings.http.body_timeout.0).await?;
-    let format = ImageFormat::sniff(&input).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_format",
-            "the body is not a JPEG, PNG, GIF, WebP, TIFF, AVIF or HEIC image",
-        )
-    })?;
+    let format = super::images::sniff_body(&input)?;
     let rendered = state.render(input, None, format, plan, Some(admitted.slot)).await?;
     Ok(([(header::CONTENT_TYPE, rendered.format.mime())], rendered.bytes).into_response())
 }

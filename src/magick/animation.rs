@@ -96,22 +96,19 @@ pub(super) fn run(job: &Job, header: &Probe) -> Result<Rendered, JobError> {
     };
     let output = ops.iter().fold(canvas, |s, op| op.output_size(s));
     let estimate = need(header.frames, canvas, output);
-    let _grant = match super::budget::get() {
-        Some(budget) => {
-            if estimate > budget.total() {
-                return Err(JobError::TooLarge(format!(
-                    "an animation of {} frames of {}x{} needs {} MiB of pixel cache, more than the {} MiB budget",
-                    header.frames,
-                    canvas.width,
-                    canvas.height,
-                    estimate >> 20,
-                    budget.total() >> 20
-                )));
-            }
-            Some(budget.reserve(estimate, job.deadline).ok_or(JobError::Deadline)?)
+    if let Some(budget) = super::budget::get() {
+        if estimate > budget.total() {
+            return Err(JobError::TooLarge(format!(
+                "an animation of {} frames of {}x{} needs {} MiB of pixel cache, more than the {} MiB budget",
+                header.frames,
+                canvas.width,
+                canvas.height,
+                estimate >> 20,
+                budget.total() >> 20
+            )));
         }
-        None => None,
-    };
+    }
+    let _grant = super::budget::reserve_for_job(estimate, job.deadline)?;
 
     let mut frames = Wand::new(job.deadline);
     frames

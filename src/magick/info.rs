@@ -137,14 +137,7 @@ pub fn info(source: &Source, limits: &Limits, deadline: Instant) -> Result<Image
     drop(pinged);
 
     // The placeholder: a tiny decode, within a share of the pixel budget.
-    let _grant = match super::budget::get() {
-        Some(budget) => Some(
-            budget
-                .reserve(header.largest.saturating_mul(BYTES_PER_PIXEL), deadline)
-                .ok_or(JobError::Deadline)?,
-        ),
-        None => None,
-    };
+    let _grant = super::budget::reserve_for_job(header.largest.saturating_mul(BYTES_PER_PIXEL), deadline)?;
     let mut wand = Wand::new(deadline);
     if source.format == ImageFormat::Jpeg {
         // libjpeg decodes at the smallest scale that still covers this.

@@ -134,14 +134,7 @@ fn probe_source(
 /// header facts (the decoded size is the header's).
 pub fn validate(input: &[u8], format: ImageFormat, limits: &Limits, deadline: Instant) -> Result<Probe, JobError> {
     let header = probe_source(input, format, None, limits, deadline)?;
-    let _grant = match super::budget::get() {
-        Some(budget) => Some(
-            budget
-                .reserve(header.largest.saturating_mul(BYTES_PER_PIXEL), deadline)
-                .ok_or(JobError::Deadline)?,
-        ),
-        None => None,
-    };
+    let _grant = super::budget::reserve_for_job(header.largest.saturating_mul(BYTES_PER_PIXEL), deadline)?;
     let mut wand = Wand::new(deadline);
     wand.read_first_frame(input, format.coder()).map_err(decode_error)?;
     if wand.size() != header.stored {
@@ -200,14 +193,7 @@ pub fn run(mut job: Job) -> Result<Rendered, JobError> {
             check_decode_fits(source.format, header.largest, budget.total())?;
         }
     }
-    let _grant = match super::budget::get() {
-        Some(budget) => Some(
-            budget
-                .reserve(pixel_cache_need(&job, &headers), job.deadline)
-                .ok_or(JobError::Deadline)?,
-        ),
-        None => None,
-    };
+    let _grant = super::budget::reserve_for_job(pixel_cache_need(&job, &headers), job.deadline)?;
     let (mut wand, logical) = load(main, &headers[0], &plan.ops, plan.output.auto_orient, &job)?;
     if !plan.manages_colour() {
         to_srgb(&mut wand, main)?;
