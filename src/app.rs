@@ -195,6 +195,17 @@ impl App {
             )
             .map_err(|e| anyhow::anyhow!(e))?,
         );
+        let fetcher = match settings.compat.is_some() {
+            true => Arc::new(Arc::into_inner(fetcher).expect("not shared yet").compat()),
+            false => fetcher,
+        };
+        let compat = match &settings.compat {
+            Some(config) => Some(Arc::new(
+                crate::compat::http::Runtime::open((**config).clone(), &metrics)
+                    .context("cannot open the named caches of imaginator.yml")?,
+            )),
+            None => None,
+        };
         let state = AppState::from(Shared {
             settings: Arc::new(settings),
             aliases: Arc::new(aliases),
@@ -211,6 +222,7 @@ impl App {
             bound: BoundPlans::default(),
             chains: ChainPlans::default(),
             known: Default::default(),
+            compat,
         });
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));

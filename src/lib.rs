@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod cache;
+pub mod compat;
 pub mod config;
 pub mod crash;
 pub mod error;

@@ -7,11 +7,16 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: imaginator [--config FILE] [--print-config]
        imaginator check-aliases [DIR]        validate alias files (default: ./aliases)
+       imaginator migrate imaginator.yml [OUT_DIR]
+                                             write the native config and alias files for an
+                                             imaginator 2018 YAML file (default OUT_DIR: .), and
+                                             list every behaviour that differs natively
        imaginator sign [--secret S] PATH     print PATH signed (secret: --secret or the first of `secrets`):
                                              /{signature}/CHAIN for a chain; PATH?...&signature=... for
                                              images/{id}/{alias}?... and transform/{alias}?... (sign_all_routes)
 
-  --config FILE    read settings from FILE (TOML); also IMAGINATOR_CONFIG
+  --config FILE    read settings from FILE (TOML; a .yml/.yaml file in imaginator 2018's
+                   schema turns on the compat profile); also IMAGINATOR_CONFIG
   --print-config   print the effective settings and exit
   --version        print the version and exit
 
@@ -23,6 +28,7 @@ fn main() -> ExitCode {
     match first.as_deref() {
         Some("check-aliases") => return check_aliases(std::env::args().nth(2)),
         Some("sign") => return sign(std::env::args().skip(2).collect()),
+        Some("migrate") => return migrate(std::env::args().skip(2).collect()),
         _ => {}
     }
     let mut config: Option<PathBuf> = None;
@@ -103,6 +109,32 @@ fn check_aliases(dir: Option<String>) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// Writes the native configuration for an imaginator 2018 YAML file.
+fn migrate(args: Vec<String>) -> ExitCode {
+    let (yaml, out) = match args.as_slice() {
+        [yaml] => (yaml, "."),
+        [yaml, out] => (yaml, out.as_str()),
+        _ => return fail("usage: imaginator migrate imaginator.yml [OUT_DIR]"),
+    };
+    let text = match std::fs::read_to_string(yaml) {
+        Ok(text) => text,
+        Err(e) => return fail(&format!("cannot read {yaml}: {e}")),
+    };
+    match imaginator::compat::migrate::migrate(&text, std::path::Path::new(out)) {
+        Ok(m) => {
+            for path in &m.written {
+                println!("wrote {}", path.display());
+            }
+            println!("\nWhat differs in the native profile:");
+            for d in &m.differences {
+                println!("- {d}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("{yaml}: {e}")),
     }
 }
 

@@ -95,6 +95,10 @@ pub struct Settings {
     pub quarantine: QuarantineSettings,
     pub ui: UiSettings,
     pub info: InfoSettings,
+    /// Set by a YAML config file (imaginator 2018's schema): the compat
+    /// profile. Not a TOML key.
+    #[serde(skip)]
+    pub compat: Option<std::sync::Arc<crate::compat::Compat>>,
 }
 
 /// `GET /images/{id}/info` and `POST /info`.
@@ -455,6 +459,7 @@ impl Default for Settings {
             quarantine: QuarantineSettings::default(),
             ui: UiSettings::default(),
             info: InfoSettings::default(),
+            compat: None,
         }
     }
 }
@@ -515,7 +520,21 @@ impl Settings {
         let file = file.map(Path::to_path_buf).or(file_from_env);
 
         let mut tree = toml::Value::Table(toml::Table::new());
-        if let Some(path) = &file {
+        let mut compat = None;
+        let mut file_warnings = Vec::new();
+        if let Some(path) = file.as_ref().filter(|p| crate::compat::config::is_yaml(p)) {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let loaded = crate::compat::config::load(&text).map_err(|message| ConfigError::File {
+                path: path.clone(),
+                message,
+            })?;
+            tree = toml::Value::Table(loaded.tree);
+            compat = Some(std::sync::Arc::new(loaded.compat));
+            file_warnings = loaded.warnings;
+        } else if let Some(path) = &file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
                 source,
@@ -534,8 +553,10 @@ impl Settings {
             })?;
         }
 
-        let warnings = overlay_env(&mut tree, &env)?;
+        let mut warnings = overlay_env(&mut tree, &env)?;
+        warnings.extend(file_warnings);
         let mut settings = deserialize(tree).map_err(|(key, message)| invalid(&key, message))?;
+        settings.compat = compat;
         settings.validate()?;
         settings.resolve_paths();
         Ok((settings, warnings))

@@ -43,6 +43,10 @@ pub enum FetchError {
     Timeout(Duration),
     #[error("{0}")]
     Upstream(String),
+    /// The origin answered a status other than success (the compat profile
+    /// passes it on, as imaginator 2018 did).
+    #[error("{1}")]
+    Status(u16, String),
     /// The in-flight byte budget is spent: transient, worth a retry.
     #[error("too many downloads and request bodies are in flight")]
     Busy,
@@ -115,6 +119,9 @@ impl Lookup {
 
 pub struct Fetcher {
     shortcuts: BTreeMap<String, String>,
+    /// `name:rest` is the base and `rest` concatenated, with no `/` added
+    /// (imaginator 2018's rule, the compat profile).
+    concatenate: bool,
     origins: Origins,
     settings: DownloadSettings,
     /// One client for every download: its resolver checks every address it
@@ -158,6 +165,7 @@ impl Fetcher {
             .map_err(|e| format!("cannot build the download client: {e}"))?;
         Ok(Fetcher {
             shortcuts,
+            concatenate: false,
             origins,
             settings,
             client,
@@ -168,11 +176,25 @@ impl Fetcher {
         })
     }
 
-    /// `name:rest` with a configured shortcut becomes `BASE/rest`.
+    /// imaginator 2018's download rules (the compat profile): shortcuts
+    /// concatenate, and any public origin may be fetched, as it was. The
+    /// address rules stay: special ranges are refused unless a shortcut's
+    /// host names them.
+    pub fn compat(mut self) -> Fetcher {
+        self.concatenate = true;
+        self.origins = Origins::public(self.shortcuts.values());
+        self
+    }
+
+    /// `name:rest` with a configured shortcut becomes `BASE/rest` (in the
+    /// compat profile `BASErest`).
     pub fn expand(&self, spec: &str) -> String {
         if let Some((name, rest)) = spec.split_once(':')
             && let Some(base) = self.shortcuts.get(name)
         {
+            if self.concatenate {
+                return format!("{base}{rest}");
+            }
             let base = base.trim_end_matches('/');
             return format!("{base}/{}", rest.trim_start_matches('/'));
         }
@@ -307,7 +329,10 @@ impl Fetcher {
                 continue;
             }
             if !response.status().is_success() {
-                return Err(FetchError::Upstream(format!("`{url}` answered {}", response.status())));
+                return Err(FetchError::Status(
+                    response.status().as_u16(),
+                    format!("`{url}` answered {}", response.status()),
+                ));
             }
             let max_age = freshness(response.headers());
             let etag = response.headers().get(reqwest::header::ETAG).cloned();

@@ -12,6 +12,9 @@ use percent_encoding::percent_decode_str;
 #[derive(Debug, Default)]
 pub struct Origins {
     entries: Vec<reqwest::Url>,
+    /// Any URL whose host is not a special address (the compat profile);
+    /// `entries` are then whole hosts, allowed even on special addresses.
+    public: bool,
 }
 
 /// A path's segments, percent-decoded, without the empty one a trailing
@@ -50,7 +53,20 @@ impl Origins {
                 .into_iter()
                 .filter_map(|p| reqwest::Url::parse(p).ok())
                 .collect(),
+            public: false,
         }
+    }
+
+    /// Any public origin, plus the hosts of `shortcuts` (whole hosts: a
+    /// shortcut's base is concatenated, so its path is no boundary).
+    pub fn public<'a>(shortcuts: impl IntoIterator<Item = &'a String>) -> Origins {
+        let mut origins = Origins::new(shortcuts);
+        for entry in &mut origins.entries {
+            entry.set_path("/");
+            entry.set_query(None);
+        }
+        origins.public = true;
+        origins
     }
 
     /// The hosts entries name by name (not as IP literals).
@@ -88,6 +104,19 @@ impl Origins {
         });
         if allowed {
             Ok(())
+        } else if self.public {
+            // Host names are checked by the resolver on every connection;
+            // IP literals never reach it, so they are checked here.
+            let literal = url
+                .host_str()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                .and_then(|h| h.parse::<std::net::IpAddr>().ok());
+            match literal {
+                Some(ip) if super::address::is_special(ip) => Err(FetchError::Forbidden(format!(
+                    "`{url}` is a private or special address; name it in a domain shortcut to allow it"
+                ))),
+                _ => Ok(()),
+            }
         } else {
             Err(FetchError::Forbidden(format!("`{url}` is not an allowed origin")))
         }

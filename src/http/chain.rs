@@ -63,7 +63,7 @@ impl From<FetchError> for ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
             },
-            FetchError::Upstream(m) => {
+            FetchError::Upstream(m) | FetchError::Status(_, m) => {
                 tracing::info!(detail = %m, "download failed");
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,
@@ -86,6 +86,9 @@ fn limit_freshness(response: &mut Response, max_age: Option<std::time::Duration>
 }
 
 pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+    if state.compat.is_some() {
+        return crate::compat::http::serve(state, uri).await;
+    }
     let settings = &state.settings;
     let raw = uri.path().trim_start_matches('/');
     if raw.len() > settings.chain.max_url_len {

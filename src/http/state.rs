@@ -83,6 +83,8 @@ pub struct Shared {
     pub chains: ChainPlans,
     /// Originals seen to exist recently (renditions are served only for those).
     pub known: crate::storage::Known,
+    /// The compat profile (a YAML config): imaginator 2018's URLs.
+    pub compat: Option<Arc<crate::compat::http::Runtime>>,
 }
 
 /// The memo behind `bind_alias`, keyed by (alias, raw query).
@@ -252,7 +254,7 @@ impl Shared {
     }
 
     /// 422 `quarantined` for an input that was being decoded at repeated crashes.
-    fn refuse_quarantined(&self, id: &ImageId) -> Result<(), ApiError> {
+    pub(crate) fn refuse_quarantined(&self, id: &ImageId) -> Result<(), ApiError> {
         if self.quarantine.is_quarantined(id.as_str()) {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -427,6 +429,32 @@ impl Shared {
         let overlays = futures::future::try_join_all(plan.overlays.iter().map(|s| self.fetch_source(s))).await?;
         sources.extend(overlays.into_iter().map(|(source, _)| source));
         self.render_sources(sources, plan, slot).await
+    }
+
+    /// Runs a compat-profile job (`magick::compat`) within its deadline.
+    pub async fn run_compat(
+        &self,
+        job: crate::magick::compat::CompatJob,
+        deadline: Instant,
+    ) -> Result<crate::magick::compat::CompatRendered, ApiError> {
+        let quarantine = Arc::clone(&self.quarantine);
+        let result = self.submit(None, deadline, move || {
+            let _in_flight = quarantine.enter(job.sources.iter().map(|s| s.id.as_str()));
+            for source in &job.sources {
+                crate::crash::test_hooks(&source.bytes);
+            }
+            crate::magick::compat::run(job)
+        })?;
+        match tokio::time::timeout_at(deadline.into(), result).await {
+            Err(_elapsed) => Err(magick::JobError::Deadline.into()),
+            Ok(Err(_dropped)) => Err(ApiError::internal()),
+            Ok(Ok(JobResult::Done(rendered))) => {
+                self.metrics.renders.with_label_values(&["compat"]).inc();
+                Ok(rendered?)
+            }
+            Ok(Ok(JobResult::Expired)) => Err(magick::JobError::Deadline.into()),
+            Ok(Ok(JobResult::Panicked)) => Err(ApiError::internal()),
+        }
     }
 
     /// Runs `plan` on the first of `sources` (the others are the images its

@@ -86,7 +86,7 @@ pub fn probe(input: &[u8], format: ImageFormat, limits: &Limits, deadline: Insta
     probe_source(input, format, None, limits, deadline)
 }
 
-fn probe_source(
+pub(super) fn probe_source(
     input: &[u8],
     format: ImageFormat,
     density: Option<f64>,

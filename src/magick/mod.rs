@@ -4,6 +4,7 @@
 mod animation;
 mod apply;
 pub mod budget;
+pub mod compat;
 mod error;
 mod estimate;
 mod info;

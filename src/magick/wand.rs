@@ -746,6 +746,84 @@ impl Wand {
         self.check(unsafe { im::MagickSetImageCompressionQuality(self.raw(), usize::from(quality)) })
     }
 
+    // The compat profile's calls (`crate::compat::exec`): ImageMagick's own
+    // behaviour, with no repage or background choice of ours.
+
+    /// `MagickCropImage` as it is: negative offsets clip, the page is kept.
+    pub fn crop_raw(&mut self, width: usize, height: usize, x: i64, y: i64) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickCropImage(self.raw(), width, height, x as isize, y as isize) })
+    }
+
+    /// `MagickExtentImage` in the image's own background colour.
+    pub fn extent_raw(&mut self, width: usize, height: usize, x: i64, y: i64) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickExtentImage(self.raw(), width, height, x as isize, y as isize) })
+    }
+
+    /// `MagickTrimImage` with a fuzz in quantum units; the page is kept.
+    pub fn trim_fuzz(&mut self, fuzz: f64) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickTrimImage(self.raw(), fuzz) })
+    }
+
+    pub fn set_gravity(&mut self, gravity: im::GravityType) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSetGravity(self.raw(), gravity) })
+    }
+
+    /// The background colour from any colour ImageMagick knows by name or
+    /// notation (`red`, `#ff000080`, `rgb(1,2,3)`); an unknown one is an error.
+    pub fn set_background_text(&mut self, color: &str) -> Result<(), WandError> {
+        let c = cstring(color);
+        // SAFETY: the pixel wand lives for this block only.
+        unsafe {
+            let pixel = im::NewPixelWand();
+            if pixel.is_null() {
+                return Err(self.error());
+            }
+            if !ok(im::PixelSetColor(pixel, c.as_ptr())) {
+                im::DestroyPixelWand(pixel);
+                return Err(WandError {
+                    severity: 0,
+                    message: format!("unrecognized color `{color}`"),
+                    deadline: false,
+                });
+            }
+            let status = im::MagickSetImageBackgroundColor(self.raw(), pixel);
+            im::DestroyPixelWand(pixel);
+            self.check(status)
+        }
+    }
+
+    /// `MagickSepiaToneImage` with a threshold in quantum units.
+    pub fn sepia_threshold(&mut self, threshold: f64) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSepiaToneImage(self.raw(), threshold) })
+    }
+
+    /// The resolution as recorded (0 when none), in the recorded units.
+    pub fn raw_resolution(&self) -> (f64, f64) {
+        let (mut x, mut y) = (0.0, 0.0);
+        // SAFETY: valid wand and out-pointers.
+        unsafe { im::MagickGetImageResolution(self.raw(), &mut x, &mut y) };
+        (x, y)
+    }
+
+    /// ImageMagick's name for the image's format (`JPEG`, `PNG`, ...).
+    pub fn format_name(&self) -> String {
+        // SAFETY: valid wand; the string is copied then relinquished.
+        unsafe {
+            let text = im::MagickGetImageFormat(self.raw());
+            if text.is_null() {
+                return String::new();
+            }
+            let name = CStr::from_ptr(text).to_string_lossy().into_owned();
+            im::MagickRelinquishMemory(text as *mut c_void);
+            name
+        }
+    }
+
     /// Encodes the current image list in its format.
     pub fn encode(&mut self) -> Result<Vec<u8>, WandError> {
         let mut len = 0usize;
