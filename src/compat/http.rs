@@ -40,7 +40,8 @@ impl Runtime {
     pub fn open(config: Compat, metrics: &crate::metrics::Metrics) -> std::io::Result<Runtime> {
         let mut caches = BTreeMap::new();
         for (name, c) in &config.caches {
-            std::fs::create_dir_all(&c.dir)?;
+            // The disk tier writes into `tmp` and renames into `cache`.
+            std::fs::create_dir_all(c.dir.join("tmp"))?;
             let memory = (c.size / 8).min(64 << 20);
             let cache = Arc::new(ResultCache::new(
                 memory,
@@ -82,6 +83,7 @@ impl From<CompatError> for ApiError {
     fn from(e: CompatError) -> ApiError {
         match e {
             CompatError::Filter(message) => filter_failed(message),
+            CompatError::Unsupported(message) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_output", message),
             CompatError::Job(job) => job.into(),
         }
     }

@@ -46,6 +46,10 @@ pub enum CompatError {
     /// A filter's arguments or use is wrong (the original answered 500).
     #[error("{0}")]
     Filter(String),
+    /// Something the original did that this service does not offer (PDF,
+    /// PS and SVG output: their coders are off): 400.
+    #[error("{0}")]
+    Unsupported(String),
     #[error(transparent)]
     Job(#[from] JobError),
 }
@@ -54,7 +58,7 @@ impl Outcome for Result<CompatRendered, CompatError> {
     fn outcome(&self) -> &'static str {
         match self {
             Ok(_) => "ok",
-            Err(CompatError::Filter(_)) => "invalid",
+            Err(CompatError::Filter(_) | CompatError::Unsupported(_)) => "invalid",
             Err(CompatError::Job(JobError::Deadline)) => "deadline",
             Err(CompatError::Job(_)) => "error",
         }
@@ -183,7 +187,7 @@ impl Run<'_> {
                 let format = crate::compat::config::OriginalFormat::parse(name)
                     .ok_or_else(|| filter_error(format!("Unknown format: {name}")))?;
                 let native = format.native().ok_or_else(|| {
-                    filter_error(format!(
+                    CompatError::Unsupported(format!(
                         "format: `{name}` output is not offered: its coder is disabled by the security policy"
                     ))
                 })?;
@@ -227,13 +231,17 @@ impl Run<'_> {
             }
             "alpha" => {
                 let name = a.text(1, "AlphaChannel")?;
-                let mode = AlphaMode::parse(name)
+                let mode = known(ALPHA, name)
+                    .then(|| AlphaMode::parse(name))
+                    .flatten()
                     .ok_or_else(|| filter_error(format!("Unknown alpha channel option: {name}")))?;
                 img.set_alpha(mode.into()).map_err(op)?;
             }
             "compression" => {
                 let name = a.text(1, "CompressionType")?;
-                let c = CompressionName::parse(name)
+                let c = known(COMPRESSION, name)
+                    .then(|| CompressionName::parse(name))
+                    .flatten()
                     .ok_or_else(|| filter_error(format!("Unknown compression type: {name}")))?;
                 img.set_compression(c.into()).map_err(op)?;
             }
@@ -496,6 +504,21 @@ impl Args<'_> {
     }
 }
 
+/// The original's names, from its `FromStr` implementations.
+pub const COMPOSITE: &str = "undefined alpha atop blend blur bumpmap change_mask clear color_burn color_dodge \
+    colorize copy_black copy_blue copy copy_cyan copy_green copy_magenta copy_alpha copy_red copy_yellow darken \
+    darken_intensity difference displace dissolve distort divide_dst divide_src dst_atop dst dst_in dst_out \
+    dst_over exclusion hard_light hard_mix hue in intensity lighten lighten_intensity linear_burn linear_dodge \
+    linear_light luminize mathematics minus_dst minus_src modulate modulus_add modulus_subtract multiply no out \
+    over overlay pegtop_light pin_light plus replace saturate screen soft_light src_atop src src_in src_out \
+    src_over threshold vivid_light xor stereo";
+pub const COLORSPACE: &str = "undefined cmy cmyk gray hcl hclp hsb hsi hsl hsv hwb lab lch lchab lchuv log lms luv \
+    ohta rec601ycbcr rec709ycbcr rgb scrgb srgb transparent xyy xyz ycbcr ycc ydbdr yiq ypbpr yuv lineargray";
+pub const COMPRESSION: &str = "undefined b44a b44 bzip dxt1 dxt3 dxt5 fax group4 jbig1 jbig2 jpeg2000 jpeg \
+    losslessjpeg lzma lzw no piz pxr24 rle zip zips";
+pub const ALPHA: &str = "undefined activate associate background copy deactivate discrete disassociate extract off \
+    on opaque remove set shape transparent";
+
 /// The 33 resize filters by the original's names.
 pub const FILTERS: [(&str, im::FilterType); 33] = [
     ("undefined", im::FilterType::Undefined),
@@ -533,6 +556,12 @@ pub const FILTERS: [(&str, im::FilterType); 33] = [
     ("sentinel", im::FilterType::Sentinel),
 ];
 
+/// Whether `name` is in a list of the original's names (it lowercased its input).
+fn known(list: &str, name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    list.split_whitespace().any(|n| n == lower)
+}
+
 fn filter_type(name: &str) -> Result<im::FilterType, CompatError> {
     let lower = name.to_ascii_lowercase();
     FILTERS
@@ -545,6 +574,9 @@ fn filter_type(name: &str) -> Result<im::FilterType, CompatError> {
 
 fn composite(name: &str) -> Result<im::CompositeOperator, CompatError> {
     // The original's names are ImageMagick's in snake_case; two differ.
+    if !known(COMPOSITE, name) {
+        return Err(filter_error(format!("Unknown composition operator: {name}")));
+    }
     let op = match name.to_ascii_lowercase().as_str() {
         "no" => Some(ComposeOperator::NoOp),
         // ImageMagick 7 names it, but its option table does not offer it.
@@ -576,20 +608,7 @@ fn gravity(name: &str) -> Result<im::GravityType, CompatError> {
 mod tests {
     use super::*;
 
-    /// The original's names, from its `FromStr` implementations.
-    const COMPOSITE: &str = "undefined alpha atop blend blur bumpmap change_mask clear color_burn color_dodge \
-        colorize copy_black copy_blue copy copy_cyan copy_green copy_magenta copy_alpha copy_red copy_yellow darken \
-        darken_intensity difference displace dissolve distort divide_dst divide_src dst_atop dst dst_in dst_out \
-        dst_over exclusion hard_light hard_mix hue in intensity lighten lighten_intensity linear_burn linear_dodge \
-        linear_light luminize mathematics minus_dst minus_src modulate modulus_add modulus_subtract multiply no out \
-        over overlay pegtop_light pin_light plus replace saturate screen soft_light src_atop src src_in src_out \
-        src_over threshold vivid_light xor stereo";
-    const COLORSPACE: &str = "undefined cmy cmyk gray hcl hclp hsb hsi hsl hsv hwb lab lch lchab lchuv log lms luv \
-        ohta rec601ycbcr rec709ycbcr rgb scrgb srgb transparent xyy xyz ycbcr ycc ydbdr yiq ypbpr yuv lineargray";
-    const COMPRESSION: &str = "undefined b44a b44 bzip dxt1 dxt3 dxt5 fax group4 jbig1 jbig2 jpeg2000 jpeg \
-        losslessjpeg lzma lzw no piz pxr24 rle zip zips";
-    const ALPHA: &str = "undefined activate associate background copy deactivate discrete disassociate extract off \
-        on opaque remove set shape transparent";
+    use super::{ALPHA, COLORSPACE, COMPOSITE, COMPRESSION};
 
     #[test]
     fn every_name_the_original_knew_is_known() {
