@@ -228,6 +228,7 @@ impl App {
         state.metrics.register_memory(Box::new(move || source.memory_report()));
         let memory = Arc::clone(&state.memory);
         let (cache, fetcher) = (Arc::clone(&state.cache), Arc::clone(&state.fetcher));
+        let compat = state.compat.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(HEAP_SAMPLE_EVERY);
             loop {
@@ -237,9 +238,9 @@ impl App {
                 // tiers fill to their budgets by design: left out.
                 if let Ok(_idle) = memory.profiling.try_lock() {
                     let allocated = JemallocStats::read().allocated;
-                    memory
-                        .history
-                        .record(allocated.saturating_sub(cache.bytes().0 + fetcher.cached_bytes()));
+                    memory.history.record(allocated.saturating_sub(
+                        cache.bytes().0 + fetcher.cached_bytes() + compat.as_ref().map_or(0, |c| c.memory_bytes()),
+                    ));
                 }
             }
         });
@@ -251,6 +252,7 @@ impl App {
             workers = state.settings.workers,
             queue = state.settings.queue_capacity(),
             aliases = state.aliases.aliases.len(),
+            profile = if state.compat.is_some() { "compat (imaginator 2018 YAML)" } else { "native" },
             imagemagick = %magick::version(),
             "imaginator started"
         );

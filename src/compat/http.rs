@@ -58,6 +58,11 @@ impl Runtime {
         }
         Ok(Runtime { config, caches })
     }
+
+    /// Bytes the named caches' memory tiers hold (left out of the heap trend, as the result cache is).
+    pub fn memory_bytes(&self) -> u64 {
+        self.caches.values().map(|c| c.bytes().0).sum()
+    }
 }
 
 fn bad_url(message: impl Into<String>) -> ApiError {

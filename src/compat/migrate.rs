@@ -181,6 +181,16 @@ fn native_alias(name: &str, body: &str, node: &Node) -> Result<String, String> {
                 Value::Image(_) => return Err("it lays a second image over (native aliases cannot download)".into()),
             });
         }
+        if step.name == "resize" {
+            // The original's default is Lanczos; natively it is Catmull-Rom.
+            match args.get(2) {
+                None => args.push("lanczos".into()),
+                Some(f) if crate::pipeline::ops::Filter::parse(f).is_none() => {
+                    return Err(format!("resize filter `{f}` is not among the native filters"));
+                }
+                Some(_) => {}
+            }
+        }
         match step.name.as_str() {
             "format" => format = args.first().cloned(),
             "cache" => {}
@@ -281,7 +291,7 @@ log_filters_header: X-Filters
         assert_eq!(settings.cache.disk.0, 10_000_000);
         let set = crate::pipeline::alias::AliasSet::load_dir(&dir.path().join("aliases")).unwrap();
         let thumb = set.get("thumb").unwrap();
-        assert_eq!(thumb.chain.to_string(), "resize({p1},0)");
+        assert_eq!(thumb.chain.to_string(), "resize({p1},0,lanczos)");
         let square = set.get("square").unwrap();
         assert_eq!(square.output.format, crate::pipeline::format::ImageFormat::Png);
         assert!(

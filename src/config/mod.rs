@@ -708,7 +708,22 @@ impl Settings {
         if !resolved.storage.s3.secret_access_key.is_empty() {
             resolved.storage.s3.secret_access_key = "<set>".into();
         }
-        toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+        let mut text =
+            toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"));
+        if let Some(c) = &self.compat {
+            text.insert_str(
+                0,
+                &format!(
+                    "# compat profile (imaginator 2018 YAML): {} alias(es), named caches [{}], secret {}, \
+                     require_signature = {}\n",
+                    c.aliases.len(),
+                    c.caches.keys().cloned().collect::<Vec<_>>().join(", "),
+                    if c.secret.is_some() { "set" } else { "not set" },
+                    c.require_signature
+                ),
+            );
+        }
+        text
     }
 }
 

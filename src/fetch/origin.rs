@@ -155,6 +155,34 @@ mod tests {
     }
 
     #[test]
+    fn the_compat_profile_admits_public_origins_and_shortcut_hosts_only() {
+        let shortcuts = ["http://127.0.0.1:8080/img/pho".to_string()];
+        let o = Origins::public(&shortcuts);
+        // The shortcut's whole host (its base is concatenated, not a path prefix).
+        assert!(o.admit(&url("http://127.0.0.1:8080/img/photo.jpg")).is_ok());
+        assert!(o.admit(&url("http://127.0.0.1:8080/other.jpg")).is_ok());
+        // Public hosts as the original fetched them; names are checked by the resolver.
+        assert!(o.admit(&url("https://images.example.org/a.jpg")).is_ok());
+        assert!(o.admit(&url("http://93.184.216.34/a.jpg")).is_ok());
+        for refused in [
+            "http://127.0.0.1:9090/a.jpg",
+            "http://10.1.2.3/a.jpg",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/a.jpg",
+            "http://[fd00::1]/a.jpg",
+        ] {
+            assert!(
+                matches!(o.admit(&url(refused)), Err(FetchError::Forbidden(_))),
+                "{refused}"
+            );
+        }
+        assert!(matches!(
+            o.admit(&url("file:///etc/passwd")),
+            Err(FetchError::BadUrl(_))
+        ));
+    }
+
+    #[test]
     fn encoded_separators_dot_segments_and_credentials_are_refused() {
         let entries = ["http://origin.example/img/".to_string()];
         let o = Origins::new(&entries);
