@@ -777,3 +777,15 @@ async fn migrated_aliases_render_what_the_compat_profile_renders() {
         close_to(&a, &b, 32.0, compat_url);
     }
 }
+
+#[tokio::test]
+async fn a_long_chain_holds_its_peak_not_the_sum_of_its_steps() {
+    // Seven 2900x2900 steps reserve 84 MB each: 590 MB in all, more than the
+    // 512 MiB pixel-cache budget, while the peak (two images) fits.
+    let s = start("allow_builtin_filters: true\n").await;
+    let steps: String = (0..7).map(|i| format!(":resize({},2900)", 2900 - i)).collect();
+    let started = std::time::Instant::now();
+    let (status, _, body) = s.fetch(&format!("download(fx:photo.jpg){steps}:resize(100,100)")).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    eprintln!("seven 8.4 MP steps: {:?}", started.elapsed());
+}

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 pub enum ExpandError {
     #[error("no such filter: {0}")]
     NoSuchFilter(String),
+    #[error("the expanded URL has more than {0} filters")]
+    TooLarge(usize),
     #[error("not enough arguments passed to {alias}: expected at least {expected}, but {given} were passed")]
     NotEnoughArguments {
         alias: String,
@@ -59,7 +61,26 @@ fn substitute(mut body: Node, args: &[Value], alias: &str) -> Result<Node, Expan
 /// Expands every alias call in `node`. `builtin`: whether clients may use
 /// built-in filters.
 pub fn expand(node: Node, aliases: &BTreeMap<String, Node>, builtin: bool) -> Result<Node, ExpandError> {
-    walk(node, aliases, builtin, false)
+    let node = walk(node, aliases, builtin, false)?;
+    // An alias may use its image twice: nested, that doubles at every level.
+    if count(&node) > MAX_EXPANDED {
+        return Err(ExpandError::TooLarge(MAX_EXPANDED));
+    }
+    Ok(node)
+}
+
+/// Most filters an expanded URL may have.
+pub const MAX_EXPANDED: usize = 256;
+
+fn count(node: &Node) -> usize {
+    1 + node
+        .args
+        .iter()
+        .map(|a| match a {
+            Value::Image(inner) => count(inner),
+            _ => 0,
+        })
+        .sum::<usize>()
 }
 
 fn walk(node: Node, aliases: &BTreeMap<String, Node>, builtin: bool, alias_input: bool) -> Result<Node, ExpandError> {
@@ -72,7 +93,14 @@ fn walk(node: Node, aliases: &BTreeMap<String, Node>, builtin: bool, alias_input
         });
     }
     match aliases.get(&node.name) {
-        Some(body) => substitute(body.clone(), &args, &node.name),
+        // Checked at every level, so a copy never grows past the bound.
+        Some(body) => {
+            let expanded = substitute(body.clone(), &args, &node.name)?;
+            if count(&expanded) > MAX_EXPANDED {
+                return Err(ExpandError::TooLarge(MAX_EXPANDED));
+            }
+            Ok(expanded)
+        }
         None if builtin || (alias_input && node.name == "download") => Ok(Node { name: node.name, args }),
         None => Err(ExpandError::NoSuchFilter(node.name)),
     }
@@ -122,6 +150,21 @@ mod tests {
         assert_eq!(placeholder("origin:{12}.jpg"), Some(12));
         assert_eq!(placeholder("{x}{3}"), Some(3));
         assert_eq!(placeholder("{}"), None);
+    }
+
+    #[test]
+    fn an_alias_that_doubles_its_image_cannot_blow_up() {
+        let mut aliases = aliases();
+        aliases.insert(
+            "dup".into(),
+            parse("compose(compose({0},{0},over,0,0),{0},over,0,0)").unwrap(),
+        );
+        let url = "dup(".repeat(15) + "download(o:a)" + &")".repeat(15);
+        assert_eq!(
+            expand(parse(&url).unwrap(), &aliases, false).unwrap_err(),
+            ExpandError::TooLarge(MAX_EXPANDED)
+        );
+        assert!(expand(parse("dup(dup(download(o:a)))").unwrap(), &aliases, false).is_ok());
     }
 
     #[test]

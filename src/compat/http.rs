@@ -163,6 +163,7 @@ pub async fn serve(state: AppState, uri: Uri) -> Result<Response, ApiError> {
     let tree = grammar::parse(rest).map_err(|e| bad_url(e.to_string()))?;
     let tree = expand(tree, &config.aliases, state.settings.allow_builtin_filters).map_err(|e| match e {
         ExpandError::NoSuchFilter(_) | ExpandError::NotEnoughArguments { .. } => filter_failed(e.to_string()),
+        ExpandError::TooLarge(_) => bad_url(e.to_string()),
     })?;
     check_names(&tree)?;
 

@@ -74,11 +74,12 @@ fn op(e: WandError) -> CompatError {
 }
 
 pub fn run(job: CompatJob) -> Result<CompatRendered, CompatError> {
-    let mut run = Run {
-        job: &job,
-        grants: Vec::new(),
-    };
-    let mut wand = run.eval(&job.tree)?;
+    let mut run = Run { job: &job };
+    // The image's shares are held until it is encoded.
+    let Img {
+        mut wand,
+        grants: _held,
+    } = run.eval(&job.tree)?;
     if wand.past_deadline() {
         return Err(JobError::Deadline.into());
     }
@@ -91,13 +92,21 @@ pub fn run(job: CompatJob) -> Result<CompatRendered, CompatError> {
 
 struct Run<'a> {
     job: &'a CompatJob,
-    /// Pixel-cache shares held until the job ends.
-    grants: Vec<Option<super::budget::Grant<'static>>>,
+}
+
+type Grant = Option<super::budget::Grant<'static>>;
+
+/// An image and the pixel-cache shares reserved for it: a step that makes
+/// a new size reserves it before it runs and lets the old share go after,
+/// so a job holds its peak, not the sum of its steps.
+struct Img {
+    wand: Wand,
+    grants: Vec<Grant>,
 }
 
 impl Run<'_> {
     /// Checks a size a filter is about to make and reserves its pixels.
-    fn admit(&mut self, width: i64, height: i64, what: &str) -> Result<(usize, usize), CompatError> {
+    fn admit(&mut self, width: i64, height: i64, what: &str) -> Result<(usize, usize, Grant), CompatError> {
         if width < 1 || height < 1 {
             return Err(filter_error(format!("{what}: {width}x{height} is not a size")));
         }
@@ -110,14 +119,11 @@ impl Run<'_> {
             ))
             .into());
         }
-        self.grants.push(super::budget::reserve_for_job(
-            pixels.saturating_mul(BYTES_PER_PIXEL),
-            self.job.deadline,
-        )?);
-        Ok((width as usize, height as usize))
+        let grant = super::budget::reserve_for_job(pixels.saturating_mul(BYTES_PER_PIXEL), self.job.deadline)?;
+        Ok((width as usize, height as usize, grant))
     }
 
-    fn image(&mut self, node: &Node, i: usize) -> Result<Wand, CompatError> {
+    fn image(&mut self, node: &Node, i: usize) -> Result<Img, CompatError> {
         match node.args.get(i) {
             Some(Value::Image(inner)) => self.eval(inner),
             _ => Err(filter_error(format!(
@@ -128,11 +134,16 @@ impl Run<'_> {
         }
     }
 
-    fn eval(&mut self, node: &Node) -> Result<Wand, CompatError> {
+    fn eval(&mut self, node: &Node) -> Result<Img, CompatError> {
         if node.name == LEAF {
             return self.decode(node);
         }
-        let mut img = self.image(node, 0)?;
+        let Img {
+            wand: mut img,
+            mut grants,
+        } = self.image(node, 0)?;
+        // The share for a step's new size, kept once the step has run.
+        let mut replace = |grant: Grant| grants = vec![grant];
         if img.past_deadline() {
             return Err(JobError::Deadline.into());
         }
@@ -145,8 +156,9 @@ impl Run<'_> {
                     Some(_) => filter_type(a.text(3, "Filter")?)?,
                 };
                 let (w, h) = self.target(&img, w, h);
-                let (w, h) = self.admit(w, h, "resize")?;
+                let (w, h, grant) = self.admit(w, h, "resize")?;
                 img.resize(size(w, h), filter).map_err(op)?;
+                replace(grant);
             }
             "fit-in" => {
                 let (w, h) = (a.int(1)?, a.int(2)?);
@@ -160,14 +172,15 @@ impl Run<'_> {
                 } else {
                     ((iw * rh) as i64, h)
                 };
-                let (w, h) = self.admit(w, h, "fit-in")?;
+                let (w, h, grant) = self.admit(w, h, "fit-in")?;
                 img.resize(size(w, h), im::FilterType::Lanczos).map_err(op)?;
+                replace(grant);
             }
             "compose" => {
                 let operator = composite(a.text(2, "CompositeOperator")?)?;
                 let (x, y) = (a.int(3)?, a.int(4)?);
                 let src = self.image(node, 1)?;
-                img.composite(&src, operator, x, y).map_err(op)?;
+                img.composite(&src.wand, operator, x, y).map_err(op)?;
             }
             "trim" => img.trim_fuzz(15.0).map_err(op)?,
             "crop" => {
@@ -179,8 +192,9 @@ impl Run<'_> {
             }
             "extend" => {
                 let (x, y, w, h) = (a.int(1)?, a.int(2)?, a.int(3)?, a.int(4)?);
-                let (w, h) = self.admit(w - x, h - y, "extend")?;
+                let (w, h, grant) = self.admit(w - x, h - y, "extend")?;
                 img.extent_raw(w, h, x, y).map_err(op)?;
+                replace(grant);
             }
             "format" => {
                 let name = a.text(1, "ImageFormat")?;
@@ -210,10 +224,12 @@ impl Run<'_> {
                 );
                 // resize(w,h):extend(0,0,iw,ih):repeat(qx,qy,w,h), as the original chained them.
                 let (tw, th) = self.target(&img, w, h);
-                let (tw, th) = self.admit(tw, th, "pattern")?;
+                let (tw, th, tile) = self.admit(tw, th, "pattern")?;
                 img.resize(size(tw, th), im::FilterType::Lanczos).map_err(op)?;
-                let (ew, eh) = self.admit(iw, ih, "pattern")?;
+                let (ew, eh, grant) = self.admit(iw, ih, "pattern")?;
                 img.extent_raw(ew, eh, 0, 0).map_err(op)?;
+                drop(tile);
+                replace(grant);
                 repeat(&mut img, qx, qy, w, h)?;
             }
             "repeat" => {
@@ -296,12 +312,14 @@ impl Run<'_> {
                 if !(w.is_finite() && h.is_finite()) {
                     return Err(filter_error("resample: the image records no resolution"));
                 }
-                self.admit(w.ceil() as i64, h.ceil() as i64, "resample")?;
+                let (_, _, grant) = self.admit(w.ceil() as i64, h.ceil() as i64, "resample")?;
                 img.resample(Dpi { x, y }, filter).map_err(op)?;
+                replace(grant);
             }
             "canvas" => {
                 let (bx, by) = (f64::from(a.float(1)?), f64::from(a.float(2)?));
-                self.canvas(&mut img, bx, by)?;
+                let grant = self.canvas(&mut img, bx, by)?;
+                replace(grant);
             }
             "cm" => {
                 let (x, y) = (a.float(1)? * 0.393_700_8, a.float(2)? * 0.393_700_8);
@@ -325,11 +343,11 @@ impl Run<'_> {
             }
             other => return Err(filter_error(format!("no such filter: {other}"))),
         }
-        Ok(img)
+        Ok(Img { wand: img, grants })
     }
 
     /// A source: its header against the limits, then its first frame.
-    fn decode(&mut self, node: &Node) -> Result<Wand, CompatError> {
+    fn decode(&mut self, node: &Node) -> Result<Img, CompatError> {
         let Some(Value::Int(i, _)) = node.args.first() else {
             return Err(filter_error("internal: a source without an index"));
         };
@@ -344,10 +362,7 @@ impl Run<'_> {
         if let Some(budget) = super::budget::get() {
             super::estimate::check_decode_fits(source.format, header.largest, budget.total())?;
         }
-        self.grants.push(super::budget::reserve_for_job(
-            header.largest.saturating_mul(BYTES_PER_PIXEL),
-            self.job.deadline,
-        )?);
+        let grant = super::budget::reserve_for_job(header.largest.saturating_mul(BYTES_PER_PIXEL), self.job.deadline)?;
         let mut wand = Wand::new(self.job.deadline);
         wand.read_first_frame(&source.bytes, source.format.coder())
             .map_err(decode_error)?;
@@ -355,7 +370,10 @@ impl Run<'_> {
         if let Some(dpi) = source.density {
             wand.set_resolution(Dpi { x: dpi, y: dpi }).map_err(op)?;
         }
-        Ok(wand)
+        Ok(Img {
+            wand,
+            grants: vec![grant],
+        })
     }
 
     /// Resize targets: clamped to `image.max_*`, a 0 side from the aspect
@@ -379,7 +397,7 @@ impl Run<'_> {
     }
 
     /// The original's `canvas(bx, by)`: a mirrored bleed of `bx` x `by` cm.
-    fn canvas(&mut self, img: &mut Wand, bx: f64, by: f64) -> Result<(), CompatError> {
+    fn canvas(&mut self, img: &mut Wand, bx: f64, by: f64) -> Result<Grant, CompatError> {
         let s = img.size();
         if s.width < 3 || s.height < 3 {
             return Err(filter_error("canvas: the image is too small"));
@@ -402,7 +420,9 @@ impl Run<'_> {
         if xb < 0 || yb < 0 || xb > w || yb > h {
             return Err(filter_error("canvas: the bleed must be between 0 and the image's size"));
         }
-        let (cw, ch) = self.admit(w + 2 * xb, h + 2 * yb, "canvas")?;
+        // The canvas, and the three mirrored copies laid around the image.
+        let (cw, ch, grant) = self.admit(w + 2 * xb, h + 2 * yb, "canvas")?;
+        let _copies = self.admit(w, 3 * h, "canvas")?;
         img.extent_raw(cw, ch, -xb, -yb).map_err(op)?;
         let over = im::CompositeOperator::Over;
         for (src, x, y) in [
@@ -417,7 +437,7 @@ impl Run<'_> {
         ] {
             img.composite(src, over, x, y).map_err(op)?;
         }
-        Ok(())
+        Ok(grant)
     }
 }
 
