@@ -13,7 +13,8 @@ usage: imaginator [--config FILE] [--print-config]
                                              list every behaviour that differs natively
        imaginator sign [--secret S] PATH     print PATH signed (secret: --secret or the first of `secrets`):
                                              /{signature}/CHAIN for a chain; PATH?...&signature=... for
-                                             images/{id}/{alias}?... and transform/{alias}?... (sign_all_routes)
+                                             images/{id}/{alias}?... and transform/{alias}?... (sign_all_routes);
+                                             with a YAML config, imaginator 2018's signature
 
   --config FILE    read settings from FILE (TOML; a .yml/.yaml file in imaginator 2018's
                    schema turns on the compat profile); also IMAGINATOR_CONFIG
@@ -151,15 +152,24 @@ fn sign(args: Vec<String>) -> ExitCode {
     let Some(path) = path else {
         return fail("sign needs a PATH, e.g. imaginator sign 'download(origin:a.jpg):thumbnail()'");
     };
-    let secret = match secret {
+    let settings = match Settings::load(None, std::env::vars()) {
+        Ok((settings, _)) => settings,
+        Err(e) if secret.is_none() => return fail(&e.to_string()),
+        Err(_) => Settings::default(),
+    };
+    // With a YAML config (IMAGINATOR_CONFIG), the original's scheme: HMAC-SHA1
+    // over the decoded path (plus `?query`), padded URL-safe base64.
+    if let Some(compat) = &settings.compat {
+        let Some(secret) = secret.or_else(|| compat.secret.clone()) else {
+            return fail("no secret: pass --secret or set `secret` in the YAML file");
+        };
+        let decoded = percent_encoding::percent_decode_str(&path).decode_utf8_lossy();
+        println!("/{}/{path}", imaginator::compat::http::sign(&secret, &decoded));
+        return ExitCode::SUCCESS;
+    }
+    let secret = match secret.or_else(|| settings.secrets.first().cloned()) {
         Some(s) => s,
-        None => match Settings::load(None, std::env::vars()) {
-            Ok((settings, _)) => match settings.secrets.first() {
-                Some(s) => s.clone(),
-                None => return fail("no secret: pass --secret or configure `secrets`"),
-            },
-            Err(e) => return fail(&e.to_string()),
-        },
+        None => return fail("no secret: pass --secret or configure `secrets`"),
     };
     let signature = imaginator::signature::sign(&secret, &path);
     if path.starts_with("images/") || path.starts_with("transform/") {

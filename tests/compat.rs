@@ -311,11 +311,23 @@ async fn filters_do_what_the_originals_did() {
         dpi(&body)
     );
     let (_, img, _) = s.image(&format!("{photo}:resample(150,150)")).await;
+    let reference = magick(
+        &["fixture:photo.jpg", "-filter", "Lanczos", "-resample", "150x150"],
+        "jpg",
+    );
+    close_to(&img, &reference, 38.0, "resample");
     assert_eq!(img.dimensions(), (400, 250));
     // canvas: a mirrored bleed of 0.5 cm at 300 dpi (59 px) around the image less its 1 px border.
     let (_, img, _) = s.image(&format!("{photo}:canvas(0.5,0.5)")).await;
     assert_eq!(img.dimensions(), (798 + 2 * 59, 498 + 2 * 59));
 
+    let (_, img, _) = s.image(&format!("{photo}:colorspace(gray)")).await;
+    close_to(
+        &img,
+        &magick(&["fixture:photo.jpg", "-colorspace", "gray"], "jpg"),
+        38.0,
+        "colorspace(gray)",
+    );
     // colorspace, alpha, gravity and compression accept every name the original did, `undefined` included.
     for step in [
         "colorspace(undefined)",
@@ -719,6 +731,19 @@ fn migrate_writes_native_files_that_load() {
         .unwrap();
     assert!(print.status.success(), "{}", String::from_utf8_lossy(&print.stderr));
     assert!(Path::new(&out.join("aliases/thumb.toml")).exists());
+
+    // `imaginator sign` with the YAML file signs the original's way (the decoded path).
+    let sign = Command::new(exe)
+        .args(["sign", "download(fx%3Aphoto.jpg):resize(10,0)"])
+        .env("IMAGINATOR_CONFIG", &yaml)
+        .output()
+        .unwrap();
+    assert!(sign.status.success(), "{}", String::from_utf8_lossy(&sign.stderr));
+    let expected = imaginator::compat::http::sign("a-secret-long-enough", "download(fx:photo.jpg):resize(10,0)");
+    assert_eq!(
+        String::from_utf8_lossy(&sign.stdout).trim(),
+        format!("/{expected}/download(fx%3Aphoto.jpg):resize(10,0)")
+    );
 }
 
 /// Starts the app from a config file with `listen` and `data_dir` overridden.
