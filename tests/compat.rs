@@ -523,7 +523,9 @@ async fn urls_downloads_and_output_as_the_original_read_them() {
     let s = start("allow_builtin_filters: true\n").await;
     let photo = fixture("photo.jpg");
 
-    // download() alone: the source's bytes, unchanged.
+    // download() alone: the source's bytes, unchanged, never sniffed into something else.
+    let r = s.get("download(fx:photo.jpg)").await;
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     let (status, mime, body) = s.fetch("download(fx:photo.jpg)").await;
     assert_eq!((status, mime.as_str()), (200, "image/jpeg"));
     assert_eq!(body, photo);
@@ -813,4 +815,15 @@ async fn a_long_chain_holds_its_peak_not_the_sum_of_its_steps() {
     let (status, _, body) = s.fetch(&format!("download(fx:photo.jpg){steps}:resize(100,100)")).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     eprintln!("seven 8.4 MP steps: {:?}", started.elapsed());
+}
+
+#[test]
+fn the_sample_config_in_docs_loads() {
+    let (settings, warnings) = Settings::load(Some(&repo_path("docs/imaginator.yml")), Vec::<(String, String)>::new())
+        .expect("docs/imaginator.yml loads");
+    let compat = settings.compat.expect("a YAML file turns the compat profile on");
+    assert_eq!(compat.aliases.len(), 3);
+    assert_eq!(compat.caches["thumbs"].size, 1 << 30);
+    assert_eq!(settings.listen.to_string(), "0.0.0.0:3000");
+    assert!(warnings.iter().any(|w| w.contains("require_signature")), "{warnings:?}");
 }

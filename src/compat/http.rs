@@ -176,6 +176,8 @@ pub async fn serve(state: AppState, uri: Uri) -> Result<Response, ApiError> {
     let h = response.headers_mut();
     let mime = format.map_or("application/octet-stream", |f| f.mime());
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    // `download(...)` alone passes any bytes on: never let a browser sniff them into HTML.
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if let Some(name) = &config.log_filters_header
         && let Ok(name) = HeaderName::try_from(name.as_str())
         && let Ok(value) = HeaderValue::from_str(&request.log.join(","))
