@@ -10,7 +10,7 @@ mod common;
 
 use axum::extract::Path as UrlPath;
 use axum::http::StatusCode;
-use common::{decode, fixture, psnr, repo_path};
+use common::{decode, fixture, identify, psnr, repo_path};
 use image::GenericImageView;
 use imaginator::{App, Settings};
 use std::path::{Path, PathBuf};
@@ -418,27 +418,9 @@ fn dpi(bytes: &[u8]) -> f64 {
     }
 }
 
-/// `identify -format` of an encoded image.
-fn identify(bytes: &[u8], format: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("img");
-    std::fs::write(&path, bytes).unwrap();
-    let out = Command::new("magick")
-        .args(["identify", "-format", format])
-        .arg(&path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-#[tokio::test]
-async fn compose_takes_a_whole_chain_and_every_operator() {
-    let s = start("allow_builtin_filters: true\n").await;
-    let src = "download(fx:alpha.png):resize(50,50)";
-    let (_, img, _) = s
-        .image(&format!("compose(download(fx:photo.jpg),{src},over,10,10)"))
-        .await;
-    let reference = magick(
+/// `magick` laying alpha.png, resized to 50x50 with Lanczos, over the photo.
+fn compose_reference(operator: &str, geometry: &str) -> image::DynamicImage {
+    magick(
         &[
             "fixture:photo.jpg",
             "(",
@@ -449,14 +431,23 @@ async fn compose_takes_a_whole_chain_and_every_operator() {
             "50x50!",
             ")",
             "-geometry",
-            "+10+10",
+            geometry,
             "-compose",
-            "over",
+            operator,
             "-composite",
         ],
         "jpg",
-    );
-    close_to(&img, &reference, 38.0, "compose over");
+    )
+}
+
+#[tokio::test]
+async fn compose_takes_a_whole_chain_and_every_operator() {
+    let s = start("allow_builtin_filters: true\n").await;
+    let src = "download(fx:alpha.png):resize(50,50)";
+    let (_, img, _) = s
+        .image(&format!("compose(download(fx:photo.jpg),{src},over,10,10)"))
+        .await;
+    close_to(&img, &compose_reference("over", "+10+10"), 38.0, "compose over");
     let operators = "undefined alpha atop blend blur bumpmap change_mask clear color_burn color_dodge colorize \
         copy_black copy_blue copy copy_cyan copy_green copy_magenta copy_alpha copy_red copy_yellow darken \
         darken_intensity difference displace dissolve distort divide_dst divide_src dst_atop dst dst_in dst_out \
@@ -490,25 +481,7 @@ async fn compose_takes_a_whole_chain_and_every_operator() {
         let (_, img, _) = s
             .image(&format!("compose(download(fx:photo.jpg),{src},{op},-10,20)"))
             .await;
-        let reference = magick(
-            &[
-                "fixture:photo.jpg",
-                "(",
-                "fixture:alpha.png",
-                "-filter",
-                "Lanczos",
-                "-resize",
-                "50x50!",
-                ")",
-                "-geometry",
-                "-10+20",
-                "-compose",
-                magick_op,
-                "-composite",
-            ],
-            "jpg",
-        );
-        close_to(&img, &reference, 38.0, op);
+        close_to(&img, &compose_reference(magick_op, "-10+20"), 38.0, op);
     }
     assert_eq!(
         s.fetch(&format!("compose(download(fx:photo.jpg),{src},smudge,0,0)"))

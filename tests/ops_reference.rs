@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, decode, fixture_origin, psnr, repo_path};
+use common::{TestServer, decode, fixture_origin, identify, psnr, repo_path};
 use image::GenericImageView;
 use std::process::Command;
 
@@ -321,19 +321,6 @@ async fn dpi_records_the_resolution_in_the_file() {
         assert!((x - want.0).abs() < 0.5 && (y - want.1).abs() < 0.5, "{step}: {text}");
     }
     server.stop().await;
-}
-
-/// What `magick identify -format` says about a response body.
-fn identify(bytes: &[u8], format: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("out");
-    std::fs::write(&file, bytes).unwrap();
-    let out = Command::new("magick")
-        .args(["identify", "-format", format])
-        .arg(&file)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[tokio::test]

@@ -48,28 +48,8 @@ pub struct ImageFile {
 #[derive(Deserialize, Debug)]
 pub struct CacheFile {
     pub dir: PathBuf,
-    pub size: HumanSize,
-}
-
-/// `size: 1073741824` or `size: 1 GiB`.
-#[derive(Debug, Clone, Copy)]
-pub struct HumanSize(pub u64);
-
-impl<'de> Deserialize<'de> for HumanSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(HumanSize(n)),
-            Raw::Text(t) => ByteSize::parse(&t)
-                .map(|b| HumanSize(b.0))
-                .map_err(serde::de::Error::custom),
-        }
-    }
+    /// `size: 1073741824` or `size: 1 GiB` (`100 MB` is decimal, as the original's parser read it).
+    pub size: ByteSize,
 }
 
 /// The original's output formats, by its names (`PNG`, `jpg`, ...): the

@@ -189,33 +189,7 @@ pub async fn serve(state: AppState, uri: Uri) -> Result<Response, ApiError> {
 
 /// Every filter name is known before anything is fetched.
 fn check_names(node: &Node) -> Result<(), ApiError> {
-    const KNOWN: [&str; 24] = [
-        "download",
-        "resize",
-        "fit-in",
-        "compose",
-        "trim",
-        "crop",
-        "extend",
-        "format",
-        "pattern",
-        "repeat",
-        "colorspace",
-        "profile",
-        "compression",
-        "resample",
-        "canvas",
-        "cm",
-        "sepia",
-        "flip",
-        "flop",
-        "cache",
-        "dpi",
-        "alpha",
-        "gravity",
-        "bg",
-    ];
-    if !KNOWN.contains(&node.name.as_str()) {
+    if !crate::magick::compat::NAMES.contains(&node.name.as_str()) {
         return Err(filter_failed(format!("no such filter: {}", node.name)));
     }
     for arg in &node.args {

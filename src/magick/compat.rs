@@ -21,6 +21,35 @@ use crate::pipeline::ops::{AlphaMode, ColorspaceName, ComposeOperator, Compressi
 use magick_rust::bindings as im;
 use std::time::Instant;
 
+/// The original's filters: `download` and `cache` are resolved before a
+/// job runs, the others here.
+pub const NAMES: [&str; 24] = [
+    "download",
+    "resize",
+    "fit-in",
+    "compose",
+    "trim",
+    "crop",
+    "extend",
+    "format",
+    "pattern",
+    "repeat",
+    "colorspace",
+    "profile",
+    "compression",
+    "resample",
+    "canvas",
+    "cm",
+    "sepia",
+    "flip",
+    "flop",
+    "cache",
+    "dpi",
+    "alpha",
+    "gravity",
+    "bg",
+];
+
 /// The name of a leaf: an already fetched image (`args[0]` indexes `sources`).
 pub const LEAF: &str = "\u{0}source";
 

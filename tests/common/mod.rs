@@ -362,3 +362,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
             s
         })
 }
+
+/// What `magick identify -format` says about an encoded image.
+pub fn identify(bytes: &[u8], format: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out");
+    std::fs::write(&file, bytes).unwrap();
+    let out = std::process::Command::new("magick")
+        .args(["identify", "-format", format])
+        .arg(&file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
