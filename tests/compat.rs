@@ -95,6 +95,8 @@ async fn start(extra: &str) -> Compat {
         ("IMAGINATOR_LISTEN".to_string(), "127.0.0.1:0".to_string()),
         ("IMAGINATOR_DATA_DIR".to_string(), data.path().display().to_string()),
         ("IMAGINATOR_WORKERS".to_string(), "2".to_string()),
+        // Room for a busy machine: the long-chain test's work is seconds, not its deadline.
+        ("IMAGINATOR_JOB_DEADLINE".to_string(), "120s".to_string()),
     ];
     let (settings, _) = Settings::load(Some(&file), env).expect("the original's YAML loads");
     assert!(settings.compat.is_some());
