@@ -210,7 +210,10 @@ fn evaluate<'a>(
 ) -> BoxFuture<'a, Result<(Bytes, Option<ImageFormat>), ApiError>> {
     Box::pin(async move {
         match node.name.as_str() {
-            "download" => download(state, runtime, node, request).await,
+            "download" => {
+                let d = download(state, runtime, node, request).await?;
+                Ok((d.bytes, d.format))
+            }
             "cache" => {
                 let entry = cache(state, runtime, node, request).await?;
                 Ok((entry.bytes, Some(entry.format)))
@@ -223,14 +226,21 @@ fn evaluate<'a>(
     })
 }
 
-/// `download(url[,dpi])`: the source's bytes and its format (`None` when
-/// it is not an image).
+/// A downloaded source: its content id (computed once, by the fetcher), its
+/// bytes, and its format (`None` when it is not an image).
+struct Downloaded {
+    id: ImageId,
+    bytes: Bytes,
+    format: Option<ImageFormat>,
+}
+
+/// `download(url[,dpi])`.
 async fn download(
     state: &AppState,
     runtime: &Runtime,
     node: &Node,
     request: &mut Request,
-) -> Result<(Bytes, Option<ImageFormat>), ApiError> {
+) -> Result<Downloaded, ApiError> {
     let url = match node.args.first() {
         Some(Value::Text(url)) => url,
         _ => return Err(filter_failed("Argument 1 to `download` must be a string")),
@@ -249,7 +259,11 @@ async fn download(
             format!("Unsupported image format: {format} (image.supported_formats)"),
         ));
     }
-    Ok((bytes, resolved.format))
+    Ok(Downloaded {
+        id: resolved.id,
+        bytes,
+        format: resolved.format,
+    })
 }
 
 /// `cache(image, name)`: the image's result from the named cache, or
@@ -317,19 +331,24 @@ fn resolve<'a>(
     request: &'a mut Request,
 ) -> BoxFuture<'a, Result<Node, ApiError>> {
     Box::pin(async move {
-        let (bytes, format, density) = match node.name.as_str() {
+        let (id, bytes, format, density) = match node.name.as_str() {
             "download" => {
                 let density = match node.args.get(1) {
                     None => None,
                     Some(Value::Int(d, grammar::Unit::None)) if (1..=10_000).contains(d) => Some(*d as f64),
                     Some(_) => return Err(filter_failed("Argument 2 to `download` must be a literal integer")),
                 };
-                let (bytes, format) = download(state, runtime, node, request).await?;
-                (bytes, format, density)
+                let d = download(state, runtime, node, request).await?;
+                (d.id, d.bytes, d.format, density)
             }
             "cache" => {
                 let entry = cache(state, runtime, node, request).await?;
-                (entry.bytes, Some(entry.format), None)
+                (
+                    ImageId::of_shared(&entry.bytes).await,
+                    entry.bytes,
+                    Some(entry.format),
+                    None,
+                )
             }
             _ => {
                 request.log.push(node.name.clone());
@@ -358,7 +377,7 @@ fn resolve<'a>(
             return Err(filter_failed("at most 8 images per URL"));
         }
         request.sources.push(Source {
-            id: ImageId::of_shared(&bytes).await,
+            id,
             bytes,
             format,
             density,

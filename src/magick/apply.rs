@@ -272,28 +272,15 @@ fn canvas(wand: &mut Wand, c: &crate::pipeline::ops::Canvas, state: &State, limi
     }
     let size = Size::new(outer.0 as u32, outer.1 as u32);
     check_result_area(size, &Op::Canvas(c.clone()), limits)?;
-    let mut flopped = wand.duplicate();
-    flopped.flop().map_err(e)?;
-    let mut flipped = wand.duplicate();
-    flipped.flip().map_err(e)?;
-    let mut both = flipped.duplicate();
-    both.flop().map_err(e)?;
+    let mirrors = wand.mirrors().map_err(e)?;
     wand.extent(size, -i64::from(bx), -i64::from(by), state.background)
         .map_err(e)?;
-    let (bx, by) = (i64::from(bx), i64::from(by));
-    let (w, h) = (i64::from(inner.width), i64::from(inner.height));
-    let copy = im::CompositeOperator::Copy;
-    for (image, x, y) in [
-        (&flopped, bx - w, by),
-        (&flopped, bx + w, by),
-        (&flipped, bx, by - h),
-        (&flipped, bx, by + h),
-        (&both, bx - w, by - h),
-        (&both, bx + w, by - h),
-        (&both, bx - w, by + h),
-        (&both, bx + w, by + h),
-    ] {
-        wand.composite(image, copy, x, y).map_err(e)?;
-    }
+    wand.lay_mirrors(
+        &mirrors,
+        inner,
+        (i64::from(bx), i64::from(by)),
+        im::CompositeOperator::Copy,
+    )
+    .map_err(e)?;
     Ok(())
 }

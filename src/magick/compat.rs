@@ -434,13 +434,7 @@ impl Run<'_> {
         // Drop a 1 px border that may hold artefacts of earlier steps.
         img.extent_raw(s.width as usize - 2, s.height as usize - 2, 1, 1)
             .map_err(op)?;
-        let mut flipped = img.duplicate();
-        flipped.flip().map_err(op)?;
-        let mut flopped = img.duplicate();
-        flopped.flop().map_err(op)?;
-        let mut both = img.duplicate();
-        both.flip().map_err(op)?;
-        both.flop().map_err(op)?;
+        let mirrors = img.mirrors().map_err(op)?;
         let (xd, yd) = img.raw_resolution();
         let s = img.size();
         let (w, h) = (i64::from(s.width), i64::from(s.height));
@@ -453,19 +447,8 @@ impl Run<'_> {
         let (cw, ch, grant) = self.admit(w + 2 * xb, h + 2 * yb, "canvas")?;
         let _copies = self.admit(w, 3 * h, "canvas")?;
         img.extent_raw(cw, ch, -xb, -yb).map_err(op)?;
-        let over = im::CompositeOperator::Over;
-        for (src, x, y) in [
-            (&flopped, xb - w, yb),
-            (&flopped, xb + w, yb),
-            (&flipped, xb, yb - h),
-            (&flipped, xb, yb + h),
-            (&both, xb - w, yb + h),
-            (&both, xb + w, yb - h),
-            (&both, xb - w, yb - h),
-            (&both, xb + w, yb + h),
-        ] {
-            img.composite(src, over, x, y).map_err(op)?;
-        }
+        img.lay_mirrors(&mirrors, s, (xb, yb), im::CompositeOperator::Over)
+            .map_err(op)?;
         Ok(grant)
     }
 }

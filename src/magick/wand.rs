@@ -31,6 +31,13 @@ struct Deadline {
     hit: AtomicBool,
 }
 
+/// An image's mirror images (`Wand::mirrors`).
+pub struct Mirrors {
+    flopped: Wand,
+    flipped: Wand,
+    both: Wand,
+}
+
 pub struct Wand {
     ptr: NonNull<im::MagickWand>,
     deadline: Box<Deadline>,
@@ -546,6 +553,43 @@ impl Wand {
                 y as isize,
             )
         })
+    }
+
+    /// Mirror images of this one, for a bleed laid around it (`lay_mirrors`).
+    pub fn mirrors(&self) -> Result<Mirrors, WandError> {
+        let mut flopped = self.duplicate();
+        flopped.flop()?;
+        let mut flipped = self.duplicate();
+        flipped.flip()?;
+        let mut both = flipped.duplicate();
+        both.flop()?;
+        Ok(Mirrors { flopped, flipped, both })
+    }
+
+    /// Lays `m` (mirrors of an `inner`-sized image that now sits at
+    /// (`bx`,`by`)) around it: flopped left and right, flipped above and
+    /// below, both at the corners.
+    pub fn lay_mirrors(
+        &mut self,
+        m: &Mirrors,
+        inner: Size,
+        (bx, by): (i64, i64),
+        operator: im::CompositeOperator,
+    ) -> Result<(), WandError> {
+        let (w, h) = (i64::from(inner.width), i64::from(inner.height));
+        for (image, x, y) in [
+            (&m.flopped, bx - w, by),
+            (&m.flopped, bx + w, by),
+            (&m.flipped, bx, by - h),
+            (&m.flipped, bx, by + h),
+            (&m.both, bx - w, by - h),
+            (&m.both, bx + w, by - h),
+            (&m.both, bx - w, by + h),
+            (&m.both, bx + w, by + h),
+        ] {
+            self.composite(image, operator, x, y)?;
+        }
+        Ok(())
     }
 
     /// Fills the image with `tile` repeated from the top-left corner.
