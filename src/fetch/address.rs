@@ -21,6 +21,14 @@ pub fn is_special(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether an address is loopback (IPv4-mapped forms included).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
 fn special_v4(v4: Ipv4Addr) -> bool {
     let [a, b, c, _] = v4.octets();
     v4.is_loopback()

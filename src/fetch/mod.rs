@@ -14,8 +14,8 @@ mod freshness;
 mod origin;
 mod sources;
 
-pub use address::is_special;
 use address::{GuardedResolver, Refused};
+pub use address::{is_loopback, is_special};
 pub use freshness::freshness;
 use origin::Origins;
 pub use sources::{Known, SourceCache};
@@ -151,7 +151,14 @@ impl Fetcher {
         // `localhost` named in an entry is an explicit decision to allow it;
         // IP literals never reach the resolver (`admit` matches them exactly).
         let explicit = origins.host_names().filter(|h| h == "localhost").collect();
+        let mut marks = reqwest::header::HeaderMap::new();
+        marks.insert(
+            reqwest::header::VIA,
+            HeaderValue::from_str(&format!("1.1 {}", via_pseudonym())).expect("an ASCII pseudonym"),
+        );
         let mut client = reqwest::Client::builder()
+            .user_agent(concat!("imaginator/", env!("CARGO_PKG_VERSION")))
+            .default_headers(marks)
             .no_proxy()
             .dns_resolver(GuardedResolver::shared(explicit))
             .redirect(reqwest::redirect::Policy::none())
@@ -182,7 +189,15 @@ impl Fetcher {
     /// host names them.
     pub fn compat(mut self) -> Fetcher {
         self.concatenate = true;
+        let own = std::mem::take(&mut self.origins).into_listeners();
         self.origins = Origins::public(self.shortcuts.values());
+        self.origins.refuse_listeners(own);
+        self
+    }
+
+    /// Never downloads from `listeners` (the service's own).
+    pub fn refuse_listeners(mut self, listeners: impl IntoIterator<Item = std::net::SocketAddr>) -> Fetcher {
+        self.origins.refuse_listeners(listeners);
         self
     }
 
@@ -368,6 +383,31 @@ impl Fetcher {
             self.settings.max_redirects
         )))
     }
+}
+
+/// The pseudonym in the `Via` header of every download this process makes
+/// (`1.1 imaginator-<random>`). A request that arrives carrying it is one of
+/// our own downloads come back: a loop, refused. (Carrying `Via` at all also
+/// means it is never taken for a local operator's admin request.)
+pub fn via_pseudonym() -> &'static str {
+    static PSEUDONYM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PSEUDONYM.get_or_init(|| {
+        // Not a secret (it only tells this process's requests apart): the
+        // standard library's randomly keyed hasher is random enough.
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        format!("imaginator-{:016x}", h.finish())
+    })
+}
+
+/// Whether a request carries this process's `Via` pseudonym.
+pub fn is_own_download(headers: &reqwest::header::HeaderMap) -> bool {
+    let ours = via_pseudonym();
+    headers
+        .get_all(reqwest::header::VIA)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains(ours)))
 }
 
 /// A failed request: refused by the address rules (403), or the origin

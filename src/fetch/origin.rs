@@ -1,9 +1,18 @@
-//! Which URLs a download may fetch: those under a domain shortcut's base URL
-//! or an allow-list entry, compared as decoded, whole path segments (an
-//! entry `/pub` does not admit `/pub-private/`), with no credentials, and no
-//! path segment that a server could read as a separator or a step up
-//! (`..%2f`, `%5c`, `%2e%2e`, even double-encoded): such a path would leave
-//! the allowed prefix once the origin decodes it.
+//! Which URLs a download may fetch: the one origin policy of both profiles.
+//!
+//! - Under a domain shortcut's base URL or an allow-list entry, compared as
+//!   decoded, whole path segments (an entry `/pub` does not admit
+//!   `/pub-private/`), with no credentials, and no path segment that a
+//!   server could read as a separator or a step up (`..%2f`, `%5c`,
+//!   `%2e%2e`, even double-encoded): such a path would leave the allowed
+//!   prefix once the origin decodes it.
+//! - The compat profile also admits any public origin, as imaginator 2018
+//!   did; a shortcut there admits its base's scheme, host and port (its path
+//!   is concatenated, so no boundary), and nothing else on that host: a
+//!   shortcut to `http://localhost:8080/` does not open `localhost:9090`.
+//! - The service's own listeners are never a target, whatever the
+//!   configuration says (a download of `/debug/memory` or `/dump_profile`
+//!   from loopback would otherwise be an admin request).
 
 use super::FetchError;
 use percent_encoding::percent_decode_str;
@@ -13,8 +22,10 @@ use percent_encoding::percent_decode_str;
 pub struct Origins {
     entries: Vec<reqwest::Url>,
     /// Any URL whose host is not a special address (the compat profile);
-    /// `entries` are then whole hosts, allowed even on special addresses.
+    /// `entries` are then whole origins, allowed even on special addresses.
     public: bool,
+    /// The service's own listeners: never fetched.
+    own: Vec<std::net::SocketAddr>,
 }
 
 /// A path's segments, percent-decoded, without the empty one a trailing
@@ -54,7 +65,46 @@ impl Origins {
                 .filter_map(|p| reqwest::Url::parse(p).ok())
                 .collect(),
             public: false,
+            own: Vec::new(),
         }
+    }
+
+    /// The listeners refused (`refuse_listeners`).
+    pub fn into_listeners(self) -> Vec<std::net::SocketAddr> {
+        self.own
+    }
+
+    /// Never admits a URL that reaches one of `listeners` (the service's own).
+    pub fn refuse_listeners(&mut self, listeners: impl IntoIterator<Item = std::net::SocketAddr>) {
+        self.own.extend(listeners);
+    }
+
+    /// Whether `url` names one of the service's own listeners: its port, and
+    /// a host that is the listener's address, a loopback address or name, or
+    /// any local address when the listener is bound to all of them.
+    fn is_own(&self, url: &reqwest::Url) -> bool {
+        let Some(port) = url.port_or_known_default() else {
+            return false;
+        };
+        let host = url.host_str().unwrap_or_default();
+        let literal = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok();
+        let loopback_name = host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost");
+        self.own.iter().filter(|l| l.port() == port).any(|listener| {
+            let ip = listener.ip();
+            match literal {
+                Some(target) => {
+                    target == ip
+                        || target.is_unspecified()
+                        || super::address::is_loopback(target)
+                        || (ip.is_unspecified() && super::address::is_special(target))
+                }
+                None => loopback_name,
+            }
+        })
     }
 
     /// Any public origin, plus the hosts of `shortcuts` (whole hosts: a
@@ -90,6 +140,11 @@ impl Origins {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(FetchError::BadUrl("credentials in a download URL are refused".into()));
         }
+        if self.is_own(url) {
+            return Err(FetchError::Forbidden(format!(
+                "`{url}` is this service's own listener: downloads never reach it"
+            )));
+        }
         let path = segments(url);
         if let Some(bad) = path.iter().find(|s| unsafe_segment(s)) {
             return Err(FetchError::BadUrl(format!(
@@ -104,6 +159,17 @@ impl Origins {
         });
         if allowed {
             Ok(())
+        } else if self
+            .entries
+            .iter()
+            .any(|entry| entry.host_str().is_some_and(|h| url.host_str() == Some(h)))
+        {
+            // A host the configuration names is allowed on its named scheme
+            // and port only: the resolver lets such a host reach special
+            // addresses, so any other port would open every local service.
+            Err(FetchError::Forbidden(format!(
+                "`{url}` is not an allowed origin: a shortcut or allow-list entry admits its own scheme, host and port only"
+            )))
         } else if self.public {
             // Host names are checked by the resolver on every connection;
             // IP literals never reach it, so they are checked here.
@@ -180,6 +246,62 @@ mod tests {
             o.admit(&url("file:///etc/passwd")),
             Err(FetchError::BadUrl(_))
         ));
+    }
+
+    #[test]
+    fn a_shortcut_admits_its_scheme_host_and_port_and_nothing_else_on_that_host() {
+        let shortcuts = [
+            "http://localhost:18900/".to_string(),
+            "https://cdn.example/img/".to_string(),
+        ];
+        for o in [Origins::public(&shortcuts), Origins::new(&shortcuts)] {
+            assert!(o.admit(&url("http://localhost:18900/a.jpg")).is_ok());
+            for refused in [
+                "http://localhost:9090/debug/memory",
+                "http://localhost/dump_profile",
+                "https://localhost:18900/a.jpg",
+                "http://cdn.example/img/a.jpg",
+                "https://cdn.example:8443/img/a.jpg",
+            ] {
+                assert!(
+                    matches!(o.admit(&url(refused)), Err(FetchError::Forbidden(_))),
+                    "{refused}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_services_own_listeners_are_never_admitted_whatever_the_entries_say() {
+        let entries = [
+            "http://127.0.0.1:3000/".to_string(),
+            "http://localhost:3000/".to_string(),
+            "http://10.0.0.5:3000/".to_string(),
+        ];
+        for mut o in [Origins::public(&entries), Origins::new(&entries)] {
+            o.refuse_listeners(["127.0.0.1:3000".parse().unwrap(), "0.0.0.0:9090".parse().unwrap()]);
+            for refused in [
+                "http://127.0.0.1:3000/debug/memory",
+                "http://localhost:3000/dump_profile",
+                "http://LOCALHOST:3000/dump_profile",
+                "http://127.0.0.2:3000/metrics",
+                "http://[::1]:3000/metrics",
+                "http://[::ffff:127.0.0.1]:3000/metrics",
+                "http://0.0.0.0:3000/metrics",
+                "http://10.0.0.5:9090/debug/memory",
+                "http://app.localhost:9090/debug/memory",
+            ] {
+                let answer = o.admit(&url(refused));
+                assert!(
+                    matches!(&answer, Err(FetchError::Forbidden(m)) if m.contains("own listener")),
+                    "{refused}: {:?}",
+                    answer.err()
+                );
+            }
+            // Another port of an entry's host is not ours (and not admitted
+            // either, by the entry rule); an entry on a port not ours is.
+            assert!(o.admit(&url("http://10.0.0.5:3000/a.jpg")).is_ok());
+        }
     }
 
     #[test]
