@@ -1,12 +1,13 @@
 //! Everything the service does with untrusted bytes before ImageMagick sees
 //! them: the magic-byte sniff, the reading of every size any layer claims
 //! (containers, AV1 and HEVC headers, TIFF pages, GIF and WebP frames, the
-//! image's end), and the limit check. None of it may panic or hang on any
+//! image's end), the measure of its metadata (EXIF IFDs, inflated text and
+//! profiles) and the limit checks. None of it may panic or hang on any
 //! input, whatever format the bytes are read as.
 #![no_main]
 
 use imaginator::pipeline::format::{ImageFormat, check_dimensions, header_dimensions};
-use imaginator::pipeline::layers::claims;
+use imaginator::pipeline::layers::{claims, precheck};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -24,5 +25,6 @@ fuzz_target!(|data: &[u8]| {
                 let _ = data.get(..end);
             }
         }
+        let _ = precheck(data, f, 16_384, 16_384, 50_000_000, 100);
     }
 });

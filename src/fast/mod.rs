@@ -261,8 +261,6 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
                 format: ImageFormat::Jpeg,
                 size,
                 engine: "fast",
-                queued: Default::default(),
-                ran: Default::default(),
                 frames: 1,
                 pixel_estimate: 0,
                 pixel_peak: 0,

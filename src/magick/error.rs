@@ -27,6 +27,10 @@ pub enum JobError {
     /// (`estimate::check_cost`).
     #[error("{0}")]
     TooExpensive(String),
+    /// The file's metadata (EXIF, XMP, ICC, text) exceeds the budget
+    /// (`pipeline::metadata`).
+    #[error("{0}")]
+    Metadata(String),
     /// ImageMagick's process-wide pixel-cache budget (`limits.magick_memory`,
     /// plus `magick_disk` when a disk cache is allowed) is held by other
     /// jobs: transient, worth a retry.
@@ -41,6 +45,7 @@ impl From<crate::pipeline::layers::Refusal> for JobError {
         match r {
             crate::pipeline::layers::Refusal::TooLarge(m) => JobError::TooLarge(m),
             crate::pipeline::layers::Refusal::Malformed(m) => JobError::Decode(m),
+            crate::pipeline::layers::Refusal::Metadata(m) => JobError::Metadata(m),
         }
     }
 }
@@ -70,6 +75,7 @@ impl<T> Outcome for Result<T, JobError> {
             Err(JobError::Deadline) => "deadline",
             Err(JobError::Failed(_)) => "error",
             Err(JobError::Invalid(_)) => "bad_input",
+            Err(JobError::Metadata(_)) => "bad_input",
             Err(JobError::TooExpensive(_)) => "too_expensive",
             Err(JobError::Busy(_)) => "busy",
         }
@@ -79,11 +85,21 @@ impl<T> Outcome for Result<T, JobError> {
 /// ImageMagick's `ResourceLimitError` severity.
 const RESOURCE_LIMIT_ERROR: u32 = 400;
 
+/// ImageMagick's list-length limit is `limits.max_frames` + 1, so this
+/// means more frames than the limit (in words of ours).
+fn too_many_frames(e: &WandError) -> Option<JobError> {
+    e.message
+        .contains("list length exceeds limit")
+        .then(|| JobError::TooLarge("the image has more frames than the limits.max_frames limit".to_string()))
+}
+
 pub(super) fn decode_error(e: WandError) -> JobError {
     if e.deadline {
         JobError::Deadline
     } else if let Some(spent) = budget_error(&e) {
         spent
+    } else if let Some(frames) = too_many_frames(&e) {
+        frames
     } else if e.severity == RESOURCE_LIMIT_ERROR || e.message.contains("exceeds limit") {
         // ImageMagick's own width/height/area limits refuse the header (a
         // second line of defence behind `check_limits`).
@@ -98,6 +114,8 @@ pub(super) fn op_error(e: WandError) -> JobError {
         JobError::Deadline
     } else if let Some(spent) = budget_error(&e) {
         spent
+    } else if let Some(frames) = too_many_frames(&e) {
+        frames
     } else if e.severity == RESOURCE_LIMIT_ERROR {
         // Another of ImageMagick's limits (width, height, list length).
         JobError::TooLarge(format!(

@@ -45,6 +45,13 @@ fn decoder_bytes_per_pixel(format: ImageFormat) -> u64 {
     }
 }
 
+/// ImageMagick's dither cache: 2^24 entries of 8 bytes, allocated (and
+/// counted against its memory limit) whenever it quantizes with dithering,
+/// which writing a GIF does.
+pub(super) fn quantize_bytes(format: ImageFormat) -> u64 {
+    if format == ImageFormat::Gif { 128 << 20 } else { 0 }
+}
+
 pub(super) fn area(size: Size) -> u64 {
     u64::from(size.width) * u64::from(size.height)
 }
@@ -118,7 +125,9 @@ pub(super) fn pixel_cache_need(job: &Job, headers: &[Probe]) -> u64 {
             pixels += decoded(source, h, &c.ops, true, job.decode_headroom).max(steps(&c.ops, h.oriented, h.dpi));
         }
     }
-    pixels.saturating_mul(BYTES_PER_PIXEL)
+    pixels
+        .saturating_mul(BYTES_PER_PIXEL)
+        .saturating_add(quantize_bytes(plan.output.format_for(main.format)))
 }
 
 fn collect_overlays<'a>(ops: &'a [Op], out: &mut Vec<&'a crate::pipeline::ops::Compose>) {

@@ -52,9 +52,6 @@ pub struct Rendered {
     pub size: Size,
     /// `fast` or `imagemagick`.
     pub engine: &'static str,
-    /// Waiting for a worker, and on it (set by the caller's job closure).
-    pub queued: std::time::Duration,
-    pub ran: std::time::Duration,
     /// Frames in the output (1 unless an animation was kept).
     pub frames: usize,
     /// For animations: the pixel cache reserved, and the most ImageMagick
@@ -95,15 +92,16 @@ pub(super) fn probe_source(
 ) -> Result<Probe, JobError> {
     // Every layer's claims first, in pure Rust (also done at the edge; here
     // for every caller of the pool).
-    let claims = layers::claims(input, format);
+    let claims = layers::precheck(
+        input,
+        format,
+        limits.max_width,
+        limits.max_height,
+        limits.max_pixels,
+        limits.max_frames,
+    )
+    .map_err(JobError::from)?;
     if let Some(c) = &claims {
-        c.check(
-            limits.max_width,
-            limits.max_height,
-            limits.max_pixels,
-            limits.max_frames,
-        )
-        .map_err(JobError::from)?;
         // Before even the header parser of a decoder runs.
         if let Some(budget) = super::budget::get() {
             check_decode_fits(format, c.max_area, budget.total())?;
@@ -246,8 +244,6 @@ pub fn run(mut job: Job) -> Result<Rendered, JobError> {
         format,
         size,
         engine: "imagemagick",
-        queued: Default::default(),
-        ran: Default::default(),
         frames: 1,
         pixel_estimate: 0,
         pixel_peak: 0,

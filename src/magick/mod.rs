@@ -22,9 +22,15 @@ pub use info::{ImageInfo, info};
 
 /// The pixel cache an animation of `frames` frames of `canvas` needs when its
 /// steps make `output`-sized frames (admission checks it before queueing).
-pub fn animation_need(frames: usize, canvas: crate::pipeline::ops::Size, output: crate::pipeline::ops::Size) -> u64 {
-    animation::need(frames, canvas, output)
+pub fn animation_need(
+    frames: usize,
+    canvas: crate::pipeline::ops::Size,
+    output: crate::pipeline::ops::Size,
+    format: crate::pipeline::format::ImageFormat,
+) -> u64 {
+    animation::need(frames, canvas, output, format)
 }
+pub use animation::check_cost as check_animation_cost;
 pub(crate) use job::check_limits;
 pub use job::{Job, Probe, Rendered, Source, probe, run, validate};
 
@@ -72,7 +78,9 @@ pub fn init(limits: &Limits) -> Result<(), String> {
         set(im::ResourceType::Thread, 1);
         set(im::ResourceType::Width, HARD_MAX_SIDE);
         set(im::ResourceType::Height, HARD_MAX_SIDE);
-        set(im::ResourceType::ListLength, u64::from(limits.max_frames));
+        // ImageMagick refuses a list whose length reaches its limit; ours
+        // admits `max_frames` frames, so its limit is one more.
+        set(im::ResourceType::ListLength, u64::from(limits.max_frames) + 1);
         set(im::ResourceType::Memory, limits.magick_memory.0);
         set(im::ResourceType::Map, limits.magick_map.0);
         set(im::ResourceType::Disk, limits.magick_disk.0);

@@ -95,10 +95,12 @@ impl Tiff<'_> {
             .collect()
     }
 
+    /// An ASCII field: at most `metadata::FILE_TEXT_MAX` bytes of it are
+    /// read, whatever its count says (an IFD of 512 entries pointing at one
+    /// 3 MB string must not decode 1.5 GB).
     fn ascii(&self, at: usize, count: u32) -> Option<String> {
-        let raw = self.data.get(at..at.checked_add(count as usize)?)?;
-        let s = String::from_utf8_lossy(raw).trim_end_matches('\0').trim().to_string();
-        (!s.is_empty() && s.len() <= 256).then_some(s)
+        let n = (count as usize).min(super::metadata::FILE_TEXT_MAX);
+        super::metadata::file_text(self.data.get(at..at.checked_add(n)?)?)
     }
 
     fn rational(&self, at: usize) -> Option<f64> {

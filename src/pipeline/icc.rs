@@ -194,12 +194,15 @@ pub fn parse(icc: &[u8]) -> Option<ProfileInfo> {
 }
 
 /// The text of a `desc` (v2 textDescriptionType), `mluc` (v4, first
-/// record) or `text` tag.
+/// record) or `text` tag, bounded (`metadata::file_text`): a profile's
+/// description is shown to clients, and a 7 MB one must not become 22 MB
+/// of JSON.
 fn text(d: &[u8]) -> Option<String> {
-    let s = match d.get(..4)? {
+    use super::metadata::{file_text, file_text_utf16};
+    match d.get(..4)? {
         b"desc" => {
             let n = be32(d, 8)? as usize;
-            String::from_utf8_lossy(d.get(12..12 + n.min(d.len().saturating_sub(12)))?).into_owned()
+            file_text(d.get(12..12 + n.min(d.len().saturating_sub(12)))?)
         }
         b"mluc" => {
             let records = be32(d, 8)?;
@@ -207,15 +210,11 @@ fn text(d: &[u8]) -> Option<String> {
                 return None;
             }
             let (len, offset) = (be32(d, 20)? as usize, be32(d, 24)? as usize);
-            let raw = d.get(offset..offset.checked_add(len)?)?;
-            let units: Vec<u16> = raw.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-            String::from_utf16_lossy(&units)
+            file_text_utf16(d.get(offset..offset.checked_add(len)?)?)
         }
-        b"text" => String::from_utf8_lossy(d.get(8..)?).into_owned(),
-        _ => return None,
-    };
-    let s = s.trim_end_matches('\0').trim().to_string();
-    (!s.is_empty()).then_some(s)
+        b"text" => file_text(d.get(8..)?),
+        _ => None,
+    }
 }
 
 fn curve(d: &[u8]) -> Option<Curve> {

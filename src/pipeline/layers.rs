@@ -32,7 +32,7 @@ pub struct Claims {
     pub malformed: Option<&'static str>,
 }
 
-/// Why `Claims::check` refuses a file.
+/// Why `Claims::check` or `precheck` refuses a file.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// A layer, or the frame count, exceeds the limits.
@@ -41,6 +41,30 @@ pub enum Refusal {
     /// The structure cannot be read within bounds.
     #[error("{0}")]
     Malformed(String),
+    /// Its metadata exceeds the budget (`metadata`).
+    #[error("{0}")]
+    Metadata(String),
+}
+
+/// Every check of a file before a decoder sees it: its metadata against the
+/// budget (`metadata`), then every layer's claims against the limits.
+/// Returns the claims, when the structure could be read.
+pub fn precheck(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_width: u32,
+    max_height: u32,
+    max_pixels: u64,
+    max_frames: u32,
+) -> Result<Option<Claims>, Refusal> {
+    super::metadata::measure(bytes, format)
+        .check()
+        .map_err(|m| Refusal::Metadata(format!("the image's metadata is too large: {m}")))?;
+    let claims = claims(bytes, format);
+    if let Some(c) = &claims {
+        c.check(max_width, max_height, max_pixels, max_frames)?;
+    }
+    Ok(claims)
 }
 
 impl Claims {
@@ -397,6 +421,20 @@ const MAX_EXTENTS: usize = 4096;
 
 /// The data extents of every item in an `iloc` box (at most `MAX_EXTENTS`).
 fn item_data<'a>(iloc: &'a [u8], file: &'a [u8], idat: Option<&'a [u8]>) -> impl Iterator<Item = &'a [u8]> {
+    item_extents_in(iloc, file, idat).map(|(_, data)| data)
+}
+
+/// The data extents of every item stored in the file itself, with the
+/// item's id (at most `MAX_EXTENTS`).
+pub(crate) fn item_extents<'a>(iloc: &'a [u8], file: &'a [u8]) -> impl Iterator<Item = (u32, &'a [u8])> {
+    item_extents_in(iloc, file, None)
+}
+
+fn item_extents_in<'a>(
+    iloc: &'a [u8],
+    file: &'a [u8],
+    idat: Option<&'a [u8]>,
+) -> impl Iterator<Item = (u32, &'a [u8])> {
     let mut out = Vec::new();
     let mut extents_read = 0usize;
     let mut parse = || -> Option<()> {
@@ -427,6 +465,11 @@ fn item_data<'a>(iloc: &'a [u8], file: &'a [u8], idat: Option<&'a [u8]>) -> impl
             Some(v)
         };
         for _ in 0..count.min(MAX_LAYERS as usize) {
+            let id = if version < 2 {
+                u32::from(be16(iloc, at)?)
+            } else {
+                be32(iloc, at)?
+            };
             at += if version < 2 { 2 } else { 4 };
             let method = if version >= 1 {
                 let m = be16(iloc, at)? & 15;
@@ -454,7 +497,7 @@ fn item_data<'a>(iloc: &'a [u8], file: &'a [u8], idat: Option<&'a [u8]>) -> impl
                 };
                 let data = source.and_then(|s| s.get(offset..offset.checked_add(length)?.min(s.len())));
                 if let Some(data) = data {
-                    out.push(data);
+                    out.push((id, data));
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod exif;
 pub mod format;
 pub mod icc;
 pub mod layers;
+pub mod metadata;
 pub mod ops;
 pub mod parse;
 
@@ -91,7 +92,24 @@ impl Plan {
 
     /// A canonical text form of the work: cache-key material.
     pub fn canonical(&self) -> String {
-        let ops: Vec<String> = self.ops.iter().map(ToString::to_string).collect();
+        self.canonical_with(&self.ops)
+    }
+
+    /// The canonical text of this plan as it renders a source of `source`
+    /// pixels (as displayed), when a device pixel ratio makes it differ:
+    /// `dpr` resolved, and a `fit-in` that keeps its input whole named by
+    /// that input (`ops::dpr::key_steps`), so that two ratios that make the
+    /// same image have the same key. `None` without `dpr`, or when the
+    /// steps do not see the displayed size (no auto-orientation).
+    pub fn keyed_for(&self, source: Size) -> Option<String> {
+        if !self.output.auto_orient || !self.ops.iter().any(|op| matches!(op, Op::Dpr(_))) {
+            return None;
+        }
+        Some(self.canonical_with(&ops::dpr::key_steps(&self.ops, source)))
+    }
+
+    fn canonical_with(&self, ops: &[Op]) -> String {
+        let ops: Vec<String> = ops.iter().map(ToString::to_string).collect();
         let overlays: Vec<String> = self.overlays.iter().map(ToString::to_string).collect();
         let o = &self.output;
         format!(

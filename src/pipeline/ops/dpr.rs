@@ -97,10 +97,60 @@ pub fn resolve_dpr(ops: &[Op], source: Size) -> Vec<Op> {
     out
 }
 
+/// The steps as a cache key sees them for a source of `source` pixels:
+/// `dpr` resolved (`resolve_dpr`), and a `fit-in` whose box holds its input
+/// whole (it never enlarges, so it changes nothing) named by its input's
+/// size instead of its box. Only for keys: the steps rendered are
+/// `resolve_dpr`'s.
+pub fn key_steps(ops: &[Op], source: Size) -> Vec<Op> {
+    let mut size = Some(source);
+    resolve_dpr(ops, source)
+        .into_iter()
+        .map(|op| {
+            let keyed = match (&op, size) {
+                (Op::FitIn(_), Some(input)) if op.output_size(input) == input => {
+                    let px = |v: u32| {
+                        Length(Number {
+                            value: f64::from(v),
+                            unit: Unit::Px,
+                        })
+                    };
+                    Op::FitIn(super::fit_in::FitIn {
+                        width: px(input.width),
+                        height: px(input.height),
+                    })
+                }
+                _ => op.clone(),
+            };
+            size = size.filter(|_| !op.measured_size()).map(|s| op.output_size(s));
+            keyed
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pipeline::parse::{ParseLimits, parse_chain};
+
+    #[test]
+    fn ratios_that_make_the_same_image_have_the_same_key_steps() {
+        let keyed = |dpr: &str, source: Size| {
+            let steps = key_steps(&ops(&format!("dpr({dpr}):fit-in(1280,1280)")), source);
+            steps.iter().map(ToString::to_string).collect::<Vec<_>>().join(":")
+        };
+        let small = Size::new(16, 16);
+        assert_eq!(keyed("1.01", small), keyed("1.02", small));
+        assert_eq!(keyed("1.5", small), keyed("3", small));
+        let large = Size::new(4000, 3000);
+        assert_ne!(keyed("1.01", large), keyed("1.02", large), "different sizes stay apart");
+        let cover = |dpr: &str| {
+            let steps = key_steps(&ops(&format!("dpr({dpr}):cover(300,300)")), Size::new(400, 400));
+            steps.iter().map(ToString::to_string).collect::<Vec<_>>().join(":")
+        };
+        assert_eq!(cover("2"), cover("3"), "both capped at the source's 400 px");
+        assert_ne!(cover("1"), cover("1.2"));
+    }
 
     fn ops(text: &str) -> Vec<Op> {
         let chain = parse_chain(&format!("download(o:a.jpg):{text}"), ParseLimits::default()).unwrap();
