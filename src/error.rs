@@ -18,6 +18,8 @@ pub struct ApiError {
     /// connection cannot carry another request; it is closed after a bounded
     /// drain of what the client still sends, see `server`).
     pub close: bool,
+    /// Answer with `WWW-Authenticate: Bearer` (a 401: a token is needed).
+    pub bearer_challenge: bool,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             close: false,
+            bearer_challenge: false,
         }
     }
 
@@ -68,6 +71,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.bearer_challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if self.close {
             response
@@ -111,6 +119,9 @@ impl From<JobError> for ApiError {
                 "the image could not be processed within the time limit",
             ),
             JobError::Invalid(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_operation", message),
+            JobError::Metadata(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "metadata_too_large", message)
+            }
             JobError::TooExpensive(message) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "operation_too_expensive", message)
             }

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
+pub mod service;
 pub mod signature;
 pub mod storage;
 pub mod telemetry;

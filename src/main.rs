@@ -159,10 +159,19 @@ fn sign(args: Vec<String>) -> ExitCode {
     };
     // With a YAML config (IMAGINATOR_CONFIG), the original's scheme: HMAC-SHA1
     // over the decoded path (plus `?query`), padded URL-safe base64.
+    let query_signed = path.starts_with("images/") || path.starts_with("transform/") || path.starts_with("info");
     if let Some(compat) = &settings.compat {
         let Some(secret) = secret.or_else(|| compat.secret.clone()) else {
             return fail("no secret: pass --secret or set `secret` in the YAML file");
         };
+        if query_signed {
+            // The other routes are signed as natively (`require_signature`
+            // covers every route): a `signature` query parameter.
+            let signature = imaginator::signature::sign(&secret, &path);
+            let separator = if path.contains('?') { '&' } else { '?' };
+            println!("/{path}{separator}signature={signature}");
+            return ExitCode::SUCCESS;
+        }
         let decoded = percent_encoding::percent_decode_str(&path).decode_utf8_lossy();
         println!("/{}/{path}", imaginator::compat::http::sign(&secret, &decoded));
         return ExitCode::SUCCESS;
@@ -172,7 +181,7 @@ fn sign(args: Vec<String>) -> ExitCode {
         None => return fail("no secret: pass --secret or configure `secrets`"),
     };
     let signature = imaginator::signature::sign(&secret, &path);
-    if path.starts_with("images/") || path.starts_with("transform/") {
+    if query_signed {
         let separator = if path.contains('?') { '&' } else { '?' };
         println!("/{path}{separator}signature={signature}");
     } else {

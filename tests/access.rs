@@ -266,7 +266,21 @@ async fn with_sign_all_routes_renditions_and_transforms_need_a_signature() {
         s.admin_token = TOKEN.into();
     })
     .await;
-    let (_, json) = server.upload(fixture("photo.jpg")).await;
+    // Every route is signed, so are uploads (or the admin token stands in).
+    let unsigned_upload = server.upload(fixture("photo.jpg")).await;
+    assert_eq!(unsigned_upload.0, 403);
+    let json: serde_json::Value = server
+        .client
+        .post(server.url("/images"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "image/jpeg")
+        .body(fixture("photo.jpg"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = json["id"].as_str().unwrap();
     let path = format!("images/{id}/thumbnail?width=102");
     let unsigned = server.get(&format!("/{path}")).await;
@@ -349,4 +363,64 @@ async fn legacy_signatures_containing_a_slash_verify() {
     let (status, _, _) = error_code(server.get(&format!("/{chain}")).await).await;
     assert_eq!(status, 403, "unsigned chains are refused when secrets are set");
     server.stop().await;
+}
+
+/// Uploads follow `uploads`: with `token`, a body needs the upload token
+/// (or the admin token), and the refusal says so with a 401 and a Bearer
+/// challenge, before the body is read.
+#[tokio::test]
+async fn token_uploads_need_the_upload_token() {
+    let server = TestServer::start_with(&[], |s| {
+        s.uploads = Some(imaginator::config::UploadPolicy::Token);
+        s.upload_token = "upload-token-0123".into();
+    })
+    .await;
+    let client = reqwest::Client::new();
+    for path in ["/images", "/transform/thumbnail", "/info"] {
+        let r = client
+            .post(server.url(path))
+            .header("content-type", "image/jpeg")
+            .body(fixture("photo.jpg"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers().get("www-authenticate").map(|v| v.to_str().unwrap()),
+            Some("Bearer")
+        );
+        let (status, code, _) = error_code(r).await;
+        assert_eq!((status, code.as_str()), (401, "upload_token_required"), "{path}");
+        let r = client
+            .post(server.url(path))
+            .bearer_auth("upload-token-0123")
+            .header("content-type", "image/jpeg")
+            .body(fixture("photo.jpg"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path} with the token: {}", r.status());
+    }
+}
+
+/// Without `admin_listen`, `/metrics` is an operator route like the others;
+/// on a dedicated admin listener it is open to whoever reaches that port.
+#[tokio::test]
+async fn metrics_are_for_operators_unless_on_their_own_listener() {
+    let server = TestServer::start().await;
+    let proxy = reverse_proxy(server.base.clone()).await;
+    assert_eq!(server.get("/metrics").await.status(), 200, "a local operator");
+    let relayed = reqwest::get(format!("{proxy}/metrics")).await.unwrap();
+    assert_eq!(relayed.status(), 403, "relayed by a proxy");
+}
+
+/// The start-up log states who may upload and which routes are signed.
+#[test]
+fn the_start_up_log_states_the_access_policy() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, started) = common::start_binary_logged(EXE, data.path(), &[]);
+    let access = started["access"].as_str().unwrap_or_default().to_string();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(access.contains("uploads = open"), "{access}");
+    assert!(access.contains("no route is signed"), "{access}");
 }

@@ -81,11 +81,15 @@ async fn origin() -> String {
 /// A server on the original's YAML: `fx:` is the origin, `pre:` its base
 /// cut short (`pre:to.jpg` is `photo.jpg`), one named cache.
 async fn start(extra: &str) -> Compat {
-    let origin = origin().await;
+    start_with_domains(&origin().await, "", extra).await
+}
+
+/// As `start`, with the origin given and more domain shortcuts.
+async fn start_with_domains(origin: &str, domains: &str, extra: &str) -> Compat {
     let data = tempfile::tempdir().unwrap();
     let caches = tempfile::tempdir().unwrap();
     let yaml = format!(
-        "domains:\n  fx: \"{origin}\"\n  pre: \"{origin}pho\"\ncaches:\n  thumbs:\n    dir: {}\n    size: 10 MB\n\
+        "domains:\n  fx: \"{origin}\"\n  pre: \"{origin}pho\"\n{domains}caches:\n  thumbs:\n    dir: {}\n    size: 10 MB\n\
          log_filters_header: X-Imaginator-Filters\n{extra}",
         caches.path().join("thumbs").display()
     );
@@ -801,4 +805,113 @@ fn the_sample_config_in_docs_loads() {
     assert_eq!(compat.caches["thumbs"].size, 1 << 30);
     assert_eq!(settings.listen.to_string(), "0.0.0.0:3000");
     assert!(warnings.iter().any(|w| w.contains("require_signature")), "{warnings:?}");
+}
+
+/// Hostile clients, round 2, class 5: a shortcut to `localhost` admits its
+/// own scheme, host and port, nothing else; the service's own listener is
+/// never a download target, under any name; and a request carrying this
+/// process's own downloads' `Via` is refused as a loop.
+#[tokio::test]
+async fn a_localhost_shortcut_opens_its_own_port_only_and_never_the_service_itself() {
+    let origin = origin().await;
+    let port = origin.trim_end_matches('/').rsplit(':').next().unwrap().to_string();
+    let shortcut = format!("  lo: \"http://localhost:{port}/\"\n");
+    let open = start_with_domains(&origin, &shortcut, "allow_builtin_filters: true\n").await;
+    let own = open.base.trim_end_matches('/').rsplit(':').next().unwrap().to_string();
+    assert_eq!(
+        open.fetch("download(lo:photo.jpg)").await.0,
+        200,
+        "the shortcut itself works"
+    );
+    for url in [
+        format!("download(http://localhost:{own}/debug/memory)"),
+        format!("download(http://localhost:{own}/metrics)"),
+        format!("download(http://127.0.0.1:{own}/debug/memory)"),
+        format!("download(http://[::1]:{own}/debug/memory)"),
+        "download(http://localhost:1/debug/memory)".to_string(),
+    ] {
+        let (status, _, body) = open.fetch(&url).await;
+        let body = String::from_utf8_lossy(&body);
+        assert!(status == 403 || status == 400, "{url}: {status} {body}");
+        assert!(
+            !body.contains("jemalloc") && !body.contains("imaginator_"),
+            "{url}: {body}"
+        );
+    }
+
+    // Built-in filters off: an alias that downloads its argument.
+    let aliases = "allow_builtin_filters: false\naliases:\n  thumb: \"download({0}):resize({1},0)\"\n";
+    let closed = start_with_domains(&origin, &shortcut, aliases).await;
+    let own = closed
+        .base
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _, body) = closed
+        .fetch(&format!("thumb(http://localhost:{own}/dump_profile,1)"))
+        .await;
+    assert!(
+        status == 403 || status == 400,
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let profiling: serde_json::Value = closed.get("debug/memory").await.json().await.unwrap();
+    assert_eq!(
+        profiling["allocator"]["profiling_active"], false,
+        "heap profiling was not switched on through a download"
+    );
+
+    let looped = closed
+        .client
+        .get(format!("{}healthz", closed.base))
+        .header("via", format!("1.1 {}", imaginator::fetch::via_pseudonym()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(looped.status(), 508, "one of our own downloads come back");
+}
+
+/// Hostile clients, round 2, class 6: `require_signature` covers every
+/// route, not only the chain route: uploads, transforms, info, the alias
+/// list and the playground refuse unsigned requests from anyone but an
+/// operator, and take the native query signature made with the YAML secret.
+#[tokio::test]
+async fn require_signature_covers_every_route() {
+    let secret = "a-yaml-secret";
+    let c = start(&format!("secret: {secret}\nrequire_signature: true\n")).await;
+    let outside = |r: reqwest::RequestBuilder| r.header("x-forwarded-for", "203.0.113.9");
+    let photo = fixture("photo.jpg");
+    for (method, path) in [
+        ("POST", "transform/thumbnail?width=50"),
+        ("POST", "images"),
+        ("POST", "info"),
+        ("GET", "ui"),
+        ("GET", "aliases"),
+        ("GET", "download(fx:photo.jpg)"),
+    ] {
+        let url = format!("{}{path}", c.base);
+        let request = match method {
+            "POST" => c.client.post(&url).body(photo.clone()),
+            _ => c.client.get(&url),
+        };
+        let status = outside(request).send().await.unwrap().status().as_u16();
+        assert_eq!(status, 403, "unsigned {method} /{path}");
+    }
+    for path in ["transform/thumbnail?width=50", "info", "images"] {
+        let signature = imaginator::signature::sign(secret, path);
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{}{path}{separator}signature={signature}", c.base);
+        let r = outside(
+            c.client
+                .post(url)
+                .header("content-type", "image/jpeg")
+                .body(photo.clone()),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert!(r.status().is_success(), "signed POST /{path}: {}", r.status());
+    }
 }

@@ -73,6 +73,8 @@ struct Replica {
     starts: usize,
 }
 
+const UPLOAD_TOKEN: &str = "replicas-upload-token";
+
 impl Replica {
     fn new(n: usize, storage: &[(&'static str, String)], extra: &[(&'static str, String)]) -> Replica {
         let (port, admin_port) = (free_port(), free_port());
@@ -84,6 +86,8 @@ impl Replica {
             ),
             ("IMAGINATOR_LISTEN", format!("127.0.0.1:{port}")),
             ("IMAGINATOR_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+            // The shipped `uploads = "token"`, with the token its Secret gives.
+            ("IMAGINATOR_UPLOAD_TOKEN", UPLOAD_TOKEN.to_string()),
         ]);
         env.extend_from_slice(extra);
         Replica {
@@ -328,6 +332,7 @@ async fn client_loop(load: Arc<Load>, client: reqwest::Client, base: String, me:
                     Kind::Upload,
                     client
                         .post(&url)
+                        .bearer_auth(UPLOAD_TOKEN)
                         .header("content-type", "image/jpeg")
                         .body(bytes.as_ref().clone()),
                     url,

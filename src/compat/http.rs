@@ -151,7 +151,7 @@ pub async fn serve(state: AppState, uri: Uri) -> Result<Response, ApiError> {
                 "Invalid signature.",
             ));
         }
-        (None, Some(_)) if config.require_signature => {
+        (None, Some(_)) if state.policy.chains_signed() => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "signature_required",

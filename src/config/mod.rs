@@ -76,6 +76,17 @@ pub struct Settings {
     /// parameter over their path and the rest of the query, and
     /// `POST /transform/{alias}` needs one too, or the admin bearer token.
     pub sign_all_routes: bool,
+    /// Who may send images (every route whose body is an image:
+    /// `POST /images`, `POST /transform/{alias}`, `POST /info`): `open`
+    /// (anyone), `token` (`Authorization: Bearer` with `upload_token` or
+    /// `admin_token`) or `signed` (a `signature` query parameter, as
+    /// `sign_all_routes` asks of renditions, or the admin token). Unset: `signed`
+    /// when every route is signed, else `open` when `listen` is a loopback
+    /// address, else `token`. The start-up log states the policy in force.
+    pub uploads: Option<UploadPolicy>,
+    /// Bearer token that admits uploads under `uploads = "token"` (the admin
+    /// token does too). Never logged.
+    pub upload_token: String,
     /// When set, responses carry this header listing the executed filters and
     /// each cache's hit or miss, as the original did.
     pub log_filters_header: String,
@@ -99,6 +110,25 @@ pub struct Settings {
     /// profile. Not a TOML key.
     #[serde(skip)]
     pub compat: Option<std::sync::Arc<crate::compat::Compat>>,
+}
+
+/// Who may send images to the service (`uploads`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadPolicy {
+    Open,
+    Token,
+    Signed,
+}
+
+impl std::fmt::Display for UploadPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UploadPolicy::Open => "open",
+            UploadPolicy::Token => "token",
+            UploadPolicy::Signed => "signed",
+        })
+    }
 }
 
 /// `GET /images/{id}/info` and `POST /info`.
@@ -246,14 +276,25 @@ pub struct HttpSettings {
     /// Connections the kernel may queue before they are accepted (capped by
     /// `net.core.somaxconn`).
     pub backlog: u32,
-    /// Open connections at most (a closing connection counts while it drains);
-    /// beyond, new connections wait in the kernel's accept queue.
+    /// Open connections at most (a closing connection counts while it drains).
+    /// At the cap, a new connection is admitted by closing the connection
+    /// that waits the longest for a request, or one whose client has read
+    /// nothing of its answer for a second; when there is none, new
+    /// connections wait in the kernel's accept queue.
     pub max_connections: usize,
     /// Time to receive a request's headers; also how long a kept-alive
     /// connection may sit idle before the next request.
     pub header_timeout: HumanDuration,
     /// Time to receive a whole request body (408 beyond).
     pub body_timeout: HumanDuration,
+    /// Longest an answer may wait for its client to read (no byte of it
+    /// accepted by the socket); the connection is closed beyond.
+    pub send_timeout: HumanDuration,
+    /// Bytes a second a request body must arrive at, on average, after its
+    /// first 3 seconds (408 when it falls behind): a body that is not
+    /// arriving is cut off in proportion to what it sent, not after the
+    /// whole `body_timeout`.
+    pub body_min_rate: ByteSize,
 }
 
 impl Default for HttpSettings {
@@ -263,6 +304,8 @@ impl Default for HttpSettings {
             max_connections: 1024,
             header_timeout: HumanDuration(Duration::from_secs(30)),
             body_timeout: HumanDuration(Duration::from_secs(30)),
+            send_timeout: HumanDuration(Duration::from_secs(30)),
+            body_min_rate: ByteSize::kib(64),
         }
     }
 }
@@ -445,6 +488,8 @@ impl Default for Settings {
             secrets: Vec::new(),
             legacy_sha1_signatures: false,
             sign_all_routes: false,
+            uploads: None,
+            upload_token: String::new(),
             log_filters_header: String::new(),
             domains: Default::default(),
             download: DownloadSettings::default(),
@@ -567,6 +612,27 @@ impl Settings {
         self.queue.unwrap_or(4 * self.workers)
     }
 
+    /// Whether every image route must be signed: `sign_all_routes` with
+    /// `secrets`, or the compat profile's `require_signature` with its `secret`.
+    pub fn signs_every_route(&self) -> bool {
+        (self.sign_all_routes && !self.secrets.is_empty())
+            || self
+                .compat
+                .as_ref()
+                .is_some_and(|c| c.require_signature && c.secret.is_some())
+    }
+
+    /// The upload policy in force (`uploads`, or its default).
+    pub fn upload_policy(&self) -> UploadPolicy {
+        self.uploads.unwrap_or(if self.signs_every_route() {
+            UploadPolicy::Signed
+        } else if self.listen.ip().is_loopback() {
+            UploadPolicy::Open
+        } else {
+            UploadPolicy::Token
+        })
+    }
+
     /// Bytes of bodies and downloads held at once (`max_inflight_bytes`).
     pub fn inflight_bytes(&self) -> u64 {
         self.max_inflight_bytes.map_or_else(
@@ -609,6 +675,12 @@ impl Settings {
                 ));
             }
         }
+        if self.uploads == Some(UploadPolicy::Signed)
+            && self.secrets.is_empty()
+            && self.compat.as_ref().is_none_or(|c| c.secret.is_none())
+        {
+            return Err(invalid("uploads", "\"signed\" needs `secrets` to sign with"));
+        }
         if self.secrets.iter().any(|s| s.len() < 16) {
             return Err(invalid("secrets", "each secret must be at least 16 characters"));
         }
@@ -639,10 +711,10 @@ impl Settings {
         if h.max_connections == 0 {
             return Err(invalid("http.max_connections", "must be greater than zero"));
         }
-        if h.header_timeout.0.is_zero() || h.body_timeout.0.is_zero() {
+        if h.header_timeout.0.is_zero() || h.body_timeout.0.is_zero() || h.send_timeout.0.is_zero() {
             return Err(invalid(
                 "http",
-                "header_timeout and body_timeout must be greater than zero",
+                "header_timeout, body_timeout and send_timeout must be greater than zero",
             ));
         }
         let l = &self.limits;
@@ -699,8 +771,11 @@ impl Settings {
         let mut resolved = self.clone();
         resolved.queue = Some(self.queue_capacity());
         resolved.max_inflight_bytes = Some(ByteSize(self.inflight_bytes()));
-        if !resolved.admin_token.is_empty() {
-            resolved.admin_token = "<set>".into();
+        resolved.uploads = Some(self.upload_policy());
+        for token in [&mut resolved.admin_token, &mut resolved.upload_token] {
+            if !token.is_empty() {
+                *token = "<set>".into();
+            }
         }
         for secret in &mut resolved.secrets {
             *secret = "<set>".into();
@@ -747,6 +822,7 @@ fn overlay_env(tree: &mut toml::Value, env: &[(String, String)]) -> Result<Vec<S
         queue: Some(0),
         admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         max_inflight_bytes: Some(ByteSize(0)),
+        uploads: Some(UploadPolicy::Open),
         ..Settings::default()
     })
     .map_err(|e| invalid("configuration", e.to_string()))?;

@@ -1,64 +1,29 @@
-//! Admin-only access: `Authorization: Bearer <admin_token>` (compared in
-//! constant time), or a loopback peer whose request carries no proxy
-//! header. A local reverse proxy or a service-mesh sidecar connects from
-//! loopback on behalf of anyone (Envoy/Istio inbound from 127.0.0.6), and
-//! marks what it forwards (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`,
-//! `Via`, `X-Envoy-*`): such a request needs the token. Anything else gets
-//! 403. The token is never logged. With `admin_listen`, admin routes are on
-//! their own listener, which the same rules guard.
+//! Admin-only routes, and `Admin`: the proof, in a handler's arguments,
+//! that the service's policy (`service::policy`) admitted the caller as an
+//! operator. With `admin_listen`, admin routes are on their own listener,
+//! which the same rules guard.
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::service::policy::Caller;
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
-use std::net::{IpAddr, SocketAddr};
-use subtle::ConstantTimeEq;
+use std::net::SocketAddr;
 
 /// Proof that the caller may use admin endpoints.
 pub struct Admin;
-
-pub fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-    }
-}
-
-/// Whether a proxy forwarded the request (it then speaks for someone else).
-pub fn forwarded(headers: &HeaderMap) -> bool {
-    headers.keys().any(|name| {
-        let name = name.as_str();
-        matches!(name, "forwarded" | "x-forwarded-for" | "x-real-ip" | "via") || name.starts_with("x-envoy-")
-    })
-}
-
-/// Whether the request carries the admin bearer token (never when none is set).
-pub fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    !token.is_empty()
-        && headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())))
-}
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, ApiError> {
-        if has_token(&parts.headers, &state.settings.admin_token) {
-            return Ok(Admin);
-        }
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        if peer.is_some_and(is_loopback) && !forwarded(&parts.headers) {
-            return Ok(Admin);
-        }
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "admin endpoints answer the admin bearer token, or loopback callers whose request no proxy forwarded",
-        ))
+        state.policy.admin(Caller {
+            headers: &parts.headers,
+            peer,
+        })?;
+        Ok(Admin)
     }
 }
 

@@ -99,35 +99,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         ));
     }
     // Signed URLs: the signature covers the rest of the path exactly as sent.
-    let rest = if settings.secrets.is_empty() {
-        raw
-    } else {
-        let forbidden = || {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "invalid_signature",
-                "missing or wrong URL signature",
-            )
-        };
-        let legacy = settings.legacy_sha1_signatures;
-        let query = uri.query();
-        crate::signature::split_signed(raw, legacy)
-            .into_iter()
-            .find(|(signature, rest)| {
-                crate::signature::verify(&settings.secrets, legacy, signature, rest)
-                    || legacy && {
-                        // The original's own scheme: the decoded rest, plus `?query`.
-                        let decoded = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
-                        let message = match query {
-                            Some(q) => format!("{decoded}?{q}"),
-                            None => decoded.into_owned(),
-                        };
-                        crate::signature::verify(&settings.secrets, true, signature, &message)
-                    }
-            })
-            .map(|(_, rest)| rest)
-            .ok_or_else(forbidden)?
-    };
+    let rest = state.policy.native_chain(raw, uri.query())?;
     let memo = state.chains.get_or_compile(rest, || {
         let decoded = percent_encoding::percent_decode_str(rest)
             .decode_utf8()
@@ -174,10 +146,17 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         } else {
             Cow::Borrowed(&compiled.plan)
         };
-        // The key names the content of every image (never a URL) and any assumed resolution.
-        let mut work = match &memo.canonical {
-            Some(canonical) => canonical.clone(),
-            None => plan.canonical(),
+        // The key names the content of every image (never a URL) and any
+        // assumed resolution; a device pixel ratio by what it makes of the
+        // source, when its size is known (two ratios that make the same
+        // image share an entry).
+        let keyed = named[0]
+            .size
+            .and_then(|(w, h)| plan.keyed_for(crate::pipeline::ops::Size::new(w, h)));
+        let mut work = match (keyed, &memo.canonical) {
+            (Some(keyed), _) => keyed,
+            (None, Some(canonical)) => canonical.clone(),
+            (None, None) => plan.canonical(),
         };
         for (i, (n, spec)) in named.iter().zip(specs).enumerate() {
             work.push_str(&format!("|#{i}={}@{:?}", n.id, spec.dpi()));

@@ -18,12 +18,14 @@ mod version;
 pub use state::{AppState, BoundPlans, ChainPlans, Shared};
 
 use crate::error::ApiError;
+use crate::service::policy::{Access, Caller};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use std::net::SocketAddr;
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// Which routes a listener serves.
@@ -93,14 +95,76 @@ pub fn router(state: AppState, routes: Routes) -> Router {
             r = r.route("/debug/leak", post(debug::leak));
         }
     }
-    r.fallback(not_found)
+    r.route_layer(middleware::from_fn_with_state((state.clone(), routes), guard))
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(refuse_loops))
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             ApiError::internal().into_response()
         }))
         .with_state(state)
+}
+
+/// How each route is guarded (`service::policy`). A route missing here is
+/// admin-only until it is classified.
+fn access_of(route: &str, method: &Method) -> Access {
+    match route {
+        "/healthz" | "/readyz" | "/version" | "/ui/assets/{name}" => Access::Open,
+        "/metrics" => Access::Metrics,
+        "/aliases" | "/ui" | "/ui/api/chain" => Access::Authoring,
+        "/images/{id}" if method == Method::DELETE => Access::Admin,
+        "/images/{id}" | "/images/{id}/info" | "/images/{id}/{alias}" => Access::Read,
+        "/images" | "/info" | "/transform/{alias}" => Access::Upload,
+        "/{*chain}" => Access::Chain,
+        _ => Access::Admin,
+    }
+}
+
+/// Asks the policy about every routed request before its handler runs (so
+/// before a byte of its body is read); a verified signature parameter is
+/// removed from the URL the handler sees.
+async fn guard(
+    State((state, routes)): State<(AppState, Routes)>,
+    mut request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("", |m| m.as_str())
+        .to_string();
+    let access = access_of(&route, request.method());
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let caller = Caller {
+        headers: request.headers(),
+        peer,
+    };
+    match state
+        .policy
+        .check(access, routes == Routes::Admin, caller, request.uri())
+    {
+        Ok(None) => {}
+        Ok(Some(uri)) => *request.uri_mut() = uri,
+        Err(e) => return e.into_response(),
+    }
+    next.run(request).await
+}
+
+/// A request carrying this process's own `Via` pseudonym is one of its
+/// downloads come back to it: 508, whatever the route (see
+/// `fetch::via_pseudonym`).
+async fn refuse_loops(request: axum::extract::Request, next: middleware::Next) -> Response {
+    if crate::fetch::is_own_download(request.headers()) {
+        return ApiError::new(
+            StatusCode::LOOP_DETECTED,
+            "request_loop",
+            "this request is one of this service's own downloads: a download never reaches the service itself",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> ApiError {
