@@ -193,7 +193,8 @@ impl App {
                 },
                 metrics.source_cache.clone(),
             )
-            .map_err(|e| anyhow::anyhow!(e))?,
+            .map_err(|e| anyhow::anyhow!(e))?
+            .refuse_listeners(std::iter::once(listener.local_addr()?).chain(admin_addr)),
         );
         let fetcher = match settings.compat.is_some() {
             true => Arc::new(Arc::into_inner(fetcher).expect("not shared yet").compat()),
@@ -206,7 +207,9 @@ impl App {
             )),
             None => None,
         };
+        let policy = crate::service::Policy::new(&settings);
         let state = AppState::from(Shared {
+            policy,
             settings: Arc::new(settings),
             aliases: Arc::new(aliases),
             pool: Arc::new(pool),
@@ -253,6 +256,7 @@ impl App {
             queue = state.settings.queue_capacity(),
             aliases = state.aliases.aliases.len(),
             profile = if state.compat.is_some() { "compat (imaginator 2018 YAML)" } else { "native" },
+            access = %state.policy.describe(),
             imagemagick = %magick::version(),
             "imaginator started"
         );
@@ -287,6 +291,7 @@ impl App {
         let limits = ConnectionLimits {
             max_connections: settings.http.max_connections,
             header_timeout: settings.http.header_timeout.0,
+            send_timeout: settings.http.send_timeout.0,
             linger_bytes: settings.max_body.0.saturating_mul(2),
         };
         let endpoints = match self.admin_listener {

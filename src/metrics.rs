@@ -27,6 +27,7 @@ pub const CACHE_BYTES: &str = "imaginator_cache_bytes";
 pub const INFLIGHT_BYTES: &str = "imaginator_inflight_bytes";
 pub const INFLIGHT_BYTES_LIMIT: &str = "imaginator_inflight_bytes_limit";
 pub const CONNECTIONS_OPEN: &str = "imaginator_http_connections";
+pub const CONNECTIONS_SHED_TOTAL: &str = "imaginator_http_connections_shed_total";
 pub const CRASHES_FOUND_TOTAL: &str = "imaginator_crashes_found_total";
 pub const QUARANTINED_INPUTS: &str = "imaginator_quarantined_inputs";
 
@@ -85,6 +86,11 @@ pub struct MetricsInner {
     pub inflight_bytes_limit: IntGauge,
     /// Open HTTP connections, lingering closes included.
     pub connections: IntGauge,
+    /// Connections the server closed on its own, by `reason`: `idle` and
+    /// `stuck` (shed at the connection cap to admit a new one: waiting for a
+    /// request, or a client that reads no answer), `send_timeout` (an answer
+    /// that made no progress for `http.send_timeout`).
+    pub connections_shed: IntCounterVec,
     /// Previous runs found at start-up to have ended badly, by `kind`:
     /// `signal` (a fatal signal: a crash) or `unclean` (jobs in flight and no
     /// signal: SIGKILL, an OOM kill).
@@ -161,6 +167,14 @@ impl Metrics {
             .expect("valid gauge"),
             connections: IntGauge::new(CONNECTIONS_OPEN, "Open HTTP connections, lingering closes included")
                 .expect("valid gauge"),
+            connections_shed: IntCounterVec::new(
+                Opts::new(
+                    CONNECTIONS_SHED_TOTAL,
+                    "Connections closed by the server: idle or stuck ones shed at the connection cap, answers past http.send_timeout",
+                ),
+                &["reason"],
+            )
+            .expect("valid counter"),
             crashes_found: IntCounterVec::new(
                 Opts::new(
                     CRASHES_FOUND_TOTAL,
@@ -194,6 +208,7 @@ impl Metrics {
             Box::new(m.inflight_bytes.clone()),
             Box::new(m.inflight_bytes_limit.clone()),
             Box::new(m.connections.clone()),
+            Box::new(m.connections_shed.clone()),
             Box::new(m.crashes_found.clone()),
             Box::new(m.quarantined.clone()),
         ];

@@ -8,6 +8,7 @@ mod common;
 
 use common::{fixture, start_binary_with};
 use imaginator::pipeline::layers::craft;
+use imaginator::pipeline::metadata::craft as craft_meta;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -374,4 +375,349 @@ async fn long_queries_are_not_remembered() {
     let grew = allocated().await - before;
     println!("300 requests with 48 KB queries: heap grew {grew:.1} MiB");
     assert!(grew < 8.0, "long queries kept in memory: {grew:.1} MiB");
+}
+
+// ---------------------------------------------------------------------------
+// Round 2: the surfaces added since (image info, EXIF, animation, the compat
+// profile, connections, the quarantine), each class with input built here.
+// ---------------------------------------------------------------------------
+
+/// An ICC profile (v2, RGB display class) whose only tag is a `desc` of
+/// `description`: built here, independent of the service's ICC reader.
+fn icc_with_description(description: &[u8]) -> Vec<u8> {
+    let tag_at = 128 + 4 + 12;
+    let desc_len = 12 + description.len();
+    let mut icc = vec![0u8; tag_at];
+    let total = (tag_at + desc_len) as u32;
+    icc[0..4].copy_from_slice(&total.to_be_bytes());
+    icc[8] = 2;
+    icc[12..16].copy_from_slice(b"mntr");
+    icc[16..20].copy_from_slice(b"RGB ");
+    icc[20..24].copy_from_slice(b"XYZ ");
+    icc[36..40].copy_from_slice(b"acsp");
+    icc[128..132].copy_from_slice(&1u32.to_be_bytes());
+    icc[132..136].copy_from_slice(b"desc");
+    icc[136..140].copy_from_slice(&(tag_at as u32).to_be_bytes());
+    icc[140..144].copy_from_slice(&(desc_len as u32).to_be_bytes());
+    icc.extend_from_slice(b"desc\0\0\0\0");
+    icc.extend_from_slice(&(description.len() as u32).to_be_bytes());
+    icc.extend_from_slice(description);
+    icc
+}
+
+/// A `width` x `height` PNG of noise (hard to compress: about 3 bytes a pixel).
+fn noise_png(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let pixels = image::RgbImage::from_fn(width, height, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let b = state.to_le_bytes();
+        image::Rgb([b[0], b[1], b[2]])
+    });
+    let mut png = Vec::new();
+    pixels
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
+fn small_png() -> Vec<u8> {
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(64, 48, image::Rgb([30, 120, 200]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
+impl Server {
+    async fn upload(&self, body: Vec<u8>) -> String {
+        let (status, body, _) = self.post("/images", body).await;
+        assert!(status == 201 || status == 200, "{status}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A rendition miss (a width not asked before) of `id`: status and time.
+    async fn miss(&self, id: &str, width: u32) -> (u16, Duration) {
+        let started = Instant::now();
+        let r = reqwest::Client::new()
+            .get(format!("{}/images/{id}/thumbnail?width={width}", self.base))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            assert_eq!(r.headers()["x-cache"], "miss", "a width not asked before");
+        }
+        (r.status().as_u16(), started.elapsed())
+    }
+}
+
+/// Round 2, class 1: text from a file is bounded in what the service
+/// answers (a 3 MB ICC description of 0xFF bytes made 9 MB of JSON, a 7.6 MB
+/// one 22.8 MB); a profile past the metadata budget is refused outright.
+#[tokio::test]
+async fn text_from_a_file_is_bounded_and_an_info_answer_is_small() {
+    let server = Server::start(&[]);
+    let within = craft_meta::png_with_iccp(&small_png(), &icc_with_description(&vec![0xFF; 3 << 20]));
+    println!("PNG with a 3 MiB ICC description: {} KB", within.len() / 1024);
+    let (status, body, took) = server.post("/info", within).await;
+    println!("POST /info: {status} in {took:?}, {} bytes of JSON", body.len());
+    assert_eq!(status, 200, "{body}");
+    assert!(body.len() < 4096, "an info answer is small: {} bytes", body.len());
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let description = info["icc"].as_str().unwrap();
+    assert!(description.chars().count() <= 160, "{description}");
+
+    let past = craft_meta::png_with_iccp(&small_png(), &icc_with_description(&vec![0xFF; 7_600_000]));
+    let jobs = server.jobs().await;
+    for path in ["/info", "/images", "/transform/thumbnail"] {
+        let (status, body, took) = server.post(path, past.clone()).await;
+        println!("{path} with a 7.6 MB ICC profile: {status} in {took:?}");
+        assert_eq!(status, 422, "{body}");
+        assert!(body.contains("metadata_too_large"), "{body}");
+    }
+    assert_eq!(server.jobs().await, jobs, "refused before any job");
+    server.serves_normally().await;
+}
+
+/// Round 2, class 1: connections that ask for an answer and never read it
+/// cannot hold the connection cap or memory: past `http.send_timeout` they
+/// are closed, and at the cap they are shed for new clients at once.
+#[tokio::test]
+async fn clients_that_never_read_their_answers_lock_nobody_out() {
+    let server = Server::start(&[
+        ("IMAGINATOR_HTTP__MAX_CONNECTIONS", "64"),
+        ("IMAGINATOR_HTTP__SEND_TIMEOUT", "20s"),
+    ]);
+    let big = noise_png(1100, 1100);
+    println!("original: {:.1} MB", big.len() as f64 / 1e6);
+    let id = server.upload(big).await;
+    let photo = server.upload(fixture("photo.jpg")).await;
+    let rss_before = server.peak_rss_mib();
+    // 150 connections (the cap is 64) that each ask for the original with a
+    // 4 KiB receive buffer and read nothing.
+    let mut stuck = Vec::new();
+    for _ in 0..150 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+        let connecting = tokio::time::timeout(Duration::from_secs(2), socket.connect(addr)).await;
+        let Ok(Ok(mut stream)) = connecting else { continue };
+        use tokio::io::AsyncWriteExt;
+        let request = format!("GET /images/{id} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let _ = stream.write_all(request.as_bytes()).await;
+        stuck.push(stream);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for width in [101, 102, 103] {
+        let (status, took) = server.miss(&photo, width).await;
+        println!(
+            "rendition miss while {} clients sit on unread answers: {status} in {took:?}",
+            stuck.len()
+        );
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_secs(5), "served within 5 s: {took:?}");
+    }
+    let shed = server
+        .metric("imaginator_http_connections_shed_total{reason=\"stuck\"}")
+        .await;
+    let peak = server.peak_rss_mib();
+    println!("shed as stuck: {shed}; peak RSS {peak:.0} MiB (before {rss_before:.0} MiB)");
+    assert!(shed >= 1.0, "stuck connections were shed for the new ones");
+    assert!(
+        peak < rss_before + 200.0,
+        "unread answers hold little memory: {peak:.0} MiB"
+    );
+    drop(stuck);
+}
+
+/// Round 2, class 2: EXIF built to cost (IFDs of 512 entries pointing at one
+/// large string) is refused from its size before ImageMagick or our reader
+/// parses it, in every container that carries EXIF.
+#[tokio::test]
+async fn exif_built_to_cost_is_refused_before_parsing() {
+    let server = Server::start(&[]);
+    let png = small_png();
+    let bomb_png = craft_meta::exif_bomb(512, 3 << 20);
+    let bomb_jpeg = craft_meta::exif_bomb(512, 50 << 10);
+    let files = [
+        (
+            "PNG zTXt raw profile",
+            craft_meta::png_with_raw_exif(&png, &bomb_png, true),
+        ),
+        ("PNG eXIf", craft_meta::png_with_chunk(&png, b"eXIf", &bomb_png)),
+        (
+            "JPEG APP1",
+            craft_meta::jpeg_with_exif(&fixture("photo.jpg"), &bomb_jpeg),
+        ),
+        (
+            "WebP EXIF",
+            craft_meta::webp_with_exif(&fixture("photo.webp"), 320, 200, &bomb_jpeg),
+        ),
+    ];
+    let photo = server.upload(fixture("photo.jpg")).await;
+    let jobs = server.jobs().await;
+    for (name, file) in &files {
+        println!("{name}: {} KB", file.len() / 1024);
+        for path in ["/info", "/images", "/transform/thumbnail"] {
+            let (status, body, took) = server.post(path, file.clone()).await;
+            println!("  {path}: {status} in {took:?}");
+            assert_eq!(status, 422, "{name} {path}: {body}");
+            assert!(body.contains("metadata_too_large"), "{body}");
+            assert!(took < Duration::from_secs(1), "{name} {path}: {took:?}");
+        }
+    }
+    assert_eq!(server.jobs().await, jobs, "no job ran");
+    // Asked again, the info answer comes from the failure memory.
+    let (status, _, _) = server.post("/info", files[0].1.clone()).await;
+    assert_eq!(status, 422);
+    let failures = server.metric("imaginator_cache_hits_total{tier=\"failure\"}").await;
+    let (status, _, _) = server.post("/info", files[0].1.clone()).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        server.metric("imaginator_cache_hits_total{tier=\"failure\"}").await,
+        failures + 1.0,
+        "the failure of the input is remembered"
+    );
+    let (status, took) = server.miss(&photo, 150).await;
+    assert_eq!((status, took < Duration::from_secs(5)), (200, true));
+}
+
+/// Round 2, class 3: bodies that are not arriving hold no worker slot and
+/// are cut off in proportion to what they sent, so GET misses, which carry
+/// no body, are served meanwhile.
+#[tokio::test]
+async fn bodies_that_trickle_hold_no_worker_and_are_cut_off_early() {
+    let server = Server::start(&[("IMAGINATOR_WORKERS", "2"), ("IMAGINATOR_QUEUE", "8")]);
+    let photo = server.upload(fixture("photo.jpg")).await;
+    let mut tricklers = Vec::new();
+    for _ in 0..10 {
+        let addr = server.addr.clone();
+        tricklers.push(std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+            stream
+                .write_all(b"POST /transform/thumbnail HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1024\r\n\r\n\xFF\xD8")
+                .unwrap();
+            let mut answer = vec![0u8; 512];
+            let n = stream.read(&mut answer).unwrap_or(0);
+            let line = String::from_utf8_lossy(&answer[..n]).lines().next().unwrap_or("").to_string();
+            (line, started.elapsed())
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for width in 200..205 {
+        let (status, took) = server.miss(&photo, width).await;
+        println!("rendition miss beside 10 trickling bodies: {status} in {took:?}");
+        assert_eq!(
+            status, 200,
+            "a GET miss is never starved by bodies that are not arriving"
+        );
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+    for t in tricklers {
+        let (line, took) = t.join().unwrap();
+        println!("trickling body: {line} after {took:?}");
+        assert!(line.contains(" 408 "), "{line}");
+        assert!(
+            took < Duration::from_secs(10),
+            "cut off for its pace, not after 30 s: {took:?}"
+        );
+    }
+}
+
+/// Round 2, class 4: an animation costs work per pixel, not a fixed
+/// 0.09 s per frame; one too costly is refused before it queues; and
+/// device pixel ratios that make the same image share one cache entry.
+#[tokio::test]
+async fn animations_cost_what_their_pixels_cost_and_dpr_is_no_way_past_the_cache() {
+    let server = Server::start(&[("IMAGINATOR_WORKERS", "2")]);
+    let tiny = craft::multiframe_gif((16, 16), &[(16, 16); 99]);
+    let photo = server.upload(fixture("photo.jpg")).await;
+    let started = Instant::now();
+    let mut sends = Vec::new();
+    for _ in 0..10 {
+        let (base, body) = (server.base.clone(), tiny.clone());
+        sends.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/transform/preview"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.bytes().await.unwrap())
+        }));
+    }
+    // A client that honours `Retry-After` (the pool is full for as long as
+    // ten tiny animations take, not for their deadline).
+    let asked = Instant::now();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (status, _) = server.miss(&photo, 300 + tries).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let took = asked.elapsed();
+    println!("rendition miss beside ten 99-frame GIFs: served after {tries} tries in {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    for s in sends {
+        let (status, gif) = s.await.unwrap();
+        assert_eq!(status, 200);
+        let frames = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(gif)).unwrap();
+        assert_eq!(
+            image::AnimationDecoder::into_frames(frames).count(),
+            99,
+            "still animated"
+        );
+    }
+    println!("ten 99-frame 16x16 GIFs through preview: {:?}", started.elapsed());
+
+    let huge = craft::multiframe_gif((1000, 1000), &[(1000, 1000); 99]);
+    let jobs = server.jobs().await;
+    let (status, body, took) = server.post("/transform/preview", huge).await;
+    println!("99 frames of 1000x1000 to GIF: {status} in {took:?}: {body}");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("operation_too_expensive"), "{body}");
+    assert_eq!(server.jobs().await, jobs, "refused before it queued");
+
+    let gif = server.upload(tiny).await;
+    let get = |dpr: &str| {
+        let url = format!("{}/images/{gif}/preview?dpr={dpr}", server.base);
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    assert_eq!(get("1.01").await.headers()["x-cache"], "miss");
+    for dpr in ["1.02", "1.5", "3.99"] {
+        assert_eq!(
+            get(dpr).await.headers()["x-cache"],
+            "hit-memory",
+            "dpr {dpr} makes the same 16x16 image: the same entry"
+        );
+    }
+}
+
+/// Round 2, smaller: a GIF of exactly `limits.max_frames` frames is
+/// accepted (ImageMagick's own list limit is one more), one more frame is
+/// refused in our words.
+#[tokio::test]
+async fn the_frame_limit_means_what_it_says() {
+    let server = Server::start(&[]);
+    let (status, body, _) = server
+        .post("/transform/preview", craft::multiframe_gif((8, 8), &[(8, 8); 100]))
+        .await;
+    assert_eq!(status, 200, "100 frames with max_frames = 100: {body}");
+    let (status, body, _) = server
+        .post("/transform/preview", craft::multiframe_gif((8, 8), &[(8, 8); 101]))
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("101 frames"), "{body}");
 }

@@ -245,3 +245,73 @@ async fn replicas_on_one_bucket_learn_of_a_quarantine_they_never_crashed_on() {
         child.wait().unwrap();
     }
 }
+
+const HELPER: &str = "imaginator-test-helper-abort-here";
+
+/// Hostile clients, round 2, class 7: a crash on a thread that holds no
+/// journal slot (a decoder's helper thread, as dav1d's are for AVIF) while
+/// a stored original was decoding beside it gives that original no strike:
+/// it decoded when it was uploaded, so it is not what crashes the decoder.
+/// The input that never decoded is blamed, and quarantined at the second
+/// crash; the stored original keeps being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_on_a_helper_thread_blames_only_inputs_that_never_decoded() {
+    let data = tempfile::tempdir().unwrap();
+    let env = hooks(&[
+        ("IMAGINATOR_TEST_HELPER_ABORT_MARKER", HELPER.to_string()),
+        ("IMAGINATOR_TEST_HANG_SECONDS", "3".to_string()),
+        ("IMAGINATOR_WORKERS", "2".to_string()),
+    ]);
+    let client = reqwest::Client::new();
+    let victim = with_comment(HANG);
+    let victim_id = sha256(&victim);
+    let crasher = with_comment(HELPER);
+    let crasher_id = sha256(&crasher);
+
+    let (mut child, mut addr) = start(data.path(), &env);
+    assert_eq!(upload(&client, &addr, victim.clone()).await.unwrap().status(), 201);
+    for round in 0..2u32 {
+        // The victim's rendition decodes (its journal slot filled for 3 s)...
+        let rendition = {
+            let (client, url) = (
+                client.clone(),
+                format!("http://{addr}/images/{victim_id}/thumbnail?width={}", 100 + round),
+            );
+            tokio::spawn(async move { client.get(url).send().await })
+        };
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        // ...when the crasher's job crashes on a helper thread.
+        let answer = client
+            .post(format!("http://{addr}/transform/thumbnail"))
+            .body(crasher.clone())
+            .send()
+            .await;
+        assert!(answer.is_err(), "the process died mid-request: {answer:?}");
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        assert_eq!(status.signal(), Some(libc_sigabrt()), "died of SIGABRT: {status:?}");
+        assert!(rendition.await.unwrap().is_err(), "the victim was in flight");
+        (child, addr) = start(data.path(), &env);
+    }
+    let list = listed(&client, &addr).await;
+    assert_eq!(
+        crashes_of(&list, &victim_id),
+        0,
+        "the stored original is not blamed: {list}"
+    );
+    assert_eq!(crashes_of(&list, &crasher_id), 2, "{list}");
+    let refused = client
+        .post(format!("http://{addr}/transform/thumbnail"))
+        .body(crasher.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let served = client
+        .get(format!("http://{addr}/images/{victim_id}/thumbnail?width=90"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200, "the victim is still served");
+    let _ = child.kill();
+    let _ = child.wait();
+}

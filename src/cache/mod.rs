@@ -448,6 +448,23 @@ impl<E: Clone + Send + Sync + Failure + 'static> ResultCache<E> {
         result
     }
 
+    /// A failure remembered for `key` (by `get_or_compute` or `note_failure`)
+    /// that has not expired: for answers computed outside the cache (an
+    /// image's info) that must not pay for the same poison again.
+    pub fn recall_failure(&self, key: &CacheKey) -> Option<E> {
+        let failure = self.recent_failure(key);
+        if failure.is_some() {
+            self.count("hit", "failure");
+        }
+        failure
+    }
+
+    /// Remembers `e` for `key` when it is a failure of the input
+    /// (`Failure::remember_for`).
+    pub fn note_failure(&self, key: &CacheKey, e: &E) {
+        self.remember_failure(key, e);
+    }
+
     fn recent_failure(&self, key: &CacheKey) -> Option<E> {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match failures.get(&key.hash) {

@@ -12,9 +12,19 @@
 //! unclean stop with nothing to blame on an input (SIGKILL, an OOM kill, a
 //! power cut), which leaves slots filled but no mark.
 //!
+//! A crash on a thread that holds no slot (a decoder's helper thread, such
+//! as dav1d's for AVIF) cannot be pinned on one job. Then only the inputs
+//! in flight that had never been decoded successfully are blamed: an input
+//! that decoded before (a stored original was decoded when it was uploaded)
+//! is not what crashes the decoder, and an attacker with one crashing file
+//! must not be able to quarantine every image that happened to be decoding
+//! beside it.
+//!
 //! Layout (little-endian): a 64-byte header (magic, crashing thread id,
 //! signal), then `SLOTS` slots of `SLOT_LEN` bytes (thread id, 0 when idle;
-//! number of ids; up to `IDS_PER_SLOT` ids of 64 hex digits).
+//! a word with the number of ids in its low byte and, from bit 8, one bit
+//! per id that has decoded successfully before; up to `IDS_PER_SLOT` ids of
+//! 64 hex digits).
 
 use std::cell::RefCell;
 use std::fs::OpenOptions;
@@ -24,7 +34,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 
-const MAGIC: &[u8; 8] = b"IMJRNL01";
+const MAGIC: &[u8; 8] = b"IMJRNL02";
 /// Worker threads that can hold a slot at once.
 pub const SLOTS: usize = 256;
 const IDS_PER_SLOT: usize = 4;
@@ -43,26 +53,40 @@ pub struct PreviousRun {
     pub crash: Option<(u32, i32)>,
     /// Inputs in flight when the previous process ended: (thread id, ids).
     pub in_flight: Vec<(u32, Vec<String>)>,
+    /// Those of them that had decoded successfully before.
+    pub proven: Vec<String>,
 }
 
 impl PreviousRun {
     /// The inputs to blame for a crash: those of the thread that crashed, or,
     /// when the crash was on a thread holding no slot (a helper thread of a
-    /// decoder), every input in flight. Nothing when there was no crash.
+    /// decoder), the inputs in flight that had never decoded successfully.
+    /// Nothing when there was no crash.
     pub fn suspects(&self) -> Vec<String> {
         let Some((tid, _)) = self.crash else {
             return Vec::new();
         };
         let own: Vec<&(u32, Vec<String>)> = self.in_flight.iter().filter(|(t, _)| *t == tid).collect();
-        let blamed = if own.is_empty() {
-            self.in_flight.iter().collect()
+        let mut ids: Vec<String> = if own.is_empty() {
+            self.in_flight
+                .iter()
+                .flat_map(|(_, ids)| ids.iter())
+                .filter(|id| !self.proven.contains(id))
+                .cloned()
+                .collect()
         } else {
-            own
+            own.into_iter().flat_map(|(_, ids)| ids.iter().cloned()).collect()
         };
-        let mut ids: Vec<String> = blamed.into_iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
         ids.sort();
         ids.dedup();
         ids
+    }
+
+    /// Whether the crash was on a thread that held no slot (a decoder's
+    /// helper thread).
+    pub fn on_helper_thread(&self) -> bool {
+        self.crash
+            .is_some_and(|(tid, _)| !self.in_flight.iter().any(|(t, _)| *t == tid))
     }
 
     /// Slots left filled: jobs that were running when the process ended.
@@ -78,23 +102,36 @@ impl PreviousRun {
         let tid = u32_at(CRASHED_TID);
         let crash = (tid != 0).then(|| (tid, u32_at(SIGNAL) as i32));
         let mut in_flight = Vec::new();
+        let mut proven = Vec::new();
         for slot in 0..SLOTS {
             let at = HEADER_LEN + slot * SLOT_LEN;
             let tid = u32_at(at);
             if tid == 0 {
                 continue;
             }
-            let count = (u32_at(at + 4) as usize).min(IDS_PER_SLOT);
-            let ids = (0..count)
-                .filter_map(|n| {
-                    let start = at + 8 + n * ID_LEN;
-                    let text = std::str::from_utf8(&bytes[start..start + ID_LEN]).ok()?;
-                    crate::storage::ImageId::parse(text).map(|id| id.to_string())
-                })
-                .collect();
+            let word = u32_at(at + 4);
+            let count = ((word & 0xFF) as usize).min(IDS_PER_SLOT);
+            let mut ids = Vec::new();
+            for n in 0..count {
+                let start = at + 8 + n * ID_LEN;
+                let Some(id) = std::str::from_utf8(&bytes[start..start + ID_LEN])
+                    .ok()
+                    .and_then(crate::storage::ImageId::parse)
+                else {
+                    continue;
+                };
+                if word & (1 << (8 + n)) != 0 {
+                    proven.push(id.to_string());
+                }
+                ids.push(id.to_string());
+            }
             in_flight.push((tid, ids));
         }
-        PreviousRun { crash, in_flight }
+        PreviousRun {
+            crash,
+            in_flight,
+            proven,
+        }
     }
 }
 
@@ -238,10 +275,11 @@ impl Journal {
         Ok((Journal(Arc::new(mapping)), previous))
     }
 
-    /// Marks `ids` as in flight on this thread until the guard is dropped.
-    /// Ids beyond `IDS_PER_SLOT` are not recorded (a chain composing more
-    /// images than that blames only its first ones).
-    pub fn enter<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> InFlight {
+    /// Marks `ids` as in flight on this thread until the guard is dropped,
+    /// each with whether it has decoded successfully before. Ids beyond
+    /// `IDS_PER_SLOT` are not recorded (a chain composing more images than
+    /// that blames only its first ones).
+    pub fn enter<'a>(&self, ids: impl IntoIterator<Item = (&'a str, bool)>) -> InFlight {
         let index = CLAIM.with(|claim| {
             let mut claim = claim.borrow_mut();
             if let Some(c) = claim.as_ref().filter(|c| Arc::ptr_eq(&c.journal, &self.0)) {
@@ -261,7 +299,10 @@ impl Journal {
         };
         let at = HEADER_LEN + index * SLOT_LEN;
         let mut count = 0u32;
-        for (n, id) in ids.into_iter().take(IDS_PER_SLOT).enumerate() {
+        for (n, (id, proven)) in ids.into_iter().take(IDS_PER_SLOT).enumerate() {
+            if proven {
+                count |= 1 << (8 + n);
+            }
             let id = id.as_bytes();
             let len = id.len().min(ID_LEN);
             // SAFETY: in bounds of this thread's own slot, which no other
@@ -370,12 +411,13 @@ mod tests {
         let (journal, previous) = Journal::open(dir.path()).unwrap();
         assert_eq!(previous, PreviousRun::default());
         let read = || PreviousRun::parse(&std::fs::read(dir.path().join("crash-journal")).unwrap());
-        let guard = journal.enter([A, B]);
+        let guard = journal.enter([(A, false), (B, true)]);
         let seen = read();
         assert_eq!(
             seen.in_flight,
             vec![(current_tid(), vec![A.to_string(), B.to_string()])]
         );
+        assert_eq!(seen.proven, vec![B.to_string()]);
         assert_eq!(seen.crash, None);
         // No crash mark: an unclean stop blames nobody.
         assert!(seen.suspects().is_empty());
@@ -388,11 +430,20 @@ mod tests {
         let mut run = PreviousRun {
             crash: Some((7, libc::SIGSEGV)),
             in_flight: vec![(7, vec![A.to_string()]), (8, vec![B.to_string()])],
+            proven: Vec::new(),
         };
         assert_eq!(run.suspects(), vec![A.to_string()]);
-        // Crashed on a helper thread: everything in flight is suspect.
+        assert!(!run.on_helper_thread());
+        // Crashed on a helper thread: every input in flight that never
+        // decoded before is suspect, and only those.
         run.crash = Some((9, libc::SIGABRT));
+        assert!(run.on_helper_thread());
         assert_eq!(run.suspects(), vec![A.to_string(), B.to_string()]);
+        run.proven = vec![B.to_string()];
+        assert_eq!(run.suspects(), vec![A.to_string()]);
+        // On the worker's own thread, a proven input is still to blame.
+        run.crash = Some((8, libc::SIGSEGV));
+        assert_eq!(run.suspects(), vec![B.to_string()]);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct Suspect {
     pub quarantined: bool,
 }
 
+/// Proven inputs remembered at most (64-character ids: about 8 MiB).
+const PROVEN_MAX: usize = 65_536;
+
 pub struct Quarantine {
     journal: Journal,
     store: Arc<dyn ObjectStore>,
@@ -58,6 +61,10 @@ pub struct Quarantine {
     refused: RwLock<HashSet<String>>,
     /// Strikes not yet written (the store was unreachable).
     pending: Mutex<Vec<Strike>>,
+    /// Inputs that have decoded successfully (in this process, or stored
+    /// originals, decoded when uploaded): a crash on a helper thread is not
+    /// blamed on them. Bounded: emptied when full.
+    proven: RwLock<HashSet<String>>,
     metrics: Metrics,
 }
 
@@ -98,6 +105,7 @@ impl Quarantine {
             after_crashes: settings.after_crashes.max(1) as usize,
             refused: RwLock::new(HashSet::new()),
             pending: Mutex::new(Vec::new()),
+            proven: RwLock::new(HashSet::new()),
             metrics,
         });
         quarantine.record_previous_run(&previous);
@@ -110,6 +118,16 @@ impl Quarantine {
     fn record_previous_run(&self, previous: &PreviousRun) {
         let suspects = previous.suspects();
         match previous.crash {
+            Some((_, signal)) if previous.on_helper_thread() => {
+                self.metrics.crashes_found.with_label_values(&["signal"]).inc();
+                tracing::error!(
+                    signal,
+                    suspects = ?suspects,
+                    in_flight = previous.in_flight.len(),
+                    "the previous process died of a fatal signal on a decoder's helper thread; \
+                     the inputs in flight that never decoded successfully get a strike"
+                );
+            }
             Some((_, signal)) => {
                 self.metrics.crashes_found.with_label_values(&["signal"]).inc();
                 tracing::error!(
@@ -145,7 +163,20 @@ impl Quarantine {
 
     /// Marks `ids` in flight on this (worker) thread until the guard drops.
     pub fn enter<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> InFlight {
-        self.journal.enter(ids)
+        let proven = self.proven.read().unwrap_or_else(|e| e.into_inner());
+        self.journal.enter(ids.into_iter().map(|id| (id, proven.contains(id))))
+    }
+
+    /// Records that `id` decoded successfully.
+    pub fn prove(&self, id: &str) {
+        if self.proven.read().unwrap_or_else(|e| e.into_inner()).contains(id) {
+            return;
+        }
+        let mut proven = self.proven.write().unwrap_or_else(|e| e.into_inner());
+        if proven.len() >= PROVEN_MAX {
+            proven.clear();
+        }
+        proven.insert(id.to_string());
     }
 
     /// Whether `id` is refused.
@@ -280,11 +311,27 @@ pub fn test_hooks(input: &[u8]) {
         tracing::error!("test hook: aborting on the marker input");
         std::process::abort();
     }
+    // A crash on a thread that holds no journal slot, as a decoder's helper
+    // thread would crash, while this job stays in flight.
+    if let Ok(marker) = std::env::var("IMAGINATOR_TEST_HELPER_ABORT_MARKER")
+        && contains(&marker)
+    {
+        tracing::error!("test hook: aborting on a helper thread of the marker input's job");
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            std::process::abort();
+        });
+        std::thread::sleep(Duration::from_secs(5));
+    }
     if let Ok(marker) = std::env::var("IMAGINATOR_TEST_HANG_MARKER")
         && contains(&marker)
     {
-        tracing::warn!("test hook: hanging on the marker input");
-        std::thread::sleep(Duration::from_secs(60));
+        let seconds = std::env::var("IMAGINATOR_TEST_HANG_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60);
+        tracing::warn!(seconds, "test hook: hanging on the marker input");
+        std::thread::sleep(Duration::from_secs(seconds));
     }
 }
 
@@ -311,6 +358,7 @@ mod tests {
         let crash = PreviousRun {
             crash: Some((5, libc::SIGSEGV)),
             in_flight: vec![(5, vec![A.to_string()])],
+            proven: Vec::new(),
         };
         let q = Quarantine::open(data.path(), Arc::clone(&store), "", &settings(), Metrics::new())
             .await
@@ -322,6 +370,7 @@ mod tests {
         q.record_previous_run(&PreviousRun {
             crash: None,
             in_flight: vec![(5, vec![A.to_string()])],
+            proven: Vec::new(),
         });
         q.refresh().await.unwrap();
         assert!(!q.is_quarantined(A));

@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::admin::Admin;
-use super::admission::{admit, read_body};
+use super::admission::{Admitted, admit};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::pipeline::format::ImageFormat;
@@ -28,7 +28,7 @@ fn unsupported_media() -> ApiError {
 /// The uploaded bytes: the raw body, or the multipart field `file`. The whole
 /// request body is read first (within `max_body` and `http.body_timeout`,
 /// whatever its fields), so no part of a multipart body can grow past it.
-async fn upload_bytes(state: &AppState, request: Request, limit: u64) -> Result<Bytes, ApiError> {
+async fn upload_bytes(state: &AppState, request: Request, admitted: &mut Admitted) -> Result<Bytes, ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -40,7 +40,7 @@ async fn upload_bytes(state: &AppState, request: Request, limit: u64) -> Result<
         return Err(unsupported_media());
     }
     let (parts, body) = request.into_parts();
-    let body = read_body(body, limit, state.settings.http.body_timeout.0).await?;
+    let body = admitted.read(body).await?;
     if !multipart {
         return Ok(body);
     }
@@ -110,8 +110,8 @@ pub(super) fn sniff_body(bytes: &[u8]) -> Result<ImageFormat, ApiError> {
 /// `POST /images`: 201 with the new original's id and header facts, or 200
 /// with the same answer when these exact bytes are already stored.
 pub async fn upload(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let admitted = admit(&state, request.headers())?;
-    let bytes = upload_bytes(&state, request, admitted.limit).await?;
+    let mut admitted = admit(&state, request.headers())?;
+    let bytes = upload_bytes(&state, request, &mut admitted).await?;
     let format = sniff_body(&bytes)?;
     if !state.settings.upload_formats.contains(&format) {
         return Err(ApiError::new(
@@ -137,7 +137,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
     if let Some(meta) = state.originals.meta(&id).await.map_err(storage_error)? {
         return Ok((StatusCode::OK, Json(meta)).into_response());
     }
-    let probe = state.validate(bytes.clone(), &id, format, Some(admitted.slot)).await?;
+    let probe = state.validate(bytes.clone(), &id, format, None).await?;
     let meta = OriginalMeta {
         id: id.to_string(),
         format,
@@ -157,34 +157,6 @@ fn image_not_found() -> ApiError {
 
 fn parse_id(id: &str) -> Result<ImageId, ApiError> {
     ImageId::parse(id).ok_or_else(image_not_found)
-}
-
-/// With `sign_all_routes` (and secrets), the request's `signature` query
-/// parameter must sign its path and the rest of its query; the query the
-/// handler binds is the rest. Without it, the query as sent.
-pub(super) fn signed_query(
-    state: &AppState,
-    uri: &axum::http::Uri,
-    query: Option<String>,
-) -> Result<Option<String>, ApiError> {
-    let settings = &state.settings;
-    if !settings.sign_all_routes || settings.secrets.is_empty() {
-        return Ok(query);
-    }
-    let path = uri.path().trim_start_matches('/');
-    let raw = query.unwrap_or_default();
-    match crate::signature::query_signed(&settings.secrets, path, &raw) {
-        Some(true) => Ok(Some(crate::signature::without_signature(&raw))),
-        _ => Err(invalid_signature()),
-    }
-}
-
-pub(super) fn invalid_signature() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "invalid_signature",
-        "missing or wrong URL signature",
-    )
 }
 
 /// Whether `If-None-Match` names `etag` (or `*`).
@@ -279,10 +251,8 @@ pub async fn rendition(
     State(state): State<AppState>,
     Path((id, alias_name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let query = signed_query(&state, &uri, query)?;
     let response = render_cached(&state, id, &alias_name, query, headers).await;
     state.count_alias(&alias_name, &response);
     response
@@ -297,20 +267,34 @@ async fn render_cached(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let (alias, bound) = state.bind_alias(alias_name, query.as_deref())?;
-    let key = CacheKey::new(&id, &alias.name, &bound.canonical, &state.salt);
-    let etag = key.etag();
 
     // Renditions only of an original that exists (checked at most every few
     // seconds per image: another replica may have deleted it).
-    if !state.known.fresh(&id) {
-        // Not found: whatever this replica still caches of it stays
-        // unreachable behind this check until evicted (no purge per unknown
-        // id: that would be a cheap way to make the server work).
-        if state.originals.meta(&id).await.map_err(storage_error)?.is_none() {
-            return Err(image_not_found());
+    let size = match state.known.fresh(&id) {
+        Some(size) => size,
+        None => {
+            // Not found: whatever this replica still caches of it stays
+            // unreachable behind this check until evicted (no purge per
+            // unknown id: that would be a cheap way to make the server work).
+            let meta = state
+                .originals
+                .meta(&id)
+                .await
+                .map_err(storage_error)?
+                .ok_or_else(image_not_found)?;
+            let size = (meta.width, meta.height);
+            state.known.saw(&id, size);
+            size
         }
-        state.known.saw(&id);
-    }
+    };
+    // A device pixel ratio is keyed by what it makes of this original: two
+    // ratios that make the same image share one entry (a fractional `dpr`
+    // must not be a free way past the cache).
+    let key = match bound.plan.keyed_for(crate::pipeline::ops::Size::new(size.0, size.1)) {
+        Some(keyed) => CacheKey::new(&id, &alias.name, &keyed, &state.salt),
+        None => CacheKey::new(&id, &alias.name, &bound.canonical, &state.salt),
+    };
+    let etag = key.etag();
     if not_modified(&headers, &etag) {
         return Ok(cached_response(
             state,
@@ -330,6 +314,8 @@ async fn render_cached(
                 .await
                 .map_err(storage_error)?
                 .ok_or_else(image_not_found)?;
+            // Stored originals were decoded when they were uploaded.
+            state.quarantine.prove(id.as_str());
             let rendered = state
                 .render(bytes, Some(id.clone()), meta.format, bound.plan.clone(), None)
                 .await?;
@@ -407,6 +393,8 @@ pub async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         .await
         .map_err(storage_error)?
         .ok_or_else(image_not_found)?;
+    // Stored originals were decoded when they were uploaded.
+    state.quarantine.prove(id.as_str());
     let info = state.image_info(bytes, &id, meta.format, None).await?;
     if let Ok(json) = serde_json::to_vec(&info)
         && let Err(e) = state.originals.put_info(&id, Bytes::from(json)).await
@@ -420,10 +408,10 @@ pub async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 /// `POST /info` (body: an image, raw or as the multipart field `file`): the
 /// same answer for an image that is not stored. Nothing is kept.
 pub async fn info_of_body(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let admitted = admit(&state, request.headers())?;
-    let bytes = upload_bytes(&state, request, admitted.limit).await?;
+    let mut admitted = admit(&state, request.headers())?;
+    let bytes = upload_bytes(&state, request, &mut admitted).await?;
     let format = sniff_body(&bytes)?;
     let id = ImageId::of_shared(&bytes).await;
-    let info = state.image_info(bytes, &id, format, Some(admitted.slot)).await?;
+    let info = state.image_info(bytes, &id, format, None).await?;
     Ok(info_response(&state, None, info))
 }

@@ -57,6 +57,9 @@ pub struct NamedSource {
     /// How long clients may keep a result made from it (`None`: as long as
     /// they like, an uploaded original never changes).
     pub max_age: Option<Duration>,
+    /// Its size as displayed, when known without decoding (an uploaded
+    /// original's, from its metadata).
+    pub size: Option<(u32, u32)>,
 }
 
 pub struct Shared {
@@ -85,6 +88,8 @@ pub struct Shared {
     pub known: crate::storage::Known,
     /// The compat profile (a YAML config): imaginator 2018's URLs.
     pub compat: Option<Arc<crate::compat::http::Runtime>>,
+    /// Who may do what, for every route of both profiles.
+    pub policy: crate::service::Policy,
 }
 
 /// The memo behind `bind_alias`, keyed by (alias, raw query).
@@ -214,11 +219,8 @@ impl Shared {
     /// microseconds.
     pub fn precheck(&self, input: &[u8], format: ImageFormat) -> Result<(), ApiError> {
         let l = &self.settings.limits;
-        if let Some(claims) = layers::claims(input, format) {
-            claims
-                .check(l.max_width, l.max_height, l.max_pixels, l.max_frames)
-                .map_err(|r| ApiError::from(magick::JobError::from(r)))?;
-        }
+        layers::precheck(input, format, l.max_width, l.max_height, l.max_pixels, l.max_frames)
+            .map_err(|r| ApiError::from(magick::JobError::from(r)))?;
         Ok(())
     }
 
@@ -238,7 +240,16 @@ impl Shared {
         };
         let canvas = Size::new(claims.max_width.max(1), claims.max_height.max(1));
         let output = plan.ops.iter().fold(canvas, |s, op| op.output_size(s));
-        let need = magick::animation_need(claims.frames as usize, canvas, output);
+        let format = plan.output.format_for(source.format);
+        // Its work, frames x pixels of canvas and output, before it queues.
+        magick::check_animation_cost(
+            claims.frames as usize,
+            canvas,
+            output,
+            format,
+            self.settings.job_deadline.0,
+        )?;
+        let need = magick::animation_need(claims.frames as usize, canvas, output, format);
         if need > budget.total() {
             return Err(magick::JobError::TooLarge(format!(
                 "an animation of {} frames of {}x{} needs {} MiB of pixel cache, more than the {} MiB budget",
@@ -301,17 +312,11 @@ impl Shared {
         self.refuse_quarantined(id)?;
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let limits = self.settings.limits.clone();
-        let (quarantine, id) = (Arc::clone(&self.quarantine), id.clone());
-        let result = self.submit(slot, deadline, move || {
-            let _in_flight = quarantine.enter([id.as_str()]);
-            crate::crash::test_hooks(&input);
-            magick::validate(&input, format, &limits, deadline)
-        })?;
-        match tokio::time::timeout_at(deadline.into(), result).await {
-            Ok(Ok(JobResult::Done(probe))) => Ok(probe?),
-            Ok(Ok(JobResult::Expired)) | Err(_) => Err(magick::JobError::Deadline.into()),
-            Ok(Ok(JobResult::Panicked)) | Ok(Err(_)) => Err(ApiError::internal()),
-        }
+        let bytes = input.clone();
+        self.run_job(&[(id, &input)], slot, deadline, move || {
+            magick::validate(&bytes, format, &limits, deadline)
+        })
+        .await
     }
 
     /// What an image is (`magick::info`), in the worker pool: the header's
@@ -323,28 +328,41 @@ impl Shared {
         format: ImageFormat,
         slot: Option<Slot>,
     ) -> Result<magick::ImageInfo, ApiError> {
+        // A failure of the input is remembered as renditions' are: a poison
+        // file asked about again fails at once instead of costing a worker.
+        let key = crate::cache::CacheKey::new(id, "info", "", &self.salt);
+        if let Some(failure) = self.cache.recall_failure(&key) {
+            return Err(failure);
+        }
+        let result = self.compute_info(input, id, format, slot).await;
+        if let Err(e) = &result {
+            self.cache.note_failure(&key, e);
+        }
+        result
+    }
+
+    async fn compute_info(
+        &self,
+        input: Bytes,
+        id: &ImageId,
+        format: ImageFormat,
+        slot: Option<Slot>,
+    ) -> Result<magick::ImageInfo, ApiError> {
         self.precheck(&input, format)?;
         self.refuse_quarantined(id)?;
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let limits = self.settings.limits.clone();
-        let quarantine = Arc::clone(&self.quarantine);
         let source = Source {
             id: id.clone(),
-            bytes: input,
+            bytes: input.clone(),
             format,
             density: None,
             hold: None,
         };
-        let result = self.submit(slot, deadline, move || {
-            let _in_flight = quarantine.enter([source.id.as_str()]);
-            crate::crash::test_hooks(&source.bytes);
+        self.run_job(&[(id, &input)], slot, deadline, move || {
             magick::info(&source, &limits, deadline)
-        })?;
-        match tokio::time::timeout_at(deadline.into(), result).await {
-            Ok(Ok(JobResult::Done(info))) => Ok(info?),
-            Ok(Ok(JobResult::Expired)) | Err(_) => Err(magick::JobError::Deadline.into()),
-            Ok(Ok(JobResult::Panicked)) | Ok(Err(_)) => Err(ApiError::internal()),
-        }
+        })
+        .await
     }
 
     /// A source of a chain, its bytes included.
@@ -381,6 +399,7 @@ impl Shared {
                     bytes: r.bytes,
                     hold: r.held,
                     max_age: Some(r.max_age),
+                    size: None,
                 })
             }
             SourceSpec::Original { id } => {
@@ -393,13 +412,16 @@ impl Shared {
                 };
                 let id = ImageId::parse(id).ok_or_else(missing)?;
                 let found = self.originals.get(&id).await.map_err(super::images::storage_error)?;
-                let bytes = found.ok_or_else(missing)?.1;
+                let (meta, bytes) = found.ok_or_else(missing)?;
+                // Stored originals were decoded when they were uploaded.
+                self.quarantine.prove(id.as_str());
                 Ok(NamedSource {
                     format: ImageFormat::sniff(&bytes).ok_or_else(unsupported)?,
                     id,
                     bytes: Some(bytes),
                     hold: None,
                     max_age: None,
+                    size: Some((meta.width, meta.height)),
                 })
             }
         }
@@ -437,24 +459,13 @@ impl Shared {
         job: crate::magick::compat::CompatJob,
         deadline: Instant,
     ) -> Result<crate::magick::compat::CompatRendered, ApiError> {
-        let quarantine = Arc::clone(&self.quarantine);
-        let result = self.submit(None, deadline, move || {
-            let _in_flight = quarantine.enter(job.sources.iter().map(|s| s.id.as_str()));
-            for source in &job.sources {
-                crate::crash::test_hooks(&source.bytes);
-            }
-            crate::magick::compat::run(job)
-        })?;
-        match tokio::time::timeout_at(deadline.into(), result).await {
-            Err(_elapsed) => Err(magick::JobError::Deadline.into()),
-            Ok(Err(_dropped)) => Err(ApiError::internal()),
-            Ok(Ok(JobResult::Done(rendered))) => {
-                self.metrics.renders.with_label_values(&["compat"]).inc();
-                Ok(rendered?)
-            }
-            Ok(Ok(JobResult::Expired)) => Err(magick::JobError::Deadline.into()),
-            Ok(Ok(JobResult::Panicked)) => Err(ApiError::internal()),
-        }
+        let inputs: Vec<(ImageId, Bytes)> = job.sources.iter().map(|s| (s.id.clone(), s.bytes.clone())).collect();
+        let inputs: Vec<(&ImageId, &Bytes)> = inputs.iter().map(|(id, b)| (id, b)).collect();
+        let rendered = self
+            .run_job(&inputs, None, deadline, move || crate::magick::compat::run(job))
+            .await?;
+        self.metrics.renders.with_label_values(&["compat"]).inc();
+        Ok(rendered)
     }
 
     /// Runs `plan` on the first of `sources` (the others are the images its
@@ -479,38 +490,81 @@ impl Shared {
             decode_headroom: self.settings.decode_headroom,
             fast_path: self.settings.fast_path,
         };
+        let inputs: Vec<(ImageId, Bytes)> = job.sources.iter().map(|s| (s.id.clone(), s.bytes.clone())).collect();
+        let inputs: Vec<(&ImageId, &Bytes)> = inputs.iter().map(|(id, b)| (id, b)).collect();
+        let rendered = self.run_job(&inputs, slot, deadline, move || magick::run(job)).await?;
+        self.metrics.renders.with_label_values(&[rendered.engine]).inc();
+        Ok(rendered)
+    }
+
+    /// The one way a job runs on the worker pool: in `slot` (or one
+    /// reserved now), its inputs named in the crash journal while it runs
+    /// (each marked proven when the job succeeds), the test hooks, the
+    /// deadline (the worker stops at it through ImageMagick's progress
+    /// monitor; this side's timeout covers a step that reports no
+    /// progress), and its queue and run times for `Server-Timing`.
+    async fn run_job<T, E, F>(
+        &self,
+        inputs: &[(&ImageId, &Bytes)],
+        slot: Option<Slot>,
+        deadline: Instant,
+        work: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+        Result<T, E>: magick::Outcome,
+    {
+        let ids: Vec<ImageId> = inputs.iter().map(|(id, _)| (*id).clone()).collect();
+        let hooked: Vec<Bytes> = if cfg!(debug_assertions) {
+            inputs.iter().map(|(_, b)| (*b).clone()).collect()
+        } else {
+            Vec::new()
+        };
         let quarantine = Arc::clone(&self.quarantine);
         let submitted = Instant::now();
         let result = self.submit(slot, deadline, move || {
             let started = Instant::now();
-            let _in_flight = quarantine.enter(job.sources.iter().map(|s| s.id.as_str()));
-            for source in &job.sources {
-                crate::crash::test_hooks(&source.bytes);
+            let _in_flight = quarantine.enter(ids.iter().map(ImageId::as_str));
+            for bytes in &hooked {
+                crate::crash::test_hooks(bytes);
             }
-            let mut rendered = magick::run(job);
-            if let Ok(r) = rendered.as_mut() {
-                r.queued = started - submitted;
-                r.ran = started.elapsed();
+            let result = work();
+            if result.is_ok() {
+                for id in &ids {
+                    quarantine.prove(id.as_str());
+                }
             }
-            rendered
+            Ran {
+                result,
+                queued: started - submitted,
+                ran: started.elapsed(),
+            }
         })?;
-        // The worker stops at the deadline through ImageMagick's progress
-        // monitor; this timeout also covers a step that never reports progress.
-        let outcome = tokio::time::timeout_at(deadline.into(), result).await;
-        match outcome {
-            Err(_elapsed) => Err(magick::JobError::Deadline.into()),
-            Ok(Err(_dropped)) => Err(ApiError::internal()),
-            Ok(Ok(JobResult::Done(rendered))) => {
-                let rendered = rendered?;
-                self.metrics.renders.with_label_values(&[rendered.engine]).inc();
+        match tokio::time::timeout_at(deadline.into(), result).await {
+            Ok(Ok(JobResult::Done(ran))) => {
                 super::timing::record(super::timing::JobTiming {
-                    queue: rendered.queued,
-                    run: rendered.ran,
+                    queue: ran.queued,
+                    run: ran.ran,
                 });
-                Ok(rendered)
+                ran.result.map_err(Into::into)
             }
-            Ok(Ok(JobResult::Expired)) => Err(magick::JobError::Deadline.into()),
-            Ok(Ok(JobResult::Panicked)) => Err(ApiError::internal()),
+            Ok(Ok(JobResult::Expired)) | Err(_) => Err(magick::JobError::Deadline.into()),
+            Ok(Ok(JobResult::Panicked)) | Ok(Err(_)) => Err(ApiError::internal()),
         }
+    }
+}
+
+/// A job's result with its queue and run times.
+struct Ran<R> {
+    result: R,
+    queued: Duration,
+    ran: Duration,
+}
+
+impl<R: magick::Outcome> magick::Outcome for Ran<R> {
+    fn outcome(&self) -> &'static str {
+        self.result.outcome()
     }
 }

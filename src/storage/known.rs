@@ -15,27 +15,32 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 /// Entries kept at most (a set this large is emptied and refilled).
 const MAX_ENTRIES: usize = 100_000;
 
+/// When an original was seen, and its size as displayed (width, height).
+type Seen = (Instant, (u32, u32));
+
 #[derive(Default)]
 pub struct Known {
-    seen: RwLock<HashMap<ImageId, Instant>>,
+    seen: RwLock<HashMap<ImageId, Seen>>,
 }
 
 impl Known {
-    /// Whether `id` was seen to exist within `RECHECK`.
-    pub fn fresh(&self, id: &ImageId) -> bool {
+    /// The size (as displayed) of `id` when it was seen to exist within
+    /// `RECHECK`.
+    pub fn fresh(&self, id: &ImageId) -> Option<(u32, u32)> {
         self.seen
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .is_some_and(|at| at.elapsed() < RECHECK)
+            .filter(|(at, _)| at.elapsed() < RECHECK)
+            .map(|(_, size)| *size)
     }
 
-    pub fn saw(&self, id: &ImageId) {
+    pub fn saw(&self, id: &ImageId, size: (u32, u32)) {
         let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
         if seen.len() >= MAX_ENTRIES {
             seen.clear();
         }
-        seen.insert(id.clone(), Instant::now());
+        seen.insert(id.clone(), (Instant::now(), size));
     }
 
     pub fn forget(&self, id: &ImageId) {
