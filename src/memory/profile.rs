@@ -2,13 +2,14 @@
 //! private temporary file (never a path from a request), and turn it into
 //! pprof, a flame graph, or collapsed stacks; and the growth between two.
 //!
-//! What the service renders leaves out the allocator's own frames (jemalloc's
-//! profiler and internals, the global-allocator shims at the leaf of every
-//! sampled stack), and symbolisation gives its caches back after each render
-//! (`render_done`): the diagnostics must not leave heap behind that the
-//! growth verdict would then call a leak.
+//! What the service renders is named from the ELF symbol tables
+//! (`symbols`: bounded, no debug information read), leaves out the
+//! allocator's frames at the leaf end of every stack (`allocator_frame`), and
+//! gives its symbol tables back after each render (`render_done`): the
+//! diagnostics must not leave heap behind that the growth verdict would then
+//! call a leak.
 
-use pprof_util::{Mapping, StackProfile, WeightedStack, parse_jeheap};
+use pprof_util::{StackProfile, WeightedStack, parse_jeheap};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -69,58 +70,83 @@ pub fn dump() -> Result<Vec<u8>, ProfileError> {
     Ok(bytes)
 }
 
-/// Executable file-backed mappings of this process, for symbolization.
-fn mappings() -> Vec<Mapping> {
-    let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let mut f = line.split_whitespace();
-            let range = f.next()?;
-            let perms = f.next()?;
-            let offset = usize::from_str_radix(f.next()?, 16).ok()?;
-            let path = f.nth(2)?;
-            if !perms.contains('x') || !path.starts_with('/') {
-                return None;
-            }
-            let (start, end) = range.split_once('-')?;
-            Some(Mapping {
-                memory_start: usize::from_str_radix(start, 16).ok()?,
-                memory_end: usize::from_str_radix(end, 16).ok()?,
-                memory_offset: offset,
-                file_offset: offset as u64,
-                pathname: PathBuf::from(path),
-                build_id: None,
-            })
-        })
-        .collect()
-}
-
 pub fn parse(raw: &[u8]) -> Result<StackProfile, ProfileError> {
-    let maps = mappings();
-    parse_jeheap(raw, Some(&maps)).map_err(|e| ProfileError::Parse(e.to_string()))
+    parse_jeheap(raw, None).map_err(|e| ProfileError::Parse(e.to_string()))
 }
 
-/// gzip-compressed pprof protobuf, symbolized in-process.
-pub fn to_pprof(profile: &StackProfile) -> Vec<u8> {
-    profile.to_pprof(("inuse_space", "bytes"), ("space", "bytes"), None)
+/// A profile's stacks by name, root first, with the allocator's frames cut
+/// from the leaf end: what every rendering shows.
+pub struct Named {
+    /// (addresses root first, bytes).
+    stacks: Vec<(Vec<usize>, f64)>,
+    names: HashMap<usize, String>,
 }
 
-/// A flame graph (SVG) of `profile`.
-pub fn to_flamegraph(profile: &StackProfile, title: &str) -> Result<Vec<u8>, ProfileError> {
-    if profile.stacks.is_empty() {
+/// Names every address of `profile` once (`symbols`: ELF symbol tables,
+/// bounded) and cuts the allocator's frames from the leaf end of every
+/// stack (`cut_allocator`).
+pub fn name(profile: &StackProfile) -> Named {
+    let names = super::symbols::names(profile.iter().flat_map(|(s, _)| s.addrs.iter().copied()));
+    let stacks = profile
+        .iter()
+        .map(|(stack, _)| {
+            let mut addrs = stack.addrs.clone();
+            cut_allocator(&mut addrs, &names);
+            (addrs, stack.weight)
+        })
+        .collect();
+    Named { stacks, names }
+}
+
+impl Named {
+    pub fn is_empty(&self) -> bool {
+        self.stacks.is_empty()
+    }
+
+    /// Each distinct stack as `root;caller;callee` with its bytes, largest first.
+    fn lines(&self) -> Vec<(String, i64)> {
+        let mut lines: HashMap<String, f64> = HashMap::new();
+        for (addrs, weight) in &self.stacks {
+            let frames: Vec<&str> = addrs.iter().map(|a| self.names[a].as_str()).collect();
+            *lines.entry(frames.join(";").replace(' ', "_")).or_default() += weight;
+        }
+        let mut lines: Vec<(String, i64)> = lines.into_iter().map(|(s, w)| (s, w as i64)).collect();
+        lines.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        lines
+    }
+}
+
+/// Collapsed stacks (`root;caller;callee bytes`, one line a stack, largest
+/// first), the input format of most flame graph tools.
+pub fn collapsed(named: &Named) -> String {
+    named.lines().into_iter().map(|(s, w)| format!("{s} {w}\n")).collect()
+}
+
+/// A flame graph (SVG) of `named`; `empty` is what it says when there is
+/// no stack to draw.
+pub fn to_flamegraph(named: &Named, title: &str, empty: &str) -> Result<Vec<u8>, ProfileError> {
+    if named.is_empty() {
         // The flame graph renderer refuses empty input; say so in a picture.
         return Ok(format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"60\"><text x=\"10\" y=\"30\">{title}: no allocation sampled (sampling every {} KiB on average)</text></svg>\n",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"60\"><text x=\"10\" y=\"30\">{title}: {empty} (sampling every {} KiB on average)</text></svg>\n",
             sample_bytes() / 1024
         )
         .into_bytes());
     }
-    let mut options = pprof_util::FlamegraphOptions::default();
+    let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_string();
     options.count_name = "bytes".to_string();
-    profile
-        .to_flamegraph(&mut options)
-        .map_err(|e| ProfileError::Parse(e.to_string()))
+    let lines: Vec<String> = named.lines().into_iter().map(|(s, w)| format!("{s} {w}")).collect();
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
+        .map_err(|e| ProfileError::Parse(e.to_string()))?;
+    Ok(svg)
+}
+
+/// A gzip-compressed pprof profile (`perftools.profiles.Profile`), with
+/// the names of `named`: one location per address, one function per name.
+pub fn to_pprof(named: &Named) -> Vec<u8> {
+    super::pprof::encode(&named.stacks, &named.names, sample_bytes())
 }
 
 /// Stacks that hold more in `after` than in `before`, weighted by the growth.
@@ -155,153 +181,136 @@ pub fn growth(before: &StackProfile, after: &StackProfile) -> StackProfile {
     out
 }
 
-/// Collapsed stacks (`root;caller;callee bytes`, one line a stack, largest
-/// first), the input format of most flame graph tools. The profile's stacks
-/// are root first (pprof_util reverses jemalloc's leaf-first order); each
-/// address expands to its inlined frames, outermost first, so a function
-/// the optimiser inlined into its caller still has its own frame, and
-/// allocator frames are cut from the leaf end.
-pub fn collapsed(profile: &StackProfile) -> String {
-    let mut names: HashMap<usize, Vec<String>> = HashMap::new();
-    let mut lines: HashMap<String, f64> = HashMap::new();
-    for (stack, _) in profile.iter() {
-        let mut frames: Vec<String> = Vec::new();
-        for &addr in &stack.addrs {
-            frames.extend(
-                names
-                    .entry(addr)
-                    .or_insert_with(|| inlined_frames(addr))
-                    .iter()
-                    .cloned(),
-            );
-        }
-        while frames.len() > 1 && frames.last().is_some_and(|f| allocator_frame(f)) {
-            frames.pop();
-        }
-        *lines.entry(frames.join(";")).or_default() += stack.weight;
-    }
-    let mut lines: Vec<(String, i64)> = lines.into_iter().map(|(s, w)| (s, w as i64)).collect();
-    lines.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    lines.into_iter().map(|(s, w)| format!("{s} {w}\n")).collect()
-}
-
-/// Whether a frame belongs to the allocator rather than to the code that
-/// allocated: jemalloc's profiler and internals, the C allocation entry
-/// points, and Rust's global-allocator shims.
-pub fn allocator_frame(name: &str) -> bool {
+/// Whether a frame is where code enters the allocator: the C allocation
+/// functions, Rust's allocation shims and global allocator, jemalloc's
+/// API, and the allocation wrappers of ImageMagick and the codec
+/// libraries. Everything a stack does below such a frame is the
+/// allocator's own work, whatever its functions are named (jemalloc's
+/// internals, its profiler).
+pub fn allocator_entry(name: &str) -> bool {
     const PREFIXES: &[&str] = &[
-        "prof_",
-        "_rjem_",
-        "je_",
-        "imalloc",
-        "ialloc",
-        "iralloc",
-        "arena_",
-        "tcache_",
-        "tikv_jemallocator::",
-        "<tikv_jemallocator::",
+        // Rust's allocation shims (`__rust_try` and the like are not).
         "__rust_alloc",
         "__rust_realloc",
+        "__rust_dealloc",
+        "__rustc::__rust_alloc",
+        "__rustc::__rust_realloc",
+        "__rustc::__rust_dealloc",
         "__rdl_",
         "__rg_",
-        "alloc::alloc::",
-        "alloc::raw_vec::",
-        "<alloc::raw_vec::",
-        "<alloc::alloc::Global",
-        "std::alloc::",
+        "tikv_jemallocator::",
+        "<tikv_jemallocator::",
+        "tikv_jemalloc_sys::",
+        "_rjem_",
+        // ImageMagick's allocation wrappers (`AcquireAlignedMemory_POSIX`...).
+        "AcquireAlignedMemory",
+        "AcquireMagickMemory",
+        "AcquireQuantumMemory",
+        "AcquireVirtualMemory",
+        "AcquireCriticalMemory",
+        "ResizeMagickMemory",
+        "ResizeQuantumMemory",
+        // Codec libraries' wrappers.
+        "png_malloc",
+        "png_calloc",
+        "png_realloc",
+        "jpeg_get_",
+        "WebPSafe",
+        "_cmsMalloc",
+        "_cmsCalloc",
+        "_cmsRealloc",
+        "_cmsDupMem",
     ];
     const EXACT: &[&str] = &[
         "malloc",
         "calloc",
         "realloc",
+        "reallocarray",
         "free",
         "posix_memalign",
         "aligned_alloc",
         "memalign",
         "valloc",
+        "pvalloc",
         "mallocx",
         "rallocx",
         "xallocx",
-        "do_rallocx",
-        // Rust's allocation helpers as DWARF names them when inlined.
-        "alloc",
-        "alloc_zeroed",
-        "exchange_malloc",
-        "__rust_alloc",
-        "__rust_alloc_zeroed",
+        "sdallocx",
+        "strdup",
+        "strndup",
+        "AcquireString",
+        "CloneString",
+        "ConstantString",
+        "WebPMalloc",
+        "_Znwm",
+        "_Znam",
+        "_ZnwmRKSt9nothrow_t",
+        "_ZnamRKSt9nothrow_t",
     ];
-    // Rust's allocation paths as DWARF names their inlined frames: bare
-    // names, with generic arguments after `<`.
-    const INLINED: &[&str] = &[
-        "alloc_impl",
-        "allocate",
-        "allocate_zeroed",
-        "allocate_in",
-        "try_allocate_in",
-        "with_capacity_in",
-        "grow",
-        "grow_amortized",
-        "grow_one",
-        "finish_grow",
-        "do_reserve_and_handle",
-    ];
-    let base = name.split('<').next().unwrap_or(name);
-    PREFIXES.iter().any(|p| name.starts_with(p)) || EXACT.contains(&name) || INLINED.contains(&base)
+    PREFIXES.iter().any(|p| name.starts_with(p)) || EXACT.contains(&name)
 }
 
-/// The profile with the allocator's frames cut from the leaf end of every
-/// stack (at least one frame is kept).
-pub fn without_allocator_frames(profile: &StackProfile) -> StackProfile {
-    let mut names: HashMap<usize, bool> = HashMap::new();
-    let mut out = StackProfile::default();
-    for (stack, annotation) in profile.iter() {
-        let mut addrs = stack.addrs.clone();
-        while addrs.len() > 1 {
-            let leaf = addrs[addrs.len() - 1];
-            if !*names.entry(leaf).or_insert_with(|| allocator_frame(&symbol(leaf))) {
-                break;
-            }
-            addrs.pop();
-        }
-        out.push_stack(
-            WeightedStack {
-                addrs,
-                weight: stack.weight,
-            },
-            annotation,
-        );
-    }
-    for m in &profile.mappings {
-        out.push_mapping(m.clone());
-    }
-    out
+/// Whether a frame is Rust's standard library (collections, formatting,
+/// `RawVec`): between our code and the allocator, cut from the leaf end so
+/// that a stack ends in the first frame of ours or of another crate.
+pub fn std_frame(name: &str) -> bool {
+    ["alloc::", "<alloc::", "core::", "<core::", "std::", "<std::"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
-/// Gives back the memory symbolisation cached (parsed debug information of
-/// every mapped file: tens of MiB), once a render is done.
+/// Whether a frame is the allocator's rather than the code's that
+/// allocated (an entry point or the standard library around it).
+pub fn allocator_frame(name: &str) -> bool {
+    allocator_entry(name) || std_frame(name)
+}
+
+/// Cuts a stack (root first) at its first allocator entry point, then the
+/// standard library's frames from the new leaf end; at least one frame is
+/// kept.
+fn cut_allocator(addrs: &mut Vec<usize>, names: &HashMap<usize, String>) {
+    if let Some(entry) = addrs.iter().position(|a| allocator_entry(&names[a])) {
+        addrs.truncate(entry.max(1));
+    }
+    while addrs.len() > 1 && std_frame(&names[&addrs[addrs.len() - 1]]) {
+        addrs.pop();
+    }
+}
+
+/// Gives back what symbolisation cached (the ELF symbol tables of the
+/// mapped files), once a render is done: the diagnostics must not leave
+/// heap behind that the growth verdict would then call a leak.
 pub fn render_done() {
-    backtrace::clear_symbol_cache();
+    super::symbols::clear();
 }
 
-/// Every frame at `addr`, outermost first: the function the address is in,
-/// then the functions inlined into it down to the innermost.
-fn inlined_frames(addr: usize) -> Vec<String> {
-    let mut names = Vec::new();
-    backtrace::resolve(addr.saturating_sub(1) as *mut std::ffi::c_void, |s| {
-        if let Some(n) = s.name() {
-            names.push(format!("{n:#}").replace([';', ' '], "_"));
-        }
-    });
-    if names.is_empty() {
-        names.push(format!("{addr:#x}"));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_are_cut_at_the_allocator_entry_whatever_its_internals_are_called() {
+        let names: HashMap<usize, String> = [
+            (1, "start_thread"),
+            (2, "imaginator::magick::job::run"),
+            (3, "alloc::raw_vec::finish_grow"),
+            (4, "__rustc::__rust_realloc"),
+            (5, "realloc"),
+            (6, "irealloc_prof"),
+            (7, "prof_backtrace_impl"),
+        ]
+        .into_iter()
+        .map(|(a, n)| (a, n.to_string()))
+        .collect();
+        let mut stack = vec![1, 2, 3, 4, 5, 6, 7];
+        cut_allocator(&mut stack, &names);
+        assert_eq!(stack, vec![1, 2]);
+        let names: HashMap<usize, String> = names.into_iter().chain([(8, "__rust_try".to_string())]).collect();
+        let mut unwinding = vec![1, 8, 2, 4, 5];
+        cut_allocator(&mut unwinding, &names);
+        assert_eq!(unwinding, vec![1, 8, 2], "`__rust_try` is not an allocation shim");
+        let mut only_allocator = vec![5, 6];
+        cut_allocator(&mut only_allocator, &names);
+        assert_eq!(only_allocator, vec![5], "a frame is always kept");
     }
-    names.reverse();
-    names
-}
-
-/// The function `addr` is in (outermost of its inlined frames). An address
-/// is the allocator's only if that function is: an allocation inlined into
-/// its caller keeps the caller's frames.
-fn symbol(addr: usize) -> String {
-    inlined_frames(addr).swap_remove(0)
 }
