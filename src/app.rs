@@ -7,7 +7,7 @@ use crate::crash::Quarantine;
 use crate::http::{self, AppState, BoundPlans, ChainPlans, Routes, Shared};
 use crate::inflight::InflightBytes;
 use crate::magick::{self, Pool};
-use crate::memory::{self, JemallocStats, MemoryState};
+use crate::memory::{self, MemoryState};
 use crate::metrics::Metrics;
 use crate::pipeline::alias::AliasSet;
 use crate::server::{self, ConnectionLimits, Endpoint};
@@ -99,9 +99,6 @@ fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
         }
     }
 }
-
-/// How often the heap size is sampled for the growth verdict.
-const HEAP_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Checks once that C allocations (ImageMagick's included) are served and
 /// counted by jemalloc, and says so in the log.
@@ -229,22 +226,17 @@ impl App {
         });
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));
-        let memory = Arc::clone(&state.memory);
-        let (cache, fetcher) = (Arc::clone(&state.cache), Arc::clone(&state.fetcher));
-        let compat = state.compat.clone();
+        // The memory history: a sample every `sample_every`, whatever else
+        // runs (the work in flight, the service's own profiles included, is
+        // measured and left out of the heap at rest).
+        let sampler = state.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(HEAP_SAMPLE_EVERY);
+            let mut every = tokio::time::interval(sampler.memory.history.sample_every());
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                // Blind to the service's own diagnostics: no sample while a
-                // heap profile is being dumped or rendered. The caches' memory
-                // tiers fill to their budgets by design: left out.
-                if let Ok(_idle) = memory.profiling.try_lock() {
-                    let allocated = JemallocStats::read().allocated;
-                    memory.history.record(allocated.saturating_sub(
-                        cache.bytes().0 + fetcher.cached_bytes() + compat.as_ref().map_or(0, |c| c.memory_bytes()),
-                    ));
-                }
+                let sample = sampler.memory_sample();
+                sampler.memory.history.record(sample);
             }
         });
         // Logged once everything is open (the crash journal read, strikes

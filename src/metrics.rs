@@ -235,14 +235,18 @@ impl Default for Metrics {
 /// Memory gauges, read fresh from a `MemoryReport` at every scrape. A figure
 /// that does not exist here (no cgroup, for example) is left out of the
 /// scrape rather than reported as 0.
-pub const MEMORY_GAUGES: [(&str, &str); 29] = [
+pub const MEMORY_GAUGES: [(&str, &str); 30] = [
     (
         "imaginator_jemalloc_allocated_bytes",
         "Bytes in live allocations (Rust and ImageMagick)",
     ),
     (
         "imaginator_heap_outside_cache_bytes",
-        "Live allocations minus the caches' memory tiers (bounded by cache.memory and cache.sources_memory): the figure whose floor grows on a leak",
+        "Live allocations minus the caches' memory tiers (bounded by cache.memory and cache.sources_memory)",
+    ),
+    (
+        "imaginator_heap_at_rest_bytes",
+        "Live allocations minus the caches' memory tiers and the work in flight (running jobs, request bodies, profiles): the figure whose floor grows on a leak, and only on a leak",
     ),
     ("imaginator_jemalloc_active_bytes", "Bytes in active jemalloc pages"),
     (
@@ -306,7 +310,10 @@ pub const MEMORY_GAUGES: [(&str, &str); 29] = [
         "imaginator_imagemagick_disk_bytes",
         "ImageMagick disk pixel cache in use",
     ),
-    ("imaginator_imagemagick_area_pixels", "ImageMagick pixel area in use"),
+    (
+        "imaginator_imagemagick_area_pixels",
+        "ImageMagick's area resource: the pixel area of the last pixel cache it opened (not a total in use)",
+    ),
     (
         "imaginator_imagemagick_reserved_bytes",
         "Pixel-cache bytes running jobs reserved before decoding (admission estimate)",
@@ -321,11 +328,12 @@ pub const MEMORY_GAUGES: [(&str, &str); 29] = [
     ),
 ];
 
-fn memory_values(r: &crate::memory::report::MemoryReport) -> [Option<u64>; 29] {
+fn memory_values(r: &crate::memory::report::MemoryReport) -> [Option<u64>; 30] {
     let (j, p, c, im) = (&r.jemalloc, &r.process, &r.cgroup, &r.imagemagick);
     [
         Some(j.allocated),
         Some(j.allocated.saturating_sub(r.result_cache.in_memory())),
+        Some(r.heap.now),
         Some(j.active),
         Some(j.resident),
         Some(j.mapped),

@@ -228,8 +228,10 @@ impl Default for QuarantineSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MemorySettings {
-    /// The heap-floor verdict compares the lowest live heap of the last
-    /// window with the window before (a verdict needs two windows).
+    /// The verdict compares the floor of the heap at rest over the last
+    /// window with the window before (a verdict needs two windows); the
+    /// sampler takes ten samples a window (at most one every 10 s, at least
+    /// one a second).
     pub trend_window: HumanDuration,
 }
 
@@ -653,8 +655,8 @@ impl Settings {
         {
             return Err(invalid("queue", format!("must be at most 100000, got {q}")));
         }
-        if self.memory.trend_window.0 < Duration::from_secs(30) {
-            return Err(invalid("memory.trend_window", "must be at least 30s"));
+        if self.memory.trend_window.0 < Duration::from_secs(10) {
+            return Err(invalid("memory.trend_window", "must be at least 10s"));
         }
         if self.job_deadline.0.is_zero() {
             return Err(invalid("job_deadline", "must be greater than zero"));

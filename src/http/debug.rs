@@ -26,6 +26,17 @@ pub async fn memory(_: Admin, State(state): State<AppState>, Query(q): Query<For
     }
 }
 
+/// `GET /debug/memory/history`: the sampler's samples (two trend windows
+/// and a minute), for the memory page to draw the minutes before it opened.
+pub async fn history(_: Admin, State(state): State<AppState>) -> Json<serde_json::Value> {
+    let h = &state.memory.history;
+    Json(serde_json::json!({
+        "window_seconds": h.window().as_secs(),
+        "sample_seconds": h.sample_every().as_secs(),
+        "samples": h.samples(),
+    }))
+}
+
 impl From<ProfileError> for ApiError {
     fn from(e: ProfileError) -> ApiError {
         match e {
@@ -46,8 +57,16 @@ fn busy() -> ApiError {
     )
 }
 
+/// Runs diagnostics work on a blocking thread, measured as work in flight
+/// (`memory::work`): the heap trend keeps sampling meanwhile, and what a
+/// profile costs is not taken for the service's heap at rest.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())
+    tokio::task::spawn_blocking(move || {
+        let _work = crate::memory::work::track();
+        f()
+    })
+    .await
+    .map_err(|_| ApiError::internal())
 }
 
 /// `GET /dump_profile[?format=raw|pprof|svg]`: activates sampling if needed and
@@ -73,11 +92,42 @@ pub async fn dump_profile(
     .await
 }
 
+/// The most a render adds to the process's memory, with margin: measured at
+/// 8-9 MiB of peak RSS for the first render after start (the ELF symbol
+/// tables of the binary and its libraries, read and freed within 0.07-0.11 s
+/// on the reference machine, release build; docs/memory.md).
+const RENDER_NEEDS: u64 = 32 << 20;
+
+/// A render is refused (503) when the container's limit leaves less than
+/// `RENDER_NEEDS` of room: an operator investigating memory pressure must
+/// not be the one who causes the OOM kill.
+fn room_to_render() -> Result<(), ApiError> {
+    let c = crate::memory::report::CgroupMemory::read();
+    if let (Some(max), Some(current)) = (c.memory_max, c.memory_current)
+        && max.saturating_sub(current) < RENDER_NEEDS
+    {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "profile_needs_memory",
+            format!(
+                "rendering a profile needs up to {} MiB and the container has {} MiB left before its limit; \
+                 take the raw profile (/dump_profile) and render it elsewhere with jeprof",
+                RENDER_NEEDS >> 20,
+                max.saturating_sub(current) >> 20
+            ),
+        );
+        e.retry_after = Some(10);
+        return Err(e);
+    }
+    Ok(())
+}
+
 async fn render(raw: Vec<u8>, base: Option<Vec<u8>>, format: &str, title: &'static str) -> Result<Response, ApiError> {
     let format = format.to_string();
     if base.is_none() && format == "raw" {
         return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], raw).into_response());
     }
+    room_to_render()?;
     let rendered = blocking(move || -> Result<Response, ApiError> {
         let after = profile::parse(&raw)?;
         let profile = match &base {
@@ -99,21 +149,26 @@ async fn render(raw: Vec<u8>, base: Option<Vec<u8>>, format: &str, title: &'stat
             )
                 .into_response());
         }
-        let profile = profile::without_allocator_frames(&profile);
+        let named = profile::name(&profile);
+        let empty = if base.is_some() {
+            "no sampled allocation grew in this window"
+        } else {
+            "no live allocation was sampled"
+        };
         Ok(match format.as_str() {
             "pprof" => (
                 [(header::CONTENT_TYPE, "application/octet-stream")],
-                profile::to_pprof(&profile),
+                profile::to_pprof(&named),
             )
                 .into_response(),
             "svg" => (
                 [(header::CONTENT_TYPE, "image/svg+xml")],
-                profile::to_flamegraph(&profile, title)?,
+                profile::to_flamegraph(&named, title, empty)?,
             )
                 .into_response(),
             "collapsed" | "raw" => (
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                profile::collapsed(&profile),
+                profile::collapsed(&named),
             )
                 .into_response(),
             other => {
@@ -159,7 +214,8 @@ pub async fn heap_growth(
             .baseline
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .as_ref()
+            .map(|(raw, _)| raw.clone())
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,
@@ -184,6 +240,8 @@ pub async fn heap_growth(
                 ));
             }
             let first = blocking(profile::dump).await??;
+            // Kept while the window elapses: the diagnostics' bytes, not the heap's.
+            let _kept = crate::memory::work::hold(first.len() as u64);
             tokio::time::sleep(Duration::from_secs(seconds)).await;
             first
         }
@@ -200,7 +258,8 @@ pub async fn heap_baseline(_: Admin, State(state): State<AppState>) -> Result<Re
     }
     let raw = blocking(profile::dump).await??;
     let bytes = raw.len();
-    *state.memory.baseline.lock().unwrap_or_else(|e| e.into_inner()) = Some(raw);
+    let held = crate::memory::work::hold(bytes as u64);
+    *state.memory.baseline.lock().unwrap_or_else(|e| e.into_inner()) = Some((raw, held));
     Ok(Json(serde_json::json!({"stored": true, "profile_bytes": bytes})).into_response())
 }
 

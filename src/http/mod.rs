@@ -87,6 +87,7 @@ pub fn router(state: AppState, routes: Routes) -> Router {
             .route("/admin/quarantine/{id}", delete(admin::quarantine_release))
             .route("/dump_profile", get(debug::dump_profile))
             .route("/debug/memory", get(debug::memory))
+            .route("/debug/memory/history", get(debug::history))
             .route("/debug/profiling", post(debug::profiling))
             .route("/debug/heap_growth", get(debug::heap_growth))
             .route("/debug/heap_baseline", post(debug::heap_baseline));

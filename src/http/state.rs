@@ -201,15 +201,26 @@ impl Shared {
 
     /// Every memory figure, now.
     pub fn memory_report(&self) -> MemoryReport {
+        self.memory
+            .report(magick::resources(), self.cache_memory(), self.inflight.held())
+    }
+
+    /// One sample for the memory history (the sampler's).
+    pub fn memory_sample(&self) -> crate::memory::report::Sample {
+        self.memory
+            .sample(magick::resources(), self.cache_memory(), self.inflight.held())
+    }
+
+    /// What the caches hold: the result cache (and the compat profile's
+    /// named caches), and downloaded sources.
+    fn cache_memory(&self) -> ResultCacheMemory {
         let (memory_bytes, disk_bytes) = self.cache.bytes();
-        self.memory.report(
-            magick::resources(),
-            ResultCacheMemory {
-                memory_bytes,
-                disk_bytes,
-                sources_bytes: self.fetcher.cached_bytes(),
-            },
-        )
+        let named = self.compat.as_ref().map_or(0, |c| c.memory_bytes());
+        ResultCacheMemory {
+            memory_bytes: memory_bytes + named,
+            disk_bytes,
+            sources_bytes: self.fetcher.cached_bytes(),
+        }
     }
 
     /// The first, pure check of an input: every size any layer of the file

@@ -170,7 +170,12 @@ impl Pool {
             }
             let _entered = span.enter();
             let started = Instant::now();
-            let result = catch_unwind(AssertUnwindSafe(job));
+            let result = {
+                // What the job holds while it runs is work in flight, left
+                // out of the heap at rest (`memory::work`).
+                let _work = crate::memory::work::track();
+                catch_unwind(AssertUnwindSafe(job))
+            };
             metrics.job_run_seconds.observe(started.elapsed().as_secs_f64());
             match result {
                 Ok(r) => {

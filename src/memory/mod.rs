@@ -7,9 +7,13 @@
 //! - `jemalloc`: statistics and the start-up check that C `malloc` is counted.
 //! - `report`: process, cgroup and allocator figures reconciled in one report.
 //! - `profile`: heap profiles (jemalloc, pprof, flame graph) and their growth.
+//! - `work`: the heap work in flight holds, so the trend sees the heap at rest.
 
+mod pprof;
 pub mod profile;
 pub mod report;
+pub mod symbols;
+pub mod work;
 
 use serde::Serialize;
 use tikv_jemalloc_ctl::{epoch, stats};
@@ -110,7 +114,7 @@ pub fn c_malloc_tracked() -> bool {
 }
 
 use report::{
-    AllocatorInfo, CgroupMemory, HeapHistory, ImageMagickMemory, MemoryReport, ProcessMemory, ResultCacheMemory,
+    AllocatorInfo, CgroupMemory, HeapHistory, ImageMagickMemory, MemoryReport, ProcessMemory, ResultCacheMemory, Sample,
 };
 use std::sync::Mutex;
 
@@ -122,8 +126,9 @@ pub struct MemoryState {
     pub imagemagick_malloc_tracked: bool,
     /// Held while a profile is dumped or a growth window runs: one at a time.
     pub profiling: tokio::sync::Mutex<()>,
-    /// A stored heap profile to compare against (`heap_v2` text).
-    pub baseline: Mutex<Option<Vec<u8>>>,
+    /// A stored heap profile to compare against (`heap_v2` text), and its
+    /// bytes declared as held by the diagnostics (`work::hold`).
+    pub baseline: Mutex<Option<(Vec<u8>, work::Held)>>,
 }
 
 impl MemoryState {
@@ -142,10 +147,12 @@ impl MemoryState {
         }
     }
 
-    /// Gathers every figure now. `imagemagick` and `cache` come from their owners.
-    pub fn report(&self, imagemagick: ImageMagickMemory, result_cache: ResultCacheMemory) -> MemoryReport {
+    /// Gathers every figure now. `imagemagick` and `cache` come from their
+    /// owners; `bodies`: bytes of request bodies and downloads held now.
+    pub fn report(&self, imagemagick: ImageMagickMemory, result_cache: ResultCacheMemory, bodies: u64) -> MemoryReport {
         let jemalloc = JemallocStats::read();
-        let outside_cache = jemalloc.allocated.saturating_sub(result_cache.in_memory());
+        let in_flight = work::in_flight() + bodies;
+        let at_rest = jemalloc.allocated.saturating_sub(result_cache.in_memory() + in_flight);
         let mut report = MemoryReport {
             jemalloc,
             process: ProcessMemory::read(),
@@ -159,10 +166,37 @@ impl MemoryState {
                 profiling_active: profile::active(),
                 profiling_sample_bytes: profile::sample_bytes(),
             },
-            heap: self.history.trend(outside_cache, self.history.window()),
+            heap: self.history.trend(at_rest, in_flight, self.history.window()),
             explanation: Vec::new(),
         };
         report.explain();
         report
+    }
+
+    /// One sample for the history (`HeapHistory::record`): the heap at rest
+    /// and the figures the memory page draws.
+    pub fn sample(&self, imagemagick: ImageMagickMemory, result_cache: ResultCacheMemory, bodies: u64) -> Sample {
+        let allocated = JemallocStats::read().allocated;
+        let in_flight = work::in_flight() + bodies;
+        let caches = result_cache.in_memory();
+        let process = ProcessMemory::read();
+        let cgroup = CgroupMemory::read();
+        Sample {
+            t: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            at_rest: allocated.saturating_sub(caches + in_flight),
+            in_flight,
+            allocated,
+            caches,
+            imagemagick: imagemagick.memory,
+            rss_anon: process.rss_anon,
+            cgroup_anon: cgroup.anon,
+            cgroup_kernel: cgroup.kernel.map(|k| k + cgroup.shmem.unwrap_or(0)),
+            active_file: cgroup.active_file,
+            inactive_file: cgroup.inactive_file,
+            working_set: cgroup.working_set,
+            memory_max: cgroup.memory_max,
+        }
     }
 }

@@ -53,6 +53,8 @@ pub struct ImageMagickMemory {
     pub memory: u64,
     pub map: u64,
     pub disk: u64,
+    /// ImageMagick's area resource: the pixel area of the last pixel cache
+    /// it opened (not a total of what is in use).
     pub area: u64,
     /// Pixel-cache bytes running jobs reserved before decoding (their
     /// estimated need; `magick::budget`). Compare with `memory`.
@@ -87,23 +89,53 @@ pub struct AllocatorInfo {
     pub profiling_sample_bytes: u64,
 }
 
-/// The live heap over time, without the result cache's memory tier (which
-/// fills up to `cache.memory` by design and is reported on its own): its
-/// floor (the minimum over a window) is what grows when something leaks;
-/// bursts only move the maximum.
+/// The heap at rest over time: live allocations minus the caches' memory
+/// tiers (which fill up to `cache.memory` and `cache.sources_memory` by
+/// design) and minus what the work in flight holds (running jobs, request
+/// bodies and downloads, the service's own profiles: `memory::work`). Its
+/// floor (the minimum over a window) grows when something leaks; neither a
+/// burst nor a steady load moves it, since what they hold is in flight.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct HeapTrend {
+    /// Live allocations when the service started.
     pub at_start: u64,
+    /// The heap at rest now.
     pub now: u64,
-    /// Minimum and maximum of `jemalloc.allocated` minus the result cache's
-    /// memory tier, over the last window.
+    /// What the work in flight holds now (left out of `now`).
+    pub in_flight: u64,
+    /// Minimum and maximum of the heap at rest over the last window.
     pub floor_recent: Option<u64>,
     pub peak_recent: Option<u64>,
     /// Minimum over the window before it.
     pub floor_previous: Option<u64>,
     pub window_seconds: u64,
+    /// Samples the verdict read (one every `sample_seconds`).
+    pub samples: usize,
+    pub sample_seconds: u64,
     /// `stable`, `growing` or `unknown` (not enough history yet).
     pub verdict: &'static str,
+}
+
+/// One sample of the memory sampler: the heap at rest (the verdict's
+/// figure) and what the memory page draws, so that someone who opens the
+/// page mid-incident sees the minutes before (`/debug/memory/history`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Sample {
+    /// Milliseconds since the epoch.
+    pub t: u64,
+    pub at_rest: u64,
+    pub in_flight: u64,
+    pub allocated: u64,
+    pub caches: u64,
+    pub imagemagick: u64,
+    pub rss_anon: Option<u64>,
+    pub cgroup_anon: Option<u64>,
+    /// Kernel memory and shared memory charged to the cgroup.
+    pub cgroup_kernel: Option<u64>,
+    pub active_file: Option<u64>,
+    pub inactive_file: Option<u64>,
+    pub working_set: Option<u64>,
+    pub memory_max: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -264,7 +296,7 @@ pub struct HeapHistory {
     at_start: u64,
     /// Length of each comparison window (`memory.trend_window`).
     window: Duration,
-    samples: Mutex<VecDeque<(Instant, u64)>>,
+    samples: Mutex<VecDeque<(Instant, Sample)>>,
 }
 
 /// The default length of each comparison window.
@@ -284,17 +316,32 @@ impl HeapHistory {
         self.window
     }
 
-    pub fn record(&self, allocated: u64) {
+    /// How often the sampler samples: ten samples a window, at most every
+    /// 10 s and at least every second.
+    pub fn sample_every(&self) -> Duration {
+        (self.window / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
+    }
+
+    /// Keeps `sample` for two windows and a minute.
+    pub fn record(&self, sample: Sample) {
         let now = Instant::now();
         let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-        samples.push_back((now, allocated));
+        samples.push_back((now, sample));
         let history = 2 * self.window + Duration::from_secs(60);
         while samples.front().is_some_and(|(t, _)| now.duration_since(*t) > history) {
             samples.pop_front();
         }
     }
 
-    pub fn trend(&self, now_allocated: u64, window: Duration) -> HeapTrend {
+    /// Every sample kept, oldest first.
+    pub fn samples(&self) -> Vec<Sample> {
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        samples.iter().map(|(_, s)| s.clone()).collect()
+    }
+
+    /// The verdict over the last two windows of `window` (`now`: the heap
+    /// at rest now, `in_flight`: what the work in flight holds).
+    pub fn trend(&self, now_at_rest: u64, in_flight: u64, window: Duration) -> HeapTrend {
         let now = Instant::now();
         let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         let in_window = |from: Duration, to: Duration| {
@@ -304,7 +351,7 @@ impl HeapHistory {
                     let age = now.duration_since(*t);
                     age >= from && age < to
                 })
-                .map(|(_, v)| *v)
+                .map(|(_, s)| s.at_rest)
         };
         let floor_recent = in_window(Duration::ZERO, window).min();
         let peak_recent = in_window(Duration::ZERO, window).max();
@@ -327,11 +374,14 @@ impl HeapHistory {
         };
         HeapTrend {
             at_start: self.at_start,
-            now: now_allocated,
+            now: now_at_rest,
+            in_flight,
             floor_recent,
             peak_recent,
             floor_previous,
             window_seconds: window.as_secs(),
+            samples: in_window(Duration::ZERO, 2 * window).count(),
+            sample_seconds: self.sample_every().as_secs(),
             verdict,
         }
     }
@@ -396,25 +446,33 @@ impl MemoryReport {
             lines.push("WARNING: C malloc is not served by jemalloc; ImageMagick's memory is invisible to the heap figures and profiles.".into());
         }
         let h = &self.heap;
+        lines.push(format!(
+            "Live heap {} = caches' memory tiers {} + work in flight {} (running jobs, request bodies, the service's own profiles) + heap at rest {}.",
+            mib(self.jemalloc.allocated),
+            mib(self.result_cache.in_memory()),
+            mib(h.in_flight),
+            mib(h.now)
+        ));
         lines.push(match h.verdict {
             "stable" => format!(
-                "Heap floor stable: {} over the last {} s vs {} in the {} s before (live allocations outside the caches' memory tiers, which are bounded by cache.memory and cache.sources_memory; the service's own profiling is left out).",
+                "Heap at rest stable: its floor is {} over the last {} s vs {} in the {} s before ({} samples in both). A leak raises this floor; caches, bursts and steady load do not.",
                 mib(h.floor_recent.unwrap_or(0)),
                 h.window_seconds,
                 mib(h.floor_previous.unwrap_or(0)),
-                h.window_seconds
+                h.window_seconds,
+                h.samples
             ),
             "growing" => format!(
-                "Heap floor GROWING: {} over the last {} s vs {} before (live allocations outside the caches' memory tiers); compare heap profiles with /debug/heap_growth to see which stacks grow.",
+                "Heap at rest GROWING: its floor is {} over the last {} s vs {} before; compare heap profiles with /debug/heap_growth to see which stacks grow.",
                 mib(h.floor_recent.unwrap_or(0)),
                 h.window_seconds,
                 mib(h.floor_previous.unwrap_or(0))
             ),
             _ => format!(
-                "Heap {} now, {} at start-up; a verdict on growth needs {} s of history.",
+                "Heap at rest {} now; a verdict on growth needs {} s of history (a sample every {} s).",
                 mib(h.now),
-                mib(h.at_start),
-                2 * h.window_seconds
+                2 * h.window_seconds,
+                h.sample_seconds
             ),
         });
         self.explanation = lines;
@@ -500,12 +558,12 @@ impl MemoryReport {
             opt(c.inactive_file), opt(c.shmem), opt(c.kernel), opt(c.working_set)
         ));
         out.push_str(&format!(
-            "imagemagick  memory {}  map {}  disk {}  area {} px  reserved by jobs {}\n",
+            "imagemagick  memory {}  map {}  disk {}  reserved by jobs {}  (last pixel cache {} px)\n",
             mib(im.memory),
             mib(im.map),
             mib(im.disk),
-            im.area,
-            mib(im.reserved)
+            mib(im.reserved),
+            im.area
         ));
         out.push_str(&format!(
             "cache        memory {}  disk {}  sources {}\n",

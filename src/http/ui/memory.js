@@ -1,6 +1,9 @@
-// imaginator's memory page: polls /debug/memory and draws the container's
-// memory stacked so the parts add up to what the kernel counts; the
-// kubelet's working set and the limit are lines over it.
+// imaginator's memory page: loads the service's own history of samples
+// (/debug/memory/history: the minutes before the page opened), then polls
+// /debug/memory, and draws the container's memory stacked so the parts add
+// up to what the kernel counts; the kubelet's working set and the limit are
+// lines over it. Heap the allocator handed out but the kernel does not
+// count yet (pages never touched) is a line, not a band.
 'use strict';
 
 const seen = { samples: 0, drawn: 0, failures: [], errors: [], last: null };
@@ -11,19 +14,20 @@ window.addEventListener('unhandledrejection', (e) => seen.errors.push(String(e.r
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const EVERY_MS = Math.max(250, Number(params.get('every_ms')) || 2000);
-const KEEP_MS = 5 * 60 * 1000;
+let keepMs = 5 * 60 * 1000;
 const history = [];
 
 const MiB = 1024 * 1024;
 const fmt = (b) => (b >= 1024 * MiB ? `${(b / 1024 / MiB).toFixed(2)} GiB` : `${(b / MiB).toFixed(1)} MiB`);
 const pos = (x) => Math.max(0, x || 0);
 
-// Bottom to top. Everything up to `kernel` is what an OOM kill depends on.
+// Bottom to top. Everything up to `kernel` is anonymous memory: what an OOM
+// kill depends on. The first four add up to this process's RSS anon.
 const BANDS = [
   { key: 'imagemagick', label: 'ImageMagick pixel cache (in the heap)', color: '#7b4fd1' },
   { key: 'cache', label: 'result and source caches, memory tier (in the heap)', color: '#2f8f83' },
-  { key: 'heap', label: 'rest of the heap (Rust and ImageMagick allocations)', color: '#2f6fd1' },
-  { key: 'overhead', label: 'RSS anon beyond live allocations (allocator pages, stacks)', color: '#8fb3ea' },
+  { key: 'heap', label: 'rest of the heap: work in flight and the heap at rest', color: '#2f6fd1' },
+  { key: 'overhead', label: 'RSS anon beyond live allocations (freed pages not yet returned, stacks)', color: '#8fb3ea' },
   { key: 'others', label: "other processes' anonymous memory", color: '#c7a24a' },
   { key: 'kernel', label: 'kernel (sockets, inodes, page tables)', color: '#9a9a9a' },
   { key: 'active', label: 'active page cache (reclaimable)', color: '#f0a766' },
@@ -31,35 +35,61 @@ const BANDS = [
 ];
 const PROCESS_BANDS = BANDS.slice(0, 4);
 const PROCESS_LINES = [
-  { key: 'rssAnon', label: "this process's anonymous resident memory (RSS anon)", color: '#1c2027' },
-  { key: 'resident', label: 'jemalloc resident', color: '#b3261e', dash: true },
+  { key: 'rssAnon', label: "this process's anonymous resident memory (RSS anon: what the kernel counts)", color: '#1c2027' },
+  { key: 'allocated', label: 'live allocations (jemalloc), untouched pages included: above RSS anon, the kernel does not count them yet', color: '#b3261e', dash: true },
+  { key: 'atRest', label: 'heap at rest (the leak verdict watches its floor)', color: '#2f8f83', dash: true },
 ];
 const LINES = [
   { key: 'workingSet', label: 'working set: container_memory_working_set_bytes (what the seed plotted)', color: '#b3261e', dash: true },
   { key: 'limit', label: 'memory limit (memory.max)', color: '#1c2027' },
 ];
 
-function parts(r) {
-  const heapTotal = pos(r.jemalloc.allocated);
-  const im = Math.min(pos(r.imagemagick.memory), heapTotal);
-  const cache = Math.min(pos(r.result_cache.memory_bytes) + pos(r.result_cache.sources_bytes), heapTotal - im);
+// A report in the shape of the service's history samples.
+function sampleOf(r) {
+  const cg = r.cgroup || {};
+  return {
+    t: Date.now(),
+    allocated: r.jemalloc.allocated,
+    caches: pos(r.result_cache.memory_bytes) + pos(r.result_cache.sources_bytes),
+    imagemagick: r.imagemagick.memory,
+    at_rest: r.heap.now,
+    in_flight: r.heap.in_flight,
+    rss_anon: r.process.rss_anon,
+    cgroup_anon: cg.anon,
+    cgroup_kernel: cg.kernel == null ? null : pos(cg.kernel) + pos(cg.shmem),
+    active_file: cg.active_file,
+    inactive_file: cg.inactive_file,
+    working_set: cg.working_set,
+    memory_max: cg.memory_max,
+  };
+}
+
+// The bands of one sample. The heap's bands are what the kernel counts of
+// it: live allocations up to RSS anon (pages handed out but never touched
+// are not resident, so not counted); the rest of RSS anon is overhead.
+function parts(s) {
+  const allocated = pos(s.allocated);
+  const anon = s.rss_anon == null ? allocated : pos(s.rss_anon);
+  const counted = Math.min(allocated, anon);
+  const im = Math.min(pos(s.imagemagick), counted);
+  const cache = Math.min(pos(s.caches), counted - im);
   const p = {
     imagemagick: im,
     cache,
-    heap: heapTotal - im - cache,
-    overhead: pos(r.process.rss_anon - heapTotal),
+    heap: counted - im - cache,
+    overhead: anon - counted,
+    untouched: allocated - counted,
     others: 0, kernel: 0, active: 0, inactive: 0,
     workingSet: null, limit: null,
-    rssAnon: pos(r.process.rss_anon), resident: pos(r.jemalloc.resident),
+    rssAnon: anon, allocated, atRest: pos(s.at_rest),
   };
-  const cg = r.cgroup;
-  if (cg) {
-    p.others = pos(cg.anon - r.process.rss_anon);
-    p.kernel = pos(cg.kernel) + pos(cg.shmem);
-    p.active = pos(cg.active_file);
-    p.inactive = pos(cg.inactive_file);
-    p.workingSet = cg.working_set;
-    p.limit = cg.memory_max;
+  if (s.cgroup_anon != null || s.working_set != null) {
+    p.others = pos(pos(s.cgroup_anon) - anon);
+    p.kernel = pos(s.cgroup_kernel);
+    p.active = pos(s.active_file);
+    p.inactive = pos(s.inactive_file);
+    p.workingSet = s.working_set;
+    p.limit = s.memory_max;
   }
   return p;
 }
@@ -99,7 +129,7 @@ function drawChart(svg, bands, lines) {
   if (history.length < 1) return;
   const left = 64, right = 8, top = 10, bottom = 24;
   const now = history[history.length - 1].t;
-  // The history kept (up to 5 minutes), at least 10 seconds wide.
+  // The history kept (two trend windows and a minute), at least 10 s wide.
   const t0 = Math.min(history[0].t, now - 10 * 1000);
   const total = (p) => bands.reduce((s, b) => s + p[b.key], 0);
   let max = 0;
@@ -161,16 +191,17 @@ async function sample() {
       return;
     }
     const report = await response.json();
-    const t = Date.now();
-    history.push({ t, p: parts(report) });
-    while (history.length && history[0].t < t - KEEP_MS) history.shift();
+    const sample = sampleOf(report);
+    history.push({ t: sample.t, p: parts(sample) });
+    while (history.length && history[0].t < sample.t - keepMs) history.shift();
     seen.samples += 1;
     seen.last = report;
     const p = history[history.length - 1].p;
     const anon = BANDS.slice(0, 6).reduce((s, b) => s + p[b.key], 0);
+    const heap = `live heap ${fmt(report.jemalloc.allocated)} (caches ${fmt(sample.caches)}, work in flight ${fmt(pos(report.heap.in_flight))}, at rest ${fmt(pos(report.heap.now))}${p.untouched >= MiB ? `; ${fmt(p.untouched)} of it not yet touched, so not counted` : ''}) · heap at rest: ${report.heap.verdict}`;
     $('now').textContent = report.cgroup
-      ? `now: what an OOM kill weighs (below the page cache) ${fmt(anon)} · working set ${fmt(p.workingSet)} · in use ${fmt(report.cgroup.memory_current)}${p.limit ? ' · limit ' + fmt(p.limit) : ' · no limit'} · heap ${fmt(report.jemalloc.allocated)}, verdict: ${report.heap.verdict}`
-      : `now: anonymous memory ${fmt(report.process.rss_anon)} · heap ${fmt(report.jemalloc.allocated)} (no memory cgroup here), verdict: ${report.heap.verdict}`;
+      ? `anonymous memory (counts toward the OOM kill): ${fmt(anon)} · working set ${fmt(p.workingSet)} · in use ${fmt(report.cgroup.memory_current)}${p.limit ? ' · limit ' + fmt(p.limit) : ' · no limit'} · ${heap}`
+      : `anonymous memory of this process (counts toward the OOM kill): ${fmt(anon)} (no memory cgroup here) · ${heap}`;
     const ul = $('explanation');
     ul.replaceChildren(...report.explanation.map((line) => {
       const li = document.createElement('li');
@@ -222,8 +253,22 @@ function start() {
   });
   $('growth').addEventListener('click', () => showProfile('/debug/heap_growth?since=baseline&format=svg', 'growth since the baseline'));
   window.addEventListener('resize', draw);
-  sample();
-  setInterval(sample, EVERY_MS);
+  // The service's own history first: someone arriving mid-incident sees
+  // the minutes before.
+  fetch('/debug/memory/history', { headers: headers(), cache: 'no-store' })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((h) => {
+      if (h) {
+        keepMs = Math.max(keepMs, (2 * h.window_seconds + 60) * 1000);
+        for (const s of h.samples) history.push({ t: s.t, p: parts(s) });
+        seen.history = h.samples.length;
+      }
+    })
+    .catch((e) => seen.failures.push(String(e)))
+    .finally(() => {
+      sample();
+      setInterval(sample, EVERY_MS);
+    });
 }
 
 start();

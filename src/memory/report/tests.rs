@@ -66,9 +66,12 @@ fn no_cgroup_means_nulls() {
 #[test]
 fn the_heap_floor_verdict_needs_two_windows() {
     let h = HeapHistory::new(TREND_WINDOW);
-    h.record(100 << 20);
-    assert_eq!(h.trend(100 << 20, TREND_WINDOW).verdict, "unknown");
-    let t = h.trend(100 << 20, Duration::ZERO);
+    h.record(Sample {
+        at_rest: 100 << 20,
+        ..Sample::default()
+    });
+    assert_eq!(h.trend(100 << 20, 0, TREND_WINDOW).verdict, "unknown");
+    let t = h.trend(100 << 20, 0, Duration::ZERO);
     // A zero-length window is trivially past two windows of age but holds no samples.
     assert_eq!(t.verdict, "unknown");
 }
