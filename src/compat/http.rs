@@ -11,13 +11,15 @@
 use super::config::Compat;
 use super::expand::{ExpandError, expand};
 use super::grammar::{self, Node, Value};
+use super::lower::{LEAF, LowerError, NAMES, lower};
 use crate::cache::{CacheKey, Entry, ResultCache, SecondTier};
 use crate::error::ApiError;
 use crate::fetch::FetchError;
 use crate::http::AppState;
+use crate::magick::Rendered;
 use crate::magick::Source;
-use crate::magick::compat::{CompatError, CompatJob, CompatRendered, LEAF};
 use crate::pipeline::format::ImageFormat;
+use crate::pipeline::ops::original::MaxSize;
 use crate::storage::ImageId;
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +29,6 @@ use futures::future::BoxFuture;
 use hmac::{KeyInit, Mac};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The compat profile's state: its settings and its named caches.
 pub struct Runtime {
@@ -84,12 +85,11 @@ fn download_error(e: FetchError) -> ApiError {
     }
 }
 
-impl From<CompatError> for ApiError {
-    fn from(e: CompatError) -> ApiError {
+impl From<LowerError> for ApiError {
+    fn from(e: LowerError) -> ApiError {
         match e {
-            CompatError::Filter(message) => filter_failed(message),
-            CompatError::Unsupported(message) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_output", message),
-            CompatError::Job(job) => job.into(),
+            LowerError::Filter(message) => filter_failed(message),
+            LowerError::Unsupported(message) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_output", message),
         }
     }
 }
@@ -189,7 +189,7 @@ pub async fn serve(state: AppState, uri: Uri) -> Result<Response, ApiError> {
 
 /// Every filter name is known before anything is fetched.
 fn check_names(node: &Node) -> Result<(), ApiError> {
-    if !crate::magick::compat::NAMES.contains(&node.name.as_str()) {
+    if !NAMES.contains(&node.name.as_str()) {
         return Err(filter_failed(format!("no such filter: {}", node.name)));
     }
     for arg in &node.args {
@@ -299,29 +299,33 @@ async fn cache(state: &AppState, runtime: &Runtime, node: &Node, request: &mut R
     Ok(entry)
 }
 
-/// Replaces downloads and caches by fetched sources, then runs the rest as
-/// one job on the worker pool.
-async fn render(
-    state: &AppState,
-    runtime: &Runtime,
-    node: &Node,
-    request: &mut Request,
-) -> Result<CompatRendered, ApiError> {
+/// Replaces downloads and caches by fetched sources, lowers the rest to a
+/// native plan (`lower`) and runs it as any plan runs: one job, with the
+/// same limits, budget, deadline, quarantine and timing.
+async fn render(state: &AppState, runtime: &Runtime, node: &Node, request: &mut Request) -> Result<Rendered, ApiError> {
     let tree = resolve(state, runtime, node, request).await?;
-    let deadline = Instant::now() + state.settings.job_deadline.0;
-    for source in &request.sources {
-        state.precheck(&source.bytes, source.format)?;
-        state.refuse_quarantined(&source.id)?;
-    }
-    let job = CompatJob {
-        tree,
-        sources: std::mem::take(&mut request.sources),
-        limits: state.settings.limits.clone(),
-        deadline,
-        max_width: runtime.config.max_width,
-        max_height: runtime.config.max_height,
+    let max = MaxSize {
+        width: runtime.config.max_width,
+        height: runtime.config.max_height,
     };
-    state.run_compat(job, deadline).await
+    let (input, plan) = lower(&tree, max)?;
+    let mut sources = std::mem::take(&mut request.sources);
+    if input != 0 {
+        // The plan's image comes first; `compose` steps name the others by index.
+        return Err(filter_failed("internal: the chain's image is not the first"));
+    }
+    if sources.is_empty() {
+        return Err(filter_failed("internal: a chain without an image"));
+    }
+    sources.truncate(crate::pipeline::chain::MAX_SOURCES);
+    state
+        .render_sources(sources, plan, None)
+        .await
+        .map_err(|e| match e.code {
+            // The original answered 500 for a filter's own refusals.
+            "invalid_operation" => filter_failed(e.message),
+            _ => e,
+        })
 }
 
 fn resolve<'a>(
@@ -373,8 +377,11 @@ fn resolve<'a>(
             )
         })?;
         let index = request.sources.len();
-        if index >= 8 {
-            return Err(filter_failed("at most 8 images per URL"));
+        if index >= crate::pipeline::chain::MAX_SOURCES {
+            return Err(filter_failed(format!(
+                "at most {} images per URL",
+                crate::pipeline::chain::MAX_SOURCES
+            )));
         }
         request.sources.push(Source {
             id,

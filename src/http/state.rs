@@ -464,21 +464,6 @@ impl Shared {
         self.render_sources(sources, plan, slot).await
     }
 
-    /// Runs a compat-profile job (`magick::compat`) within its deadline.
-    pub async fn run_compat(
-        &self,
-        job: crate::magick::compat::CompatJob,
-        deadline: Instant,
-    ) -> Result<crate::magick::compat::CompatRendered, ApiError> {
-        let inputs: Vec<(ImageId, Bytes)> = job.sources.iter().map(|s| (s.id.clone(), s.bytes.clone())).collect();
-        let inputs: Vec<(&ImageId, &Bytes)> = inputs.iter().map(|(id, b)| (id, b)).collect();
-        let rendered = self
-            .run_job(&inputs, None, deadline, move || crate::magick::compat::run(job))
-            .await?;
-        self.metrics.renders.with_label_values(&["compat"]).inc();
-        Ok(rendered)
-    }
-
     /// Runs `plan` on the first of `sources` (the others are the images its
     /// `compose` steps lay over it), within the job deadline.
     pub async fn render_sources(

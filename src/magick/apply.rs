@@ -217,6 +217,7 @@ fn apply_op(
             }
         }
         Op::Canvas(c) => canvas(wand, c, state, &job.limits)?,
+        Op::Original(o) => super::original::apply(wand, o, state, job, headers)?,
         Op::Compose(c) => {
             let source = job
                 .sources

@@ -6,6 +6,7 @@ use super::error::JobError;
 use super::job::{Job, Probe, Source};
 use crate::pipeline::decode_scale;
 use crate::pipeline::format::ImageFormat;
+use crate::pipeline::ops::original::Original;
 use crate::pipeline::ops::{Dpi, MAX_OUTPUT_SIDE, Op, Size};
 
 /// ImageMagick Q16 holds up to five 16-bit channels (CMYK and alpha) a pixel.
@@ -61,9 +62,14 @@ pub(super) fn area(size: Size) -> u64 {
 /// the largest step's input, output and working copies, plus every image
 /// `compose` lays over it, each at 10 bytes a pixel.
 pub(super) fn pixel_cache_need(job: &Job, headers: &[Probe]) -> u64 {
-    fn decoded(source: &Source, header: &Probe, ops: &[Op], auto_orient: bool, headroom: f64) -> u64 {
+    fn decoded(source: &Source, header: &Probe, ops: &[Op], auto_orient: bool, headroom: f64, native: bool) -> u64 {
         let full = header.largest;
-        let cache = match jpeg_scale(source, header, ops, auto_orient, headroom) {
+        let scale = if native {
+            jpeg_scale(source, header, ops, auto_orient, headroom)
+        } else {
+            None
+        };
+        let cache = match scale {
             Some(scale) => ((full as f64 * scale * scale * 4.0) as u64).min(full),
             None => full,
         };
@@ -100,6 +106,7 @@ pub(super) fn pixel_cache_need(job: &Job, headers: &[Probe]) -> u64 {
                     dpi = r.dpi(size);
                     (size, 0)
                 }
+                Op::Original(o) => original_step(o, size, &mut dpi, input),
                 // A copy of the image (the tile, or the repeated original).
                 Op::Pattern(_) | Op::Repeat(_) => (size, input),
                 other => (other.output_size(size), 0),
@@ -116,13 +123,22 @@ pub(super) fn pixel_cache_need(job: &Job, headers: &[Probe]) -> u64 {
     } else {
         header.stored
     };
-    let mut pixels = decoded(main, header, &plan.ops, plan.output.auto_orient, job.decode_headroom)
-        .max(steps(&plan.ops, start, header.dpi));
+    let native = plan.dialect == crate::pipeline::Dialect::Native;
+    let mut pixels = decoded(
+        main,
+        header,
+        &plan.ops,
+        plan.output.auto_orient,
+        job.decode_headroom,
+        native,
+    )
+    .max(steps(&plan.ops, start, header.dpi));
     let mut overlays = Vec::new();
     collect_overlays(&plan.ops, &mut overlays);
-    for c in overlays {
-        if let (Some(source), Some(h)) = (job.sources.get(c.input), headers.get(c.input)) {
-            pixels += decoded(source, h, &c.ops, true, job.decode_headroom).max(steps(&c.ops, h.oriented, h.dpi));
+    for (input, ops) in overlays {
+        if let (Some(source), Some(h)) = (job.sources.get(input), headers.get(input)) {
+            let start = if native { h.oriented } else { h.stored };
+            pixels += decoded(source, h, ops, native, job.decode_headroom, native).max(steps(ops, start, h.dpi));
         }
     }
     pixels
@@ -130,12 +146,60 @@ pub(super) fn pixel_cache_need(job: &Job, headers: &[Probe]) -> u64 {
         .saturating_add(quantize_bytes(plan.output.format_for(main.format)))
 }
 
-fn collect_overlays<'a>(ops: &'a [Op], out: &mut Vec<&'a crate::pipeline::ops::Compose>) {
+/// Every image `compose` steps lay over (its index and its steps), nested ones included.
+fn collect_overlays<'a>(ops: &'a [Op], out: &mut Vec<(usize, &'a [Op])>) {
     for op in ops {
-        if let Op::Compose(c) = op {
-            out.push(c);
-            collect_overlays(&c.ops, out);
+        let (input, inner) = match op {
+            Op::Compose(c) => (c.input, &c.ops),
+            Op::Original(Original::Compose { input, ops, .. }) => (*input, ops),
+            _ => continue,
+        };
+        out.push((input, inner.as_slice()));
+        collect_overlays(inner, out);
+    }
+}
+
+/// The output size and extra copies of one of the original's steps, and
+/// the resolution it leaves (`steps`).
+fn original_step(o: &Original, size: Size, dpi: &mut Dpi, input: u64) -> (Size, u64) {
+    let raw = (dpi.x, dpi.y);
+    let side = |v: f64| v.clamp(1.0, MAX_OUTPUT_SIDE) as u32;
+    match o {
+        Original::Resample { x, y, .. } => {
+            let (x, y) = (f64::from(x.float(size, raw)), f64::from(y.float(size, raw)));
+            let to = Size::new(
+                side(f64::from(size.width) * x / dpi.x),
+                side(f64::from(size.height) * y / dpi.y),
+            );
+            *dpi = Dpi { x, y };
+            (to, 0)
         }
+        Original::Canvas { x, y } => {
+            let (bx, by) = (
+                (dpi.x * f64::from(x.float(size, raw)) * 0.393_700_8).max(0.0),
+                (dpi.y * f64::from(y.float(size, raw)) * 0.393_700_8).max(0.0),
+            );
+            let to = Size::new(
+                side(f64::from(size.width) + 2.0 * bx.min(f64::from(size.width))),
+                side(f64::from(size.height) + 2.0 * by.min(f64::from(size.height))),
+            );
+            (to, 3 * input)
+        }
+        Original::Resolution { x, y, per_cm } => {
+            let (x, y) = (f64::from(x.float(size, raw)), f64::from(y.float(size, raw)));
+            *dpi = if *per_cm {
+                Dpi {
+                    x: f64::from(size.width) / (x * 0.393_700_8),
+                    y: f64::from(size.height) / (y * 0.393_700_8),
+                }
+            } else {
+                Dpi { x, y }
+            };
+            (size, 0)
+        }
+        // A copy of the image (the tile, or the copies laid over it).
+        Original::Pattern { .. } | Original::Repeat { .. } => (size, input),
+        other => (other.output_size(size, raw), 0),
     }
 }
 

@@ -9,12 +9,12 @@ use super::estimate::{BYTES_PER_PIXEL, area, check_decode_fits, jpeg_scale, pixe
 use super::profiles;
 use super::wand::Wand;
 use crate::config::Limits;
-use crate::pipeline::Plan;
 use crate::pipeline::colour::{self, ColourFacts, Conversion};
 use crate::pipeline::exif;
 use crate::pipeline::format::{ImageFormat, check_dimensions};
 use crate::pipeline::layers;
 use crate::pipeline::ops::{Dpi, IccProfile, Op, Size};
+use crate::pipeline::{Dialect, Plan};
 use magick_rust::bindings as im;
 use std::time::Instant;
 
@@ -163,7 +163,7 @@ pub fn run(mut job: Job) -> Result<Rendered, JobError> {
         };
         job.plan.ops = crate::pipeline::ops::dpr::resolve_dpr(&job.plan.ops, source);
     }
-    if job.fast_path {
+    if job.fast_path && job.plan.dialect == Dialect::Native {
         match crate::fast::try_render(&job) {
             Ok(result) => return result,
             Err(reason) => tracing::trace!(reason, "fast path declined"),
@@ -204,6 +204,9 @@ pub fn run(mut job: Job) -> Result<Rendered, JobError> {
 
     // Encode.
     let format = plan.output.format_for(main.format);
+    if let Dialect::Original { format_set } = plan.dialect {
+        return encode_original(wand, format, format_set);
+    }
     if !format.has_alpha() && wand.has_alpha() {
         wand.flatten_onto(state.background).map_err(op_error)?;
     }
@@ -250,6 +253,29 @@ pub fn run(mut job: Job) -> Result<Rendered, JobError> {
     })
 }
 
+/// Writes an image the original's way: metadata and ImageMagick's quality
+/// (for a JPEG, the input's) kept, the input's format unless a `format()`
+/// step chose one (TIFF then with 2 rows a strip, as the original wrote it).
+fn encode_original(mut wand: Wand, format: ImageFormat, format_set: bool) -> Result<Rendered, JobError> {
+    if format_set {
+        wand.set_format(format.coder()).map_err(op_error)?;
+        if format == ImageFormat::Tiff {
+            wand.set_option("tiff:rows-per-strip", "2").map_err(op_error)?;
+        }
+    }
+    let size = wand.size();
+    let bytes = wand.encode().map_err(op_error)?;
+    Ok(Rendered {
+        bytes,
+        format,
+        size,
+        engine: "imagemagick",
+        frames: 1,
+        pixel_estimate: 0,
+        pixel_peak: 0,
+    })
+}
+
 /// Decodes a source whose header was checked (reduced for a JPEG that `ops`
 /// shrinks a lot) and applies its EXIF orientation. Returns the wand and the
 /// image's logical (oriented, full-resolution) size.
@@ -265,7 +291,12 @@ pub(super) fn load(
     let oriented = if auto_orient { header.oriented } else { stored };
 
     let mut wand = Wand::new(job.deadline);
-    if let Some(scale) = jpeg_scale(source, header, ops, auto_orient, job.decode_headroom) {
+    // The original's plans decode whole, as it did.
+    let scale = match job.plan.dialect {
+        Dialect::Native => jpeg_scale(source, header, ops, auto_orient, job.decode_headroom),
+        Dialect::Original { .. } => None,
+    };
+    if let Some(scale) = scale {
         let hint = format!(
             "{}x{}",
             (f64::from(stored.width) * scale).ceil() as u32,

@@ -4,12 +4,12 @@
 mod animation;
 mod apply;
 pub mod budget;
-pub mod compat;
 mod error;
 mod estimate;
 mod info;
 mod job;
 mod options;
+mod original;
 pub mod policy;
 pub mod pool;
 mod smart;
@@ -19,6 +19,7 @@ pub(crate) use apply::check_result_area;
 pub use error::JobError;
 pub(crate) use estimate::check_decode_fits;
 pub use info::{ImageInfo, info};
+pub use original::knows_composite;
 
 /// The pixel cache an animation of `frames` frames of `canvas` needs when its
 /// steps make `output`-sized frames (admission checks it before queueing).

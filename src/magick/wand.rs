@@ -881,20 +881,6 @@ impl Wand {
         (x, y)
     }
 
-    /// ImageMagick's name for the image's format (`JPEG`, `PNG`, ...).
-    pub fn format_name(&self) -> String {
-        // SAFETY: valid wand; the string is copied then relinquished.
-        unsafe {
-            let text = im::MagickGetImageFormat(self.raw());
-            if text.is_null() {
-                return String::new();
-            }
-            let name = CStr::from_ptr(text).to_string_lossy().into_owned();
-            im::MagickRelinquishMemory(text as *mut c_void);
-            name
-        }
-    }
-
     /// Encodes the current image list in its format.
     pub fn encode(&mut self) -> Result<Vec<u8>, WandError> {
         let mut len = 0usize;

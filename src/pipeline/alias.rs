@@ -244,6 +244,7 @@ impl Alias {
             ops.push(Op::Dpr(Dpr(1.0)));
         }
         Ok(Plan {
+            dialect: Default::default(),
             ops,
             output: self.output.clone(),
             overlays,

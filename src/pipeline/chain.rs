@@ -111,6 +111,7 @@ pub fn compile(chain: &Chain, aliases: &AliasSet, allow_builtin: bool) -> Result
     Ok(Compiled {
         source,
         plan: Plan {
+            dialect: Default::default(),
             ops,
             output,
             overlays: sources.collect(),

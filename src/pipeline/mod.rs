@@ -68,6 +68,23 @@ pub struct Plan {
     /// The images `compose` steps lay over the input: `Compose::input` 1 is
     /// the first of these (0 is the input).
     pub overlays: Vec<chain::SourceSpec>,
+    /// How the whole plan decodes, treats colour and writes its output.
+    pub dialect: Dialect,
+}
+
+/// The rules a plan follows besides its operations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// This service's: decode reduced where the steps allow, convert to
+    /// sRGB, write by `OutputSpec`.
+    #[default]
+    Native,
+    /// imaginator 2018's (the compat profile): the first frame decoded
+    /// whole, no orientation and no colour conversion, metadata kept, the
+    /// input's format and ImageMagick's own quality written unless a
+    /// `format()` step chose (`format_set`; TIFF then with 2 rows a strip,
+    /// as the original wrote it).
+    Original { format_set: bool },
 }
 
 impl Plan {
@@ -87,7 +104,9 @@ impl Plan {
     /// Whether the plan converts colour itself (`profile(src,dst)`), so the
     /// automatic conversion to sRGB stays out of its way.
     pub fn manages_colour(&self) -> bool {
-        self.output.keep_icc || self.ops.iter().any(|op| matches!(op, Op::Profile(_)))
+        self.output.keep_icc
+            || self.dialect != Dialect::Native
+            || self.ops.iter().any(|op| matches!(op, Op::Profile(_)))
     }
 
     /// A canonical text form of the work: cache-key material.

@@ -20,6 +20,7 @@ mod gravity;
 mod grayscale;
 mod mirror;
 mod options;
+pub mod original;
 mod pattern;
 mod profile;
 mod repeat;
@@ -112,6 +113,8 @@ pub enum Op {
     Canvas(Canvas),
     Compose(Compose),
     Dpr(dpr::Dpr),
+    /// The original imaginator's behaviour (the compat profile's plans).
+    Original(original::Original),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -189,23 +192,30 @@ impl Op {
             | Op::Repeat(_)
             | Op::Compose(_)
             | Op::Dpr(_) => input,
+            Op::Original(op) => op.output_size(input, (Dpi::DEFAULT.x, Dpi::DEFAULT.y)),
         }
     }
 
     /// Whether the size after this operation must be read from the image:
     /// it depends on the pixels (trim) or on the recorded resolution.
     pub fn measured_size(&self) -> bool {
-        matches!(self, Op::Trim(_) | Op::Resample(_) | Op::Canvas(_))
+        match self {
+            Op::Original(op) => op.measured_size(),
+            other => matches!(other, Op::Trim(_) | Op::Resample(_) | Op::Canvas(_)),
+        }
     }
 
     /// Renumbers the images `compose` steps lay over (when an alias's
     /// overlays are spliced into a chain that already has images).
     pub fn shift_sources(&mut self, by: usize) {
-        if let Op::Compose(c) = self {
-            c.input += by;
-            for op in &mut c.ops {
-                op.shift_sources(by);
-            }
+        let (input, ops) = match self {
+            Op::Compose(c) => (&mut c.input, &mut c.ops),
+            Op::Original(original::Original::Compose { input, ops, .. }) => (input, ops),
+            _ => return,
+        };
+        *input += by;
+        for op in ops {
+            op.shift_sources(by);
         }
     }
 
@@ -273,6 +283,7 @@ impl fmt::Display for Op {
             Op::Canvas(op) => op.fmt(f),
             Op::Compose(op) => op.fmt(f),
             Op::Dpr(op) => op.fmt(f),
+            Op::Original(op) => op.fmt(f),
         }
     }
 }
