@@ -2,15 +2,19 @@
 //! loaded) and runs it until a shutdown future resolves, then drains.
 
 use crate::cache::{ObjectTier, ResultCache, SecondTier};
+use crate::compat::Compat;
 use crate::config::{Settings, StorageBackend};
 use crate::crash::Quarantine;
-use crate::http::{self, AppState, BoundPlans, ChainPlans, Routes, Shared};
+use crate::http::{self, ChainRoute, Routes};
 use crate::inflight::InflightBytes;
-use crate::magick::{self, Pool};
+use crate::load::Loaded;
+use crate::magick;
 use crate::memory::{self, MemoryState};
 use crate::metrics::Metrics;
 use crate::pipeline::alias::AliasSet;
+use crate::render::Pool;
 use crate::server::{self, ConnectionLimits, Endpoint};
+use crate::service::{AppState, BoundPlans, ChainPlans, Shared};
 use crate::storage::{LocalOriginals, ObjectOriginals, Originals, StorageHealth};
 use anyhow::Context;
 use std::future::Future;
@@ -122,12 +126,25 @@ pub struct App {
     /// `admin_listen`'s listener, when set.
     admin_listener: Option<TcpListener>,
     state: AppState,
+    /// What answers `GET /{*chain}`: the native language, or the compat
+    /// profile's front end.
+    chains: ChainRoute,
 }
 
 impl App {
     /// Everything that can fail at start-up fails here, with a message naming
     /// the culprit: aliases, data directory, listen address.
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        App::assemble(settings, None).await
+    }
+
+    /// Builds what a configuration file asked for: with a YAML file, the
+    /// compat profile's front end on the chain route.
+    pub async fn from_loaded(loaded: Loaded) -> anyhow::Result<App> {
+        App::assemble(loaded.settings, loaded.compat).await
+    }
+
+    async fn assemble(settings: Settings, compat: Option<Arc<Compat>>) -> anyhow::Result<App> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
         let aliases = AliasSet::load_dir(&settings.aliases_dir).context("cannot load aliases")?;
@@ -193,17 +210,21 @@ impl App {
             .map_err(|e| anyhow::anyhow!(e))?
             .refuse_listeners(std::iter::once(listener.local_addr()?).chain(admin_addr)),
         );
-        let fetcher = match settings.compat.is_some() {
+        let fetcher = match compat.is_some() {
             true => Arc::new(Arc::into_inner(fetcher).expect("not shared yet").compat()),
             false => fetcher,
         };
-        let compat = match &settings.compat {
+        let runtime = match compat {
             Some(config) => Some(Arc::new(
-                crate::compat::http::Runtime::open((**config).clone(), &metrics)
+                crate::compat::http::Runtime::open((*config).clone(), &metrics)
                     .context("cannot open the named caches of imaginator.yml")?,
             )),
             None => None,
         };
+        let named_caches = runtime
+            .as_ref()
+            .map(|r| r.caches.values().cloned().collect())
+            .unwrap_or_default();
         let policy = crate::service::Policy::new(&settings);
         let state = AppState::from(Shared {
             policy,
@@ -222,7 +243,7 @@ impl App {
             bound: BoundPlans::default(),
             chains: ChainPlans::default(),
             known: Default::default(),
-            compat,
+            named_caches,
         });
         let source = state.clone();
         state.metrics.register_memory(Box::new(move || source.memory_report()));
@@ -247,21 +268,26 @@ impl App {
             workers = state.settings.workers,
             queue = state.settings.queue_capacity(),
             aliases = state.aliases.aliases.len(),
-            profile = if state.compat.is_some() { "compat (imaginator 2018 YAML)" } else { "native" },
+            profile = if runtime.is_some() { "compat (imaginator 2018 YAML)" } else { "native" },
             access = %state.policy.describe(),
             imagemagick = %magick::version(),
             "imaginator started"
         );
+        let chains = match runtime {
+            Some(runtime) => crate::compat::http::route(runtime),
+            None => http::native_chains(),
+        };
         Ok(App {
             listener,
             admin_listener,
             state,
+            chains,
         })
     }
 
     /// The router with its state (every route), for driving requests in-process.
     pub fn router(&self) -> axum::Router {
-        http::router(self.state.clone(), Routes::All)
+        http::router(self.state.clone(), Routes::All, self.chains.clone())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -289,16 +315,16 @@ impl App {
         let endpoints = match self.admin_listener {
             None => vec![Endpoint {
                 listener: self.listener,
-                router: http::router(self.state.clone(), Routes::All),
+                router: http::router(self.state.clone(), Routes::All, self.chains),
             }],
             Some(admin) => vec![
                 Endpoint {
                     listener: self.listener,
-                    router: http::router(self.state.clone(), Routes::Public),
+                    router: http::router(self.state.clone(), Routes::Public, self.chains.clone()),
                 },
                 Endpoint {
                     listener: admin,
-                    router: http::router(self.state.clone(), Routes::Admin),
+                    router: http::router(self.state.clone(), Routes::Admin, self.chains),
                 },
             ],
         };

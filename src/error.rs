@@ -1,9 +1,14 @@
 //! The one error type at the HTTP edge: a status, a stable snake_case code and
 //! a public message, rendered as `{"error":{"code","message"}}`. Internal
-//! detail is logged here and never sent to the client.
+//! detail is logged here and never sent to the client. Every conversion
+//! from a module's error into it lives here, one place per source.
 
-use crate::magick::{JobError, SubmitError};
+use crate::fetch::FetchError;
+use crate::memory::profile::ProfileError;
 use crate::pipeline::alias::ParamError;
+use crate::pipeline::chain::ChainError;
+use crate::render::{JobError, SubmitError};
+use crate::storage::StoreError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -156,6 +161,79 @@ impl ApiError {
                     "the service is shutting down",
                 )
             },
+        }
+    }
+}
+
+/// A storage failure: 503 with `Retry-After` (the disk or the bucket is
+/// failing or unreachable: a retry, maybe on another replica, may succeed),
+/// or 500 when what is stored is damaged.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "storage failed");
+        match e {
+            StoreError::Meta(_) => ApiError::internal(),
+            _ => {
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the image store is unreachable or failing; retry shortly",
+                );
+                error.retry_after = Some(1);
+                error
+            }
+        }
+    }
+}
+
+impl From<ChainError> for ApiError {
+    fn from(e: ChainError) -> ApiError {
+        match e {
+            ChainError::BuiltinDisabled(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "builtin_filter_forbidden", e.to_string())
+            }
+            ChainError::Unknown(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_filter", e.to_string()),
+            ChainError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string()),
+            ChainError::NoSource | ChainError::SecondSource => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<FetchError> for ApiError {
+    fn from(e: FetchError) -> ApiError {
+        match e {
+            FetchError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "download_forbidden", m),
+            FetchError::BadUrl(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_url", m),
+            FetchError::TooLarge(_) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "download_too_large", e.to_string())
+            }
+            FetchError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "download_timeout", e.to_string()),
+            FetchError::Busy => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
+            },
+            FetchError::Upstream(m) | FetchError::Status(_, m) => {
+                tracing::info!(detail = %m, "download failed");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "download_failed",
+                    "the source image could not be downloaded",
+                )
+            }
+        }
+    }
+}
+
+impl From<ProfileError> for ApiError {
+    fn from(e: ProfileError) -> ApiError {
+        match e {
+            ProfileError::Disabled => ApiError::new(StatusCode::CONFLICT, "profiling_disabled", e.to_string()),
+            other => {
+                tracing::error!(error = %other, "heap profile failed");
+                ApiError::internal()
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Thin binary: read arguments and settings, start telemetry, build, run.
 
+use imaginator::load::load;
 use imaginator::{App, Settings, app, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,16 +55,16 @@ fn main() -> ExitCode {
         }
     }
 
-    let (settings, warnings) = match Settings::load(config.as_deref(), std::env::vars()) {
+    let mut loaded = match load(config.as_deref(), std::env::vars()) {
         Ok(loaded) => loaded,
         Err(e) => return fail(&e.to_string()),
     };
     if print_config {
-        print!("{}", settings.to_toml());
+        print!("{}", loaded.to_toml());
         return ExitCode::SUCCESS;
     }
-    telemetry::init(&settings.log);
-    for warning in warnings {
+    telemetry::init(&loaded.settings.log);
+    for warning in std::mem::take(&mut loaded.warnings) {
         tracing::warn!("{warning}");
     }
 
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let shutdown = app::shutdown_signal()?;
-        let app = App::build(settings).await?;
+        let app = App::from_loaded(loaded).await?;
         app.run(shutdown).await
     });
     match result {
@@ -152,15 +153,15 @@ fn sign(args: Vec<String>) -> ExitCode {
     let Some(path) = path else {
         return fail("sign needs a PATH, e.g. imaginator sign 'download(origin:a.jpg):thumbnail()'");
     };
-    let settings = match Settings::load(None, std::env::vars()) {
-        Ok((settings, _)) => settings,
+    let (settings, compat) = match load(None, std::env::vars()) {
+        Ok(loaded) => (loaded.settings, loaded.compat),
         Err(e) if secret.is_none() => return fail(&e.to_string()),
-        Err(_) => Settings::default(),
+        Err(_) => (Settings::default(), None),
     };
     // With a YAML config (IMAGINATOR_CONFIG), the original's scheme: HMAC-SHA1
     // over the decoded path (plus `?query`), padded URL-safe base64.
     let query_signed = path.starts_with("images/") || path.starts_with("transform/") || path.starts_with("info");
-    if let Some(compat) = &settings.compat {
+    if let Some(compat) = &compat {
         let Some(secret) = secret.or_else(|| compat.secret.clone()) else {
             return fail("no secret: pass --secret or set `secret` in the YAML file");
         };

@@ -11,11 +11,12 @@ mod common;
 use common::{TestServer, repo_path};
 use image::AnimationDecoder;
 use imaginator::config::Limits;
-use imaginator::magick::{self, Job, Source};
+use imaginator::magick;
 use imaginator::pipeline::alias::AliasSet;
 use imaginator::pipeline::chain::compile;
 use imaginator::pipeline::format::ImageFormat;
 use imaginator::pipeline::parse::{ParseLimits, parse_chain};
+use imaginator::render::{Job, Source};
 use std::time::{Duration, Instant};
 
 const COLOURS: [[u8; 4]; 3] = [[220, 20, 20, 255], [20, 200, 40, 255], [30, 40, 220, 255]];

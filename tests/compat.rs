@@ -12,7 +12,8 @@ use axum::extract::Path as UrlPath;
 use axum::http::StatusCode;
 use common::{decode, fixture, identify, psnr, repo_path};
 use image::GenericImageView;
-use imaginator::{App, Settings};
+use imaginator::App;
+use imaginator::load::{Loaded, load};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tokio::sync::oneshot;
@@ -102,9 +103,9 @@ async fn start_with_domains(origin: &str, domains: &str, extra: &str) -> Compat 
         // Room for a busy machine: the long-chain test's work is seconds, not its deadline.
         ("IMAGINATOR_JOB_DEADLINE".to_string(), "120s".to_string()),
     ];
-    let (settings, _) = Settings::load(Some(&file), env).expect("the original's YAML loads");
-    assert!(settings.compat.is_some());
-    let app = App::build(settings).await.expect("app builds");
+    let loaded = load(Some(&file), env).expect("the original's YAML loads");
+    assert!(loaded.compat.is_some());
+    let app = App::from_loaded(loaded).await.expect("app builds");
     let base = format!("http://{}/", app.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run(async move {
@@ -734,8 +735,8 @@ async fn serve_config(file: &Path, data: &Path) -> (String, oneshot::Sender<()>)
         ("IMAGINATOR_DATA_DIR".to_string(), data.display().to_string()),
         ("IMAGINATOR_WORKERS".to_string(), "2".to_string()),
     ];
-    let (settings, _) = Settings::load(Some(file), env).expect("config loads");
-    let app = App::build(settings).await.expect("app builds");
+    let loaded = load(Some(file), env).expect("config loads");
+    let app = App::from_loaded(loaded).await.expect("app builds");
     let base = format!("http://{}/", app.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run(async move {
@@ -798,9 +799,13 @@ async fn a_long_chain_holds_its_peak_not_the_sum_of_its_steps() {
 
 #[test]
 fn the_sample_config_in_docs_loads() {
-    let (settings, warnings) = Settings::load(Some(&repo_path("docs/imaginator.yml")), Vec::<(String, String)>::new())
+    let Loaded {
+        settings,
+        compat,
+        warnings,
+    } = load(Some(&repo_path("docs/imaginator.yml")), Vec::<(String, String)>::new())
         .expect("docs/imaginator.yml loads");
-    let compat = settings.compat.expect("a YAML file turns the compat profile on");
+    let compat = compat.expect("a YAML file turns the compat profile on");
     assert_eq!(compat.aliases.len(), 3);
     assert_eq!(compat.caches["thumbs"].size, 1 << 30);
     assert_eq!(settings.listen.to_string(), "0.0.0.0:3000");

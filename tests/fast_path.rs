@@ -12,12 +12,13 @@
 mod common;
 
 use imaginator::config::Limits;
-use imaginator::magick::{self, Job, JobError, Rendered, Source};
+use imaginator::magick;
 use imaginator::pipeline::Plan;
 use imaginator::pipeline::alias::AliasSet;
 use imaginator::pipeline::chain::compile;
 use imaginator::pipeline::format::ImageFormat;
 use imaginator::pipeline::parse::{ParseLimits, parse_chain};
+use imaginator::render::{Job, JobError, Rendered, Source};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,7 @@ fn plan(steps: &str) -> Plan {
 fn render(bytes: &[u8], plan: &Plan, fast_path: bool) -> Result<Rendered, JobError> {
     let limits = Limits::default();
     magick::init(&limits).unwrap();
-    magick::run(Job {
+    let job = Job {
         sources: vec![Source {
             id: imaginator::storage::ImageId::of(bytes),
             bytes: bytes::Bytes::copy_from_slice(bytes),
@@ -60,7 +61,12 @@ fn render(bytes: &[u8], plan: &Plan, fast_path: bool) -> Result<Rendered, JobErr
         deadline: Instant::now() + Duration::from_secs(60),
         decode_headroom: 1.0,
         fast_path,
-    })
+    };
+    // The service's choice: the fast path when it takes the job, else ImageMagick.
+    if fast_path && let Ok(result) = imaginator::fast::try_render(&job) {
+        return result;
+    }
+    magick::run(job)
 }
 
 /// (components, progressive, JFIF density bytes) from the JPEG's markers.

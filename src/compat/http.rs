@@ -15,12 +15,13 @@ use super::lower::{LEAF, LowerError, NAMES, lower};
 use crate::cache::{CacheKey, Entry, ResultCache, SecondTier};
 use crate::error::ApiError;
 use crate::fetch::FetchError;
-use crate::http::AppState;
-use crate::magick::Rendered;
-use crate::magick::Source;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::ops::original::MaxSize;
+use crate::render::Rendered;
+use crate::render::Source;
+use crate::service::AppState;
 use crate::storage::ImageId;
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -85,12 +86,13 @@ fn download_error(e: FetchError) -> ApiError {
     }
 }
 
-impl From<LowerError> for ApiError {
-    fn from(e: LowerError) -> ApiError {
-        match e {
-            LowerError::Filter(message) => filter_failed(message),
-            LowerError::Unsupported(message) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_output", message),
-        }
+/// The original's status for a tree that cannot become a plan: 500 for a
+/// filter's own error, 400 for output it did not offer (`compat` decides
+/// these codes: they are the original's contract).
+fn lower_error(e: LowerError) -> ApiError {
+    match e {
+        LowerError::Filter(message) => filter_failed(message),
+        LowerError::Unsupported(message) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_output", message),
     }
 }
 
@@ -124,8 +126,15 @@ struct Request {
     sources: Vec<Source>,
 }
 
-pub async fn serve(state: AppState, uri: Uri) -> Result<Response, ApiError> {
-    let runtime = state.compat.as_ref().expect("compat profile");
+/// The compat profile's front end for `GET /{*chain}`.
+pub fn route(runtime: Arc<Runtime>) -> axum::routing::MethodRouter<AppState> {
+    axum::routing::get(move |State(state): State<AppState>, uri: Uri| {
+        let runtime = Arc::clone(&runtime);
+        async move { serve(state, &runtime, uri).await }
+    })
+}
+
+async fn serve(state: AppState, runtime: &Runtime, uri: Uri) -> Result<Response, ApiError> {
     let config = &runtime.config;
     let mut raw = uri.path().trim_start_matches('/').to_string();
     if let Some(q) = uri.query() {
@@ -308,7 +317,7 @@ async fn render(state: &AppState, runtime: &Runtime, node: &Node, request: &mut 
         width: runtime.config.max_width,
         height: runtime.config.max_height,
     };
-    let (input, plan) = lower(&tree, max)?;
+    let (input, plan) = lower(&tree, max).map_err(lower_error)?;
     let mut sources = std::mem::take(&mut request.sources);
     if input != 0 {
         // The plan's image comes first; `compose` steps name the others by index.

@@ -106,10 +106,20 @@ pub struct Settings {
     pub quarantine: QuarantineSettings,
     pub ui: UiSettings,
     pub info: InfoSettings,
-    /// Set by a YAML config file (imaginator 2018's schema): the compat
-    /// profile. Not a TOML key.
+    /// The signing rules of imaginator 2018's YAML file (`secret`,
+    /// `require_signature`), when the compat profile is on. Not a TOML key:
+    /// the loader (`crate::load`) sets it.
     #[serde(skip)]
-    pub compat: Option<std::sync::Arc<crate::compat::Compat>>,
+    pub original_signing: Option<OriginalSigning>,
+}
+
+/// The YAML file's signing rules, as the access policy needs them.
+#[derive(Clone, Debug, Default)]
+pub struct OriginalSigning {
+    /// `secret` (any length: the original had no minimum). Never logged.
+    pub secret: Option<String>,
+    /// `require_signature`: refuse unsigned requests (the original served them).
+    pub required: bool,
 }
 
 /// Who may send images to the service (`uploads`).
@@ -506,7 +516,7 @@ impl Default for Settings {
             quarantine: QuarantineSettings::default(),
             ui: UiSettings::default(),
             info: InfoSettings::default(),
-            compat: None,
+            original_signing: None,
         }
     }
 }
@@ -552,36 +562,18 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 }
 
 impl Settings {
-    /// Loads defaults, then `file` (or `$IMAGINATOR_CONFIG`), then the given
-    /// environment, and validates the result. `env` is passed in so tests do not
-    /// have to mutate the process environment.
+    /// Loads defaults, then `file` (or `$IMAGINATOR_CONFIG`; TOML), then
+    /// the given environment, and validates the result. `env` is passed in
+    /// so tests do not have to mutate the process environment. (A YAML file
+    /// in imaginator 2018's schema is read by `crate::load`, which uses
+    /// `from_tree`.)
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(Settings, Vec<String>), ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
-        let file_from_env = env
-            .iter()
-            .find(|(k, _)| k == ENV_CONFIG_FILE)
-            .map(|(_, v)| PathBuf::from(v));
-        let file = file.map(Path::to_path_buf).or(file_from_env);
-
         let mut tree = toml::Value::Table(toml::Table::new());
-        let mut compat = None;
-        let mut file_warnings = Vec::new();
-        if let Some(path) = file.as_ref().filter(|p| crate::compat::config::is_yaml(p)) {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let loaded = crate::compat::config::load(&text).map_err(|message| ConfigError::File {
-                path: path.clone(),
-                message,
-            })?;
-            tree = toml::Value::Table(loaded.tree);
-            compat = Some(std::sync::Arc::new(loaded.compat));
-            file_warnings = loaded.warnings;
-        } else if let Some(path) = &file {
+        if let Some(path) = &file_of(file, &env) {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
                 source,
@@ -599,11 +591,19 @@ impl Settings {
                 message: format!("{key}: {message}"),
             })?;
         }
+        Settings::from_tree(tree, &env, None)
+    }
 
-        let mut warnings = overlay_env(&mut tree, &env)?;
-        warnings.extend(file_warnings);
+    /// The settings of a tree of keys (a file's), with `env` over it and
+    /// `original_signing` set, validated.
+    pub fn from_tree(
+        mut tree: toml::Value,
+        env: &[(String, String)],
+        original_signing: Option<OriginalSigning>,
+    ) -> Result<(Settings, Vec<String>), ConfigError> {
+        let warnings = overlay_env(&mut tree, env)?;
         let mut settings = deserialize(tree).map_err(|(key, message)| invalid(&key, message))?;
-        settings.compat = compat;
+        settings.original_signing = original_signing;
         settings.validate()?;
         settings.resolve_paths();
         Ok((settings, warnings))
@@ -619,9 +619,9 @@ impl Settings {
     pub fn signs_every_route(&self) -> bool {
         (self.sign_all_routes && !self.secrets.is_empty())
             || self
-                .compat
+                .original_signing
                 .as_ref()
-                .is_some_and(|c| c.require_signature && c.secret.is_some())
+                .is_some_and(|o| o.required && o.secret.is_some())
     }
 
     /// The upload policy in force (`uploads`, or its default).
@@ -679,7 +679,7 @@ impl Settings {
         }
         if self.uploads == Some(UploadPolicy::Signed)
             && self.secrets.is_empty()
-            && self.compat.as_ref().is_none_or(|c| c.secret.is_none())
+            && self.original_signing.as_ref().is_none_or(|o| o.secret.is_none())
         {
             return Err(invalid("uploads", "\"signed\" needs `secrets` to sign with"));
         }
@@ -785,23 +785,17 @@ impl Settings {
         if !resolved.storage.s3.secret_access_key.is_empty() {
             resolved.storage.s3.secret_access_key = "<set>".into();
         }
-        let mut text =
-            toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"));
-        if let Some(c) = &self.compat {
-            text.insert_str(
-                0,
-                &format!(
-                    "# compat profile (imaginator 2018 YAML): {} alias(es), named caches [{}], secret {}, \
-                     require_signature = {}\n",
-                    c.aliases.len(),
-                    c.caches.keys().cloned().collect::<Vec<_>>().join(", "),
-                    if c.secret.is_some() { "set" } else { "not set" },
-                    c.require_signature
-                ),
-            );
-        }
-        text
+        toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
     }
+}
+
+/// The configuration file: `file`, else `$IMAGINATOR_CONFIG` from `env`.
+pub fn file_of(file: Option<&Path>, env: &[(String, String)]) -> Option<PathBuf> {
+    file.map(Path::to_path_buf).or_else(|| {
+        env.iter()
+            .find(|(k, _)| k == ENV_CONFIG_FILE)
+            .map(|(_, v)| PathBuf::from(v))
+    })
 }
 
 fn deserialize(tree: toml::Value) -> Result<Settings, (String, String)> {

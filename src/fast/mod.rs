@@ -15,13 +15,13 @@
 mod codec;
 mod orient;
 
-use crate::magick::budget;
-use crate::magick::{Job, JobError, Rendered};
 use crate::pipeline::colour::{self, ColourFacts, Conversion};
 use crate::pipeline::exif;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::layers;
 use crate::pipeline::ops::{Dpi, Filter, Op, Size};
+use crate::render::budget;
+use crate::render::{Job, JobError, Rendered};
 use fast_image_resize as fr;
 
 /// Why the fast path did not take a job (for logs and tests).
@@ -71,7 +71,7 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
         return Ok(Err(e.into()));
     }
     if let (Some(c), Some(b)) = (&claims, budget::get())
-        && let Err(e) = crate::magick::check_decode_fits(source.format, c.max_area, b.total())
+        && let Err(e) = crate::render::check_decode_fits(source.format, c.max_area, b.total())
     {
         return Ok(Err(e));
     }
@@ -113,7 +113,7 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
         return Err("colour needs converting to sRGB");
     }
     let stored = Size::new(full.width, full.height);
-    if let Err(e) = crate::magick::check_limits(stored, 1, limits) {
+    if let Err(e) = crate::render::check_limits(stored, 1, limits) {
         return Ok(Err(e));
     }
     // ImageMagick reads XMP's tiff:Orientation and tiff:X/YResolution, but
@@ -175,7 +175,7 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
         Some(_) => unreachable!("checked above"),
     };
     if let Some(op) = &op
-        && let Err(e) = crate::magick::check_result_area(op.output_size(logical), op, limits)
+        && let Err(e) = crate::render::check_result_area(op.output_size(logical), op, limits)
     {
         return Ok(Err(e));
     }

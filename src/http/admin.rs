@@ -3,8 +3,8 @@
 //! operator. With `admin_listen`, admin routes are on their own listener,
 //! which the same rules guard.
 
-use super::AppState;
 use crate::error::ApiError;
+use crate::service::AppState;
 use crate::service::policy::Caller;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;

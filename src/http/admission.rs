@@ -18,9 +18,9 @@
 //!   byte, so a client that declares 1 KiB and sends 2 bytes is cut off
 //!   after about `BODY_GRACE`, not after the whole `body_timeout`.
 
-use super::AppState;
 use crate::error::ApiError;
 use crate::inflight::Held;
+use crate::service::AppState;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::{Bytes, BytesMut};

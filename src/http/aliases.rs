@@ -1,6 +1,6 @@
 //! `GET /aliases`: every alias with its description, parameters and output.
 
-use super::AppState;
+use crate::service::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};

@@ -2,15 +2,14 @@
 //! original imaginator's URL language, e.g.
 //! `/download(origin:photo.jpg):thumbnail(200)/photo.jpg`.
 
-use super::AppState;
 use super::images::{cached_response, not_modified};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
-use crate::fetch::FetchError;
-use crate::magick::Source;
-use crate::pipeline::chain::{ChainError, compile, strip_trailing_name};
+use crate::pipeline::chain::{compile, strip_trailing_name};
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::parse::{ParseLimits, parse_chain};
+use crate::render::Source;
+use crate::service::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
@@ -35,46 +34,6 @@ fn source_changed() -> ApiError {
     e
 }
 
-impl From<ChainError> for ApiError {
-    fn from(e: ChainError) -> ApiError {
-        match e {
-            ChainError::BuiltinDisabled(_) => {
-                ApiError::new(StatusCode::FORBIDDEN, "builtin_filter_forbidden", e.to_string())
-            }
-            ChainError::Unknown(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_filter", e.to_string()),
-            ChainError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string()),
-            ChainError::NoSource | ChainError::SecondSource => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string())
-            }
-        }
-    }
-}
-
-impl From<FetchError> for ApiError {
-    fn from(e: FetchError) -> ApiError {
-        match e {
-            FetchError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "download_forbidden", m),
-            FetchError::BadUrl(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_url", m),
-            FetchError::TooLarge(_) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "download_too_large", e.to_string())
-            }
-            FetchError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "download_timeout", e.to_string()),
-            FetchError::Busy => ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
-            },
-            FetchError::Upstream(m) | FetchError::Status(_, m) => {
-                tracing::info!(detail = %m, "download failed");
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "download_failed",
-                    "the source image could not be downloaded",
-                )
-            }
-        }
-    }
-}
-
 /// A result made from a download is not immutable: its origin may change
 /// the image under the same URL. It gets a bounded max-age instead.
 fn limit_freshness(response: &mut Response, max_age: Option<std::time::Duration>) {
@@ -86,9 +45,6 @@ fn limit_freshness(response: &mut Response, max_age: Option<std::time::Duration>
 }
 
 pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
-    if state.compat.is_some() {
-        return crate::compat::http::serve(state, uri).await;
-    }
     let settings = &state.settings;
     let raw = uri.path().trim_start_matches('/');
     if raw.len() > settings.chain.max_url_len {

@@ -2,10 +2,10 @@
 //! formats, profile growth over a window or since a baseline, and the
 //! profiling switch. All admin only; dumps run one at a time (429 otherwise).
 
-use super::AppState;
 use super::admin::Admin;
 use crate::error::ApiError;
-use crate::memory::profile::{self, ProfileError};
+use crate::memory::profile;
+use crate::service::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -35,18 +35,6 @@ pub async fn history(_: Admin, State(state): State<AppState>) -> Json<serde_json
         "sample_seconds": h.sample_every().as_secs(),
         "samples": h.samples(),
     }))
-}
-
-impl From<ProfileError> for ApiError {
-    fn from(e: ProfileError) -> ApiError {
-        match e {
-            ProfileError::Disabled => ApiError::new(StatusCode::CONFLICT, "profiling_disabled", e.to_string()),
-            other => {
-                tracing::error!(error = %other, "heap profile failed");
-                ApiError::internal()
-            }
-        }
-    }
 }
 
 fn busy() -> ApiError {

@@ -1,6 +1,6 @@
 //! Liveness, readiness and the Prometheus scrape.
 
-use super::AppState;
+use crate::service::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

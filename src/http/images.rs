@@ -1,13 +1,13 @@
 //! Originals and their cached renditions:
 //! `POST /images`, `GET|HEAD|DELETE /images/{id}`, `GET /images/{id}/{alias}`.
 
-use super::AppState;
 use super::admin::Admin;
 use super::admission::{Admitted, admit};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::layers;
+use crate::service::AppState;
 use crate::storage::{ImageId, OriginalMeta};
 use axum::Json;
 use axum::body::Body;
@@ -77,25 +77,6 @@ fn bad_multipart() -> ApiError {
     )
 }
 
-/// A storage failure: 503 with `Retry-After` (the disk or the bucket is
-/// failing or unreachable: a retry, maybe on another replica, may succeed),
-/// or 500 when what is stored is damaged.
-pub(super) fn storage_error(e: crate::storage::StoreError) -> ApiError {
-    tracing::error!(error = %e, "storage failed");
-    match e {
-        crate::storage::StoreError::Meta(_) => ApiError::internal(),
-        _ => {
-            let mut error = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                "the image store is unreachable or failing; retry shortly",
-            );
-            error.retry_after = Some(1);
-            error
-        }
-    }
-}
-
 /// The format of an image sent as a request body, from its magic bytes.
 pub(super) fn sniff_body(bytes: &[u8]) -> Result<ImageFormat, ApiError> {
     ImageFormat::sniff(bytes).ok_or_else(|| {
@@ -134,7 +115,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
         _ => bytes,
     };
     let id = ImageId::of_shared(&bytes).await;
-    if let Some(meta) = state.originals.meta(&id).await.map_err(storage_error)? {
+    if let Some(meta) = state.originals.meta(&id).await.map_err(ApiError::from)? {
         return Ok((StatusCode::OK, Json(meta)).into_response());
     }
     let probe = state.validate(bytes.clone(), &id, format, None).await?;
@@ -145,7 +126,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Result<R
         height: probe.oriented.height,
         bytes: bytes.len() as u64,
     };
-    let created = state.originals.put(&meta, bytes).await.map_err(storage_error)?;
+    let created = state.originals.put(&meta, bytes).await.map_err(ApiError::from)?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     tracing::info!(id = %meta.id, format = %format, bytes = meta.bytes, created, "original stored");
     Ok((status, Json(meta)).into_response())
@@ -204,7 +185,7 @@ pub async fn original(
         .originals
         .meta(&id)
         .await
-        .map_err(storage_error)?
+        .map_err(ApiError::from)?
         .ok_or_else(image_not_found)?;
     if not_modified(&headers, &etag) {
         return Ok(cached_response(
@@ -222,7 +203,7 @@ pub async fn original(
             .originals
             .stream(&id)
             .await
-            .map_err(storage_error)?
+            .map_err(ApiError::from)?
             .ok_or_else(image_not_found)?;
         Body::from_stream(stream)
     };
@@ -237,7 +218,7 @@ pub async fn original(
 /// `DELETE /images/{id}` (admin): the original and every result derived from it.
 pub async fn delete(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
-    if !state.originals.delete(&id).await.map_err(storage_error)? {
+    if !state.originals.delete(&id).await.map_err(ApiError::from)? {
         return Err(image_not_found());
     }
     state.known.forget(&id);
@@ -280,7 +261,7 @@ async fn render_cached(
                 .originals
                 .meta(&id)
                 .await
-                .map_err(storage_error)?
+                .map_err(ApiError::from)?
                 .ok_or_else(image_not_found)?;
             let size = (meta.width, meta.height);
             state.known.saw(&id, size);
@@ -312,7 +293,7 @@ async fn render_cached(
                 .originals
                 .get(&id)
                 .await
-                .map_err(storage_error)?
+                .map_err(ApiError::from)?
                 .ok_or_else(image_not_found)?;
             // Stored originals were decoded when they were uploaded.
             state.quarantine.prove(id.as_str());
@@ -382,7 +363,7 @@ fn info_response(state: &AppState, id: Option<&ImageId>, info: crate::magick::Im
 /// then stored beside the original.
 pub async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    if let Some(json) = state.originals.info(&id).await.map_err(storage_error)?
+    if let Some(json) = state.originals.info(&id).await.map_err(ApiError::from)?
         && let Ok(info) = serde_json::from_slice::<crate::magick::ImageInfo>(&json)
     {
         return Ok(info_response(&state, Some(&id), info));
@@ -391,7 +372,7 @@ pub async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         .originals
         .get(&id)
         .await
-        .map_err(storage_error)?
+        .map_err(ApiError::from)?
         .ok_or_else(image_not_found)?;
     // Stored originals were decoded when they were uploaded.
     state.quarantine.prove(id.as_str());

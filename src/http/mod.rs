@@ -9,13 +9,11 @@ mod debug;
 mod health;
 mod images;
 mod observe;
-mod state;
-pub mod timing;
 mod transform;
 mod ui;
 mod version;
 
-pub use state::{AppState, BoundPlans, ChainPlans, Shared};
+use crate::service::AppState;
 
 use crate::error::ApiError;
 use crate::service::policy::{Access, Caller};
@@ -41,7 +39,16 @@ pub enum Routes {
     Admin,
 }
 
-pub fn router(state: AppState, routes: Routes) -> Router {
+/// What answers `GET /{*chain}`: the native chain language
+/// (`native_chains`), or a front end mounted by the app (the compat profile).
+pub type ChainRoute = axum::routing::MethodRouter<AppState>;
+
+/// The native chain language's route.
+pub fn native_chains() -> ChainRoute {
+    get(chain::serve)
+}
+
+pub fn router(state: AppState, routes: Routes, chains: ChainRoute) -> Router {
     let mut r = Router::new();
     if routes != Routes::Admin {
         r = r
@@ -51,7 +58,7 @@ pub fn router(state: AppState, routes: Routes) -> Router {
             .route("/images/{id}/info", get(images::info))
             .route("/images/{id}/{alias}", get(images::rendition))
             .route("/info", post(images::info_of_body).layer(DefaultBodyLimit::disable()))
-            .route("/{*chain}", get(chain::serve));
+            .route("/{*chain}", chains);
     }
     r = r
         .route("/healthz", get(health::healthz))

@@ -1,6 +1,6 @@
 //! One log line and one metric sample per request, labelled by matched route.
 
-use super::AppState;
+use crate::service::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -21,7 +21,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", id, method = %method, route = %route);
     let declares_body = declares_body(request.headers());
-    let (mut response, job) = super::timing::scope(next.run(request).instrument(span.clone())).await;
+    let (mut response, job) = crate::service::timing::scope(next.run(request).instrument(span.clone())).await;
     // An error may come before the body was read (a route that does not
     // exist here, an id refused from the path): the connection cannot carry
     // another request after unread bytes, so say so rather than let the
@@ -47,7 +47,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         .is_some_and(|v| v.as_bytes().starts_with(b"image/"));
     if image || status == axum::http::StatusCode::NOT_MODIFIED {
         let tier = response.headers().get("x-cache").and_then(|v| v.to_str().ok());
-        if let Ok(value) = axum::http::HeaderValue::from_str(&super::timing::header(elapsed, tier, job)) {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&crate::service::timing::header(elapsed, tier, job)) {
             response.headers_mut().insert("server-timing", value);
         }
     }

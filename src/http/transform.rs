@@ -1,9 +1,9 @@
 //! `POST /transform/{alias}?param=value`: the body is an image, the answer the
 //! transformed image.
 
-use super::AppState;
 use super::admission::admit;
 use crate::error::ApiError;
+use crate::service::AppState;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};

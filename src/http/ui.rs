@@ -11,11 +11,11 @@
 //! compile a chain: canonical form, or the error and where it is) and
 //! `POST /admin/sign` (sign a path with the first secret).
 
-use super::AppState;
 use super::admin::Admin;
 use crate::error::ApiError;
 use crate::pipeline::chain::compile;
 use crate::pipeline::parse::{ParseLimits, parse_chain};
+use crate::service::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};

@@ -1,8 +1,8 @@
 //! `GET /version`: what is running, how ImageMagick was built, which coders
 //! the policy allows, the policy itself and the limits in force.
 
-use super::AppState;
 use crate::magick::{self, policy};
+use crate::service::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};

@@ -14,11 +14,11 @@
 
 use super::apply::{State, apply_ops};
 use super::error::{JobError, decode_error, op_error};
-use super::estimate::{BYTES_PER_PIXEL, area};
 use super::job::{Job, Probe, Rendered, to_srgb};
 use super::wand::Wand;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::ops::{Gravity, Op, Size};
+use crate::render::{BYTES_PER_PIXEL, area};
 
 /// Whether `job` keeps its animation: an animated GIF or WebP source, an
 /// output that animates, and steps that mean the same on every frame.
@@ -148,7 +148,7 @@ pub(super) fn run(job: &Job, header: &Probe) -> Result<Rendered, JobError> {
         job.deadline.saturating_duration_since(std::time::Instant::now()),
     )?;
     let estimate = need(header.frames, canvas, output, format);
-    if let Some(budget) = super::budget::get() {
+    if let Some(budget) = crate::render::budget::get() {
         if estimate > budget.total() {
             return Err(JobError::TooLarge(format!(
                 "an animation of {} frames of {}x{} needs {} MiB of pixel cache, more than the {} MiB budget",
@@ -160,7 +160,7 @@ pub(super) fn run(job: &Job, header: &Probe) -> Result<Rendered, JobError> {
             )));
         }
     }
-    let _grant = super::budget::reserve_for_job(estimate, job.deadline)?;
+    let _grant = crate::render::budget::reserve_for_job(estimate, job.deadline)?;
 
     let mut frames = Wand::new(job.deadline);
     frames

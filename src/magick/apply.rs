@@ -9,6 +9,7 @@ use super::profiles;
 use super::wand::Wand;
 use crate::config::Limits;
 use crate::pipeline::ops::{AlphaMode, Color, Dpi, Filter, Gravity, MAX_OUTPUT_SIDE, Mirror, Op, Size};
+use crate::render::check_result_area;
 use magick_rust::bindings as im;
 
 /// Settings steps leave for later ones.
@@ -64,19 +65,6 @@ pub(super) fn apply_ops(
         };
     }
     Ok(logical)
-}
-
-/// The area limit that applies to inputs applies to what a step makes too:
-/// `resize(16000,16000)` is refused before ImageMagick allocates 2 GiB.
-pub(crate) fn check_result_area(size: Size, op: &Op, limits: &Limits) -> Result<(), JobError> {
-    let area = u64::from(size.width) * u64::from(size.height);
-    if area > limits.max_pixels {
-        return Err(JobError::TooLarge(format!(
-            "{op} would make a {}x{} image, more than the {} pixel limit",
-            size.width, size.height, limits.max_pixels
-        )));
-    }
-    Ok(())
 }
 
 fn filter_for(filter: Filter) -> im::FilterType {

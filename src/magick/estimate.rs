@@ -8,9 +8,7 @@ use crate::pipeline::decode_scale;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::ops::original::Original;
 use crate::pipeline::ops::{Dpi, MAX_OUTPUT_SIDE, Op, Size};
-
-/// ImageMagick Q16 holds up to five 16-bit channels (CMYK and alpha) a pixel.
-pub(super) const BYTES_PER_PIXEL: u64 = 10;
+use crate::render::{BYTES_PER_PIXEL, area, decoder_bytes_per_pixel};
 
 /// The linear scale a JPEG source is decoded at when `ops` shrink it a lot.
 pub(super) fn jpeg_scale(source: &Source, header: &Probe, ops: &[Op], auto_orient: bool, headroom: f64) -> Option<f64> {
@@ -20,41 +18,11 @@ pub(super) fn jpeg_scale(source: &Source, header: &Probe, ops: &[Op], auto_orien
         .flatten()
 }
 
-/// What decoding a source alone takes, at the least: ImageMagick's pixel
-/// cache for the decoded frame (6 bytes a pixel: three 16-bit channels), plus,
-/// for HEIF/AVIF, the decoder's own frame and the image libheif hands over
-/// (about 6 bytes a pixel more, outside ImageMagick's accounting). A source
-/// whose decode alone is over the whole budget is refused before decoding:
-/// it could only fail, or hold more memory than the budget allows.
-pub(crate) fn check_decode_fits(format: ImageFormat, largest: u64, budget_total: u64) -> Result<(), JobError> {
-    let need = largest.saturating_mul(6 + decoder_bytes_per_pixel(format));
-    if need > budget_total {
-        return Err(JobError::TooLarge(format!(
-            "decoding this image takes about {} MiB, more than the {} MiB pixel budget (limits.magick_memory)",
-            need >> 20,
-            budget_total >> 20
-        )));
-    }
-    Ok(())
-}
-
-/// Bytes a pixel a format's decoder holds besides ImageMagick's pixel cache.
-fn decoder_bytes_per_pixel(format: ImageFormat) -> u64 {
-    match format {
-        ImageFormat::Avif | ImageFormat::Heic => 6,
-        _ => 0,
-    }
-}
-
 /// ImageMagick's dither cache: 2^24 entries of 8 bytes, allocated (and
 /// counted against its memory limit) whenever it quantizes with dithering,
 /// which writing a GIF does.
 pub(super) fn quantize_bytes(format: ImageFormat) -> u64 {
     if format == ImageFormat::Gif { 128 << 20 } else { 0 }
-}
-
-pub(super) fn area(size: Size) -> u64 {
-    u64::from(size.width) * u64::from(size.height)
 }
 
 /// An upper estimate of the pixel cache a job holds at once: the decoded

@@ -5,13 +5,13 @@
 //! 100 x 100, in sRGB).
 
 use super::error::{JobError, decode_error, op_error};
-use super::estimate::BYTES_PER_PIXEL;
 use super::job::{Source, probe, to_srgb};
 use super::wand::Wand;
 use crate::config::Limits;
 use crate::pipeline::exif;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::ops::Size;
+use crate::render::BYTES_PER_PIXEL;
 use base64::Engine;
 use magick_rust::bindings as im;
 use serde::{Deserialize, Serialize};
@@ -137,7 +137,7 @@ pub fn info(source: &Source, limits: &Limits, deadline: Instant) -> Result<Image
     drop(pinged);
 
     // The placeholder: a tiny decode, within a share of the pixel budget.
-    let _grant = super::budget::reserve_for_job(header.largest.saturating_mul(BYTES_PER_PIXEL), deadline)?;
+    let _grant = crate::render::budget::reserve_for_job(header.largest.saturating_mul(BYTES_PER_PIXEL), deadline)?;
     let mut wand = Wand::new(deadline);
     if source.format == ImageFormat::Jpeg {
         // libjpeg decodes at the smallest scale that still covers this.

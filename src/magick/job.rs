@@ -5,60 +5,20 @@
 
 use super::apply::{State, apply_ops};
 use super::error::{JobError, budget_error, decode_error, op_error};
-use super::estimate::{BYTES_PER_PIXEL, area, check_decode_fits, jpeg_scale, pixel_cache_need};
+use super::estimate::{jpeg_scale, pixel_cache_need};
 use super::profiles;
 use super::wand::Wand;
 use crate::config::Limits;
+use crate::pipeline::Dialect;
 use crate::pipeline::colour::{self, ColourFacts, Conversion};
 use crate::pipeline::exif;
-use crate::pipeline::format::{ImageFormat, check_dimensions};
+use crate::pipeline::format::ImageFormat;
 use crate::pipeline::layers;
 use crate::pipeline::ops::{Dpi, IccProfile, Op, Size};
-use crate::pipeline::{Dialect, Plan};
+use crate::render::{BYTES_PER_PIXEL, area, check_decode_fits, check_limits};
+pub use crate::render::{Job, Rendered, Source};
 use magick_rust::bindings as im;
 use std::time::Instant;
-
-pub struct Job {
-    /// The images: the first is the one the plan transforms; the others are
-    /// laid over it by `compose` steps (`Compose::input` indexes this list).
-    pub sources: Vec<Source>,
-    pub plan: Plan,
-    pub limits: Limits,
-    pub deadline: Instant,
-    /// Resolution kept above the target when a JPEG is decoded reduced.
-    pub decode_headroom: f64,
-    /// Try the fast path (`crate::fast`) first.
-    pub fast_path: bool,
-}
-
-/// One input image.
-pub struct Source {
-    /// The content id (SHA-256) of `bytes`: what the crash journal records.
-    pub id: crate::storage::ImageId,
-    pub bytes: bytes::Bytes,
-    /// Sniffed from magic bytes by the caller.
-    pub format: ImageFormat,
-    /// `download(url,dpi)`: the resolution to assume instead of the file's.
-    pub density: Option<f64>,
-    /// A downloaded source's share of the in-flight byte budget, returned
-    /// when the job is done with the bytes.
-    pub hold: Option<crate::inflight::Held>,
-}
-
-#[derive(Debug)]
-pub struct Rendered {
-    pub bytes: Vec<u8>,
-    pub format: ImageFormat,
-    pub size: Size,
-    /// `fast` or `imagemagick`.
-    pub engine: &'static str,
-    /// Frames in the output (1 unless an animation was kept).
-    pub frames: usize,
-    /// For animations: the pixel cache reserved, and the most ImageMagick
-    /// held while the job ran (sampled between frames; process-wide).
-    pub pixel_estimate: u64,
-    pub pixel_peak: u64,
-}
 
 /// What the header says, without decoding pixels.
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +63,7 @@ pub(super) fn probe_source(
     .map_err(JobError::from)?;
     if let Some(c) = &claims {
         // Before even the header parser of a decoder runs.
-        if let Some(budget) = super::budget::get() {
+        if let Some(budget) = crate::render::budget::get() {
             check_decode_fits(format, c.max_area, budget.total())?;
         }
     }
@@ -132,7 +92,7 @@ pub(super) fn probe_source(
 /// header facts (the decoded size is the header's).
 pub fn validate(input: &[u8], format: ImageFormat, limits: &Limits, deadline: Instant) -> Result<Probe, JobError> {
     let header = probe_source(input, format, None, limits, deadline)?;
-    let _grant = super::budget::reserve_for_job(header.largest.saturating_mul(BYTES_PER_PIXEL), deadline)?;
+    let _grant = crate::render::budget::reserve_for_job(header.largest.saturating_mul(BYTES_PER_PIXEL), deadline)?;
     let mut wand = Wand::new(deadline);
     wand.read_first_frame(input, format.coder()).map_err(decode_error)?;
     if wand.size() != header.stored {
@@ -147,28 +107,29 @@ pub fn validate(input: &[u8], format: ImageFormat, limits: &Limits, deadline: In
     Ok(header)
 }
 
-pub fn run(mut job: Job) -> Result<Rendered, JobError> {
-    // `dpr(n)` multiplies the sizes that follow, capped by the source's
-    // size: resolved here, where the source's header is at hand.
-    if job.plan.ops.iter().any(|op| matches!(op, Op::Dpr(_))) {
-        let main = job
-            .sources
-            .first()
-            .ok_or_else(|| JobError::Failed("a job without an image".into()))?;
-        let header = probe_source(&main.bytes, main.format, main.density, &job.limits, job.deadline)?;
-        let source = if job.plan.output.auto_orient {
-            header.oriented
-        } else {
-            header.stored
-        };
-        job.plan.ops = crate::pipeline::ops::dpr::resolve_dpr(&job.plan.ops, source);
+/// Resolves the plan's `dpr(n)` steps: they multiply the sizes that follow,
+/// capped by the source's size, read here from its header (ImageMagick's
+/// ping). Every executor then sees plain sizes.
+pub fn resolve_dpr(job: &mut Job) -> Result<(), JobError> {
+    if !job.plan.ops.iter().any(|op| matches!(op, Op::Dpr(_))) {
+        return Ok(());
     }
-    if job.fast_path && job.plan.dialect == Dialect::Native {
-        match crate::fast::try_render(&job) {
-            Ok(result) => return result,
-            Err(reason) => tracing::trace!(reason, "fast path declined"),
-        }
-    }
+    let main = job
+        .sources
+        .first()
+        .ok_or_else(|| JobError::Failed("a job without an image".into()))?;
+    let header = probe_source(&main.bytes, main.format, main.density, &job.limits, job.deadline)?;
+    let source = if job.plan.output.auto_orient {
+        header.oriented
+    } else {
+        header.stored
+    };
+    job.plan.ops = crate::pipeline::ops::dpr::resolve_dpr(&job.plan.ops, source);
+    Ok(())
+}
+
+/// Renders `job` with ImageMagick (its `dpr` steps resolved: `resolve_dpr`).
+pub fn run(job: Job) -> Result<Rendered, JobError> {
     let plan = &job.plan;
     let main = job
         .sources
@@ -186,12 +147,12 @@ pub fn run(mut job: Job) -> Result<Rendered, JobError> {
     }
     // Then a share of ImageMagick's pixel-cache budget, waited for while
     // other jobs hold it; a source that cannot fit even alone is refused.
-    if let Some(budget) = super::budget::get() {
+    if let Some(budget) = crate::render::budget::get() {
         for (source, header) in job.sources.iter().zip(&headers) {
             check_decode_fits(source.format, header.largest, budget.total())?;
         }
     }
-    let _grant = super::budget::reserve_for_job(pixel_cache_need(&job, &headers), job.deadline)?;
+    let _grant = crate::render::budget::reserve_for_job(pixel_cache_need(&job, &headers), job.deadline)?;
     let (mut wand, logical) = load(main, &headers[0], &plan.ops, plan.output.auto_orient, &job)?;
     if !plan.manages_colour() {
         to_srgb(&mut wand, main)?;
@@ -365,25 +326,4 @@ pub(super) fn to_srgb(wand: &mut Wand, source: &Source) -> Result<(), JobError> 
             .map_err(op_error)
         }
     }
-}
-
-pub(crate) fn check_limits(size: Size, frames: usize, limits: &Limits) -> Result<(), JobError> {
-    if size.width == 0 || size.height == 0 {
-        return Err(JobError::Decode("the image header declares no pixels".into()));
-    }
-    check_dimensions(
-        size.width,
-        size.height,
-        limits.max_width,
-        limits.max_height,
-        limits.max_pixels,
-    )
-    .map_err(JobError::TooLarge)?;
-    if frames > limits.max_frames as usize {
-        return Err(JobError::TooLarge(format!(
-            "image has {frames} frames, more than the {} limit",
-            limits.max_frames
-        )));
-    }
-    Ok(())
 }

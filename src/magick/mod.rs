@@ -3,7 +3,6 @@
 
 mod animation;
 mod apply;
-pub mod budget;
 mod error;
 mod estimate;
 mod info;
@@ -11,13 +10,10 @@ mod job;
 mod options;
 mod original;
 pub mod policy;
-pub mod pool;
 mod smart;
 mod wand;
 
-pub(crate) use apply::check_result_area;
 pub use error::JobError;
-pub(crate) use estimate::check_decode_fits;
 pub use info::{ImageInfo, info};
 pub use original::knows_composite;
 
@@ -32,8 +28,7 @@ pub fn animation_need(
     animation::need(frames, canvas, output, format)
 }
 pub use animation::check_cost as check_animation_cost;
-pub(crate) use job::check_limits;
-pub use job::{Job, Probe, Rendered, Source, probe, run, validate};
+pub use job::{Probe, probe, resolve_dpr, run, validate};
 
 /// The ICC profiles `profile(src,dst)` offers, compiled in (see `profiles/README.md`).
 mod profiles {
@@ -46,7 +41,6 @@ mod profiles {
         }
     }
 }
-pub use pool::{JobResult, Outcome, Pool, Slot, SubmitError};
 
 use crate::config::Limits;
 use magick_rust::bindings as im;
@@ -87,7 +81,7 @@ pub fn init(limits: &Limits) -> Result<(), String> {
         set(im::ResourceType::Disk, limits.magick_disk.0);
         // ImageMagick 7 puts a pixel cache in memory, else in a disk file
         // (memory-mapped when the map limit allows): `map` is no third pool.
-        budget::set(limits.magick_memory.0 + limits.magick_disk.0);
+        crate::render::budget::set(limits.magick_memory.0 + limits.magick_disk.0);
         Ok(())
     })
     .clone()
@@ -116,7 +110,7 @@ pub fn resources() -> crate::memory::report::ImageMagickMemory {
         map: get(im::ResourceType::Map),
         disk: get(im::ResourceType::Disk),
         area: get(im::ResourceType::Area),
-        reserved: budget::get().map_or(0, |b| b.in_use()),
+        reserved: crate::render::budget::get().map_or(0, |b| b.in_use()),
     }
 }
 

@@ -817,7 +817,7 @@ impl Wand {
         self.check(unsafe { im::MagickSetImageCompressionQuality(self.raw(), usize::from(quality)) })
     }
 
-    // The compat profile's calls (`crate::compat::exec`): ImageMagick's own
+    // The original dialect's calls (`magick::original`): ImageMagick's own
     // behaviour, with no repage or background choice of ours.
 
     /// `MagickCropImage` as it is: negative offsets clip, the page is kept.

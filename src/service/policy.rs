@@ -104,8 +104,8 @@ fn invalid_signature() -> ApiError {
 impl Policy {
     pub fn new(settings: &Settings) -> Policy {
         let mut secrets = settings.secrets.clone();
-        let compat = settings.compat.as_deref();
-        if let Some(secret) = compat.and_then(|c| c.secret.clone()) {
+        let original = settings.original_signing.as_ref();
+        if let Some(secret) = original.and_then(|o| o.secret.clone()) {
             secrets.push(secret);
         }
         Policy {
@@ -114,8 +114,8 @@ impl Policy {
             secrets,
             legacy: settings.legacy_sha1_signatures,
             every_route: settings.signs_every_route(),
-            chains_signed: match compat {
-                Some(c) => c.require_signature && c.secret.is_some(),
+            chains_signed: match original {
+                Some(o) => o.required && o.secret.is_some(),
                 None => !settings.secrets.is_empty(),
             },
             uploads: settings.upload_policy(),

@@ -96,7 +96,7 @@ pub fn get() -> Option<&'static Budget> {
 
 /// A share of the process's budget for one job (`None` when no budget is
 /// configured), waited for until `deadline`; past it, a deadline error.
-pub(super) fn reserve_for_job(bytes: u64, deadline: Instant) -> Result<Option<Grant<'static>>, super::JobError> {
+pub fn reserve_for_job(bytes: u64, deadline: Instant) -> Result<Option<Grant<'static>>, super::JobError> {
     match get() {
         Some(budget) => budget
             .reserve(bytes, deadline)

@@ -1,9 +1,11 @@
-//! Shared state of the handlers, and the one path from a plan to pixels.
+//! The service's shared state, and the one job runner: every plan, upload
+//! check and info request of both front ends reaches the worker pool
+//! through `Shared::run_job`.
 
 use crate::cache::ResultCache;
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::magick::{self, Job, JobResult, Pool, Rendered, Slot, Source};
+use crate::magick;
 use crate::memory::MemoryState;
 use crate::memory::report::{MemoryReport, ResultCacheMemory};
 use crate::metrics::Metrics;
@@ -12,6 +14,7 @@ use crate::pipeline::alias::{Alias, AliasSet};
 use crate::pipeline::chain::SourceSpec;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::layers;
+use crate::render::{Job, JobResult, Pool, Rendered, Slot, Source};
 use crate::storage::{ImageId, Originals};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -86,8 +89,9 @@ pub struct Shared {
     pub chains: ChainPlans,
     /// Originals seen to exist recently (renditions are served only for those).
     pub known: crate::storage::Known,
-    /// The compat profile (a YAML config): imaginator 2018's URLs.
-    pub compat: Option<Arc<crate::compat::http::Runtime>>,
+    /// More result caches whose memory tier is heap (the compat profile's
+    /// named caches), for the memory report.
+    pub named_caches: Vec<Arc<ResultCache<ApiError>>>,
     /// Who may do what, for every route of both profiles.
     pub policy: crate::service::Policy,
 }
@@ -215,7 +219,7 @@ impl Shared {
     /// named caches), and downloaded sources.
     fn cache_memory(&self) -> ResultCacheMemory {
         let (memory_bytes, disk_bytes) = self.cache.bytes();
-        let named = self.compat.as_ref().map_or(0, |c| c.memory_bytes());
+        let named: u64 = self.named_caches.iter().map(|c| c.bytes().0).sum();
         ResultCacheMemory {
             memory_bytes: memory_bytes + named,
             disk_bytes,
@@ -246,7 +250,7 @@ impl Shared {
         let Some(claims) = layers::claims(&source.bytes, source.format).filter(|c| c.frames > 1) else {
             return Ok(());
         };
-        let Some(budget) = magick::budget::get() else {
+        let Some(budget) = crate::render::budget::get() else {
             return Ok(());
         };
         let canvas = Size::new(claims.max_width.max(1), claims.max_height.max(1));
@@ -301,7 +305,7 @@ impl Shared {
     ) -> Result<tokio::sync::oneshot::Receiver<JobResult<R>>, ApiError>
     where
         F: FnOnce() -> R + Send + 'static,
-        R: magick::Outcome + Send + 'static,
+        R: crate::render::Outcome + Send + 'static,
     {
         match slot {
             Some(slot) => self.pool.submit_in(slot, deadline, job),
@@ -422,7 +426,7 @@ impl Shared {
                     )
                 };
                 let id = ImageId::parse(id).ok_or_else(missing)?;
-                let found = self.originals.get(&id).await.map_err(super::images::storage_error)?;
+                let found = self.originals.get(&id).await.map_err(ApiError::from)?;
                 let (meta, bytes) = found.ok_or_else(missing)?;
                 // Stored originals were decoded when they were uploaded.
                 self.quarantine.prove(id.as_str());
@@ -488,7 +492,7 @@ impl Shared {
         };
         let inputs: Vec<(ImageId, Bytes)> = job.sources.iter().map(|s| (s.id.clone(), s.bytes.clone())).collect();
         let inputs: Vec<(&ImageId, &Bytes)> = inputs.iter().map(|(id, b)| (id, b)).collect();
-        let rendered = self.run_job(&inputs, slot, deadline, move || magick::run(job)).await?;
+        let rendered = self.run_job(&inputs, slot, deadline, move || execute(job)).await?;
         self.metrics.renders.with_label_values(&[rendered.engine]).inc();
         Ok(rendered)
     }
@@ -510,7 +514,7 @@ impl Shared {
         F: FnOnce() -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Into<ApiError> + Send + 'static,
-        Result<T, E>: magick::Outcome,
+        Result<T, E>: crate::render::Outcome,
     {
         let ids: Vec<ImageId> = inputs.iter().map(|(id, _)| (*id).clone()).collect();
         let hooked: Vec<Bytes> = if cfg!(debug_assertions) {
@@ -552,6 +556,20 @@ impl Shared {
     }
 }
 
+/// The one choice of executor, on the worker: `dpr` steps resolved, then
+/// the fast path where it gives ImageMagick's result (it declines
+/// everything else), else ImageMagick.
+pub fn execute(mut job: Job) -> Result<Rendered, crate::render::JobError> {
+    magick::resolve_dpr(&mut job)?;
+    if job.fast_path && job.plan.dialect == crate::pipeline::Dialect::Native {
+        match crate::fast::try_render(&job) {
+            Ok(result) => return result,
+            Err(reason) => tracing::trace!(reason, "fast path declined"),
+        }
+    }
+    magick::run(job)
+}
+
 /// A job's result with its queue and run times.
 struct Ran<R> {
     result: R,
@@ -559,7 +577,7 @@ struct Ran<R> {
     ran: Duration,
 }
 
-impl<R: magick::Outcome> magick::Outcome for Ran<R> {
+impl<R: crate::render::Outcome> crate::render::Outcome for Ran<R> {
     fn outcome(&self) -> &'static str {
         self.result.outcome()
     }
