@@ -147,15 +147,34 @@ impl App {
     async fn assemble(settings: Settings, compat: Option<Arc<Compat>>) -> anyhow::Result<App> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
-        let aliases = AliasSet::load_dir(&settings.aliases_dir).context("cannot load aliases")?;
+        // Aliases are optional where clients have another language: built-in
+        // filters, or the compat profile's own aliases.
+        let other_language = settings.allow_builtin_filters || compat.is_some();
+        let aliases = match (settings.aliases_dir.exists(), other_language) {
+            (false, true) => {
+                tracing::info!(
+                    aliases_dir = %settings.aliases_dir.display(),
+                    "no aliases directory: no native aliases"
+                );
+                AliasSet::default()
+            }
+            (false, false) => anyhow::bail!(
+                "aliases_dir {} does not exist, and allow_builtin_filters is off: clients could ask for nothing",
+                settings.aliases_dir.display()
+            ),
+            (true, _) => AliasSet::load_dir(&settings.aliases_dir).context("cannot load aliases")?,
+        };
         if aliases.aliases.contains_key("info") {
             anyhow::bail!(
                 "an alias may not be named `info` ({}): GET /images/{{id}}/info answers what the image is",
                 settings.aliases_dir.display()
             );
         }
-        if aliases.aliases.is_empty() {
-            anyhow::bail!("no aliases (*.toml) found in {}", settings.aliases_dir.display());
+        if aliases.aliases.is_empty() && !other_language {
+            anyhow::bail!(
+                "no aliases (*.toml) found in {}, and allow_builtin_filters is off: clients could ask for nothing",
+                settings.aliases_dir.display()
+            );
         }
         magick::init(&settings.limits).map_err(|e| anyhow::anyhow!("ImageMagick: {e}"))?;
         let memory = Arc::new(check_allocator(settings.memory.trend_window.0));

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: imaginator [--config FILE] [--print-config]
        imaginator check-aliases [DIR]        validate alias files (default: ./aliases)
-       imaginator migrate imaginator.yml [OUT_DIR]
+       imaginator migrate [--force] imaginator.yml [OUT_DIR]
                                              write the native config and alias files for an
                                              imaginator 2018 YAML file (default OUT_DIR: .), and
-                                             list every behaviour that differs natively
+                                             list every behaviour that differs natively; files
+                                             that exist are replaced only with --force
        imaginator sign [--secret S] PATH     print PATH signed (secret: --secret or the first of `secrets`):
                                              /{signature}/CHAIN for a chain; PATH?...&signature=... for
                                              images/{id}/{alias}?... and transform/{alias}?... (sign_all_routes);
@@ -116,16 +117,18 @@ fn check_aliases(dir: Option<String>) -> ExitCode {
 
 /// Writes the native configuration for an imaginator 2018 YAML file.
 fn migrate(args: Vec<String>) -> ExitCode {
+    let force = args.iter().any(|a| a == "--force");
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--force").collect();
     let (yaml, out) = match args.as_slice() {
-        [yaml] => (yaml, "."),
-        [yaml, out] => (yaml, out.as_str()),
-        _ => return fail("usage: imaginator migrate imaginator.yml [OUT_DIR]"),
+        [yaml] => (*yaml, "."),
+        [yaml, out] => (*yaml, out.as_str()),
+        _ => return fail("usage: imaginator migrate [--force] imaginator.yml [OUT_DIR]"),
     };
     let text = match std::fs::read_to_string(yaml) {
         Ok(text) => text,
         Err(e) => return fail(&format!("cannot read {yaml}: {e}")),
     };
-    match imaginator::compat::migrate::migrate(&text, std::path::Path::new(out)) {
+    match imaginator::compat::migrate::migrate(&text, std::path::Path::new(out), force) {
         Ok(m) => {
             for path in &m.written {
                 println!("wrote {}", path.display());

@@ -599,8 +599,20 @@ async fn cache_stores_the_part_before_it_and_the_header_says_so() {
     let third = s.get("download(fx:photo.jpg):resize(100,0):cache(thumbs)").await;
     assert_eq!(third.headers()["x-imaginator-filters"], "cache_hit(thumbs)");
     assert_eq!(third.headers()["content-type"], "image/jpeg");
-    // A cache that is not configured is the original's 500.
-    assert_eq!(s.fetch("download(fx:photo.jpg):cache(nope)").await.0, 500);
+    // A cache that is not configured is the original's miss: the picture
+    // answered, the save failure only logged; arguments after the name
+    // are ignored.
+    let nope = s.get("download(fx:photo.jpg):resize(50,0):cache(nope)").await;
+    assert_eq!(nope.status(), 200);
+    assert_eq!(
+        nope.headers()["x-imaginator-filters"],
+        "cache_miss(nope),resize,download(fx)"
+    );
+    let (_, img) = decode(&nope.bytes().await.unwrap());
+    assert_eq!(img.dimensions(), (50, 31));
+    let extra = s.get("download(fx:photo.jpg):resize(100,0):cache(thumbs,extra)").await;
+    assert_eq!(extra.status(), 200);
+    assert_eq!(extra.headers()["x-imaginator-filters"], "cache_hit(thumbs)");
     // Compose logs outermost first, each image in turn.
     let r = s
         .get("compose(download(fx:photo.jpg),download(pre:to.jpg):flip(),over,0,0)")
@@ -609,6 +621,93 @@ async fn cache_stores_the_part_before_it_and_the_header_says_so() {
         r.headers()["x-imaginator-filters"],
         "compose,download(fx),flip,download(pre)"
     );
+}
+
+/// What the original answered where ImageMagick refused or ignored a call:
+/// `resize(0,0)` and a size that truncates to 0 leave the image as it is;
+/// `resample` after `download(url, dpi)` keeps the file's undefined units.
+#[tokio::test]
+async fn refused_resizes_and_resolution_units_as_the_original_left_them() {
+    let s = start("allow_builtin_filters: true\n").await;
+    let (_, _, original) = s.image("download(fx:photo.jpg)").await;
+    let (_, unchanged, _) = s.image("download(fx:photo.jpg):resize(0,0)").await;
+    assert_eq!(unchanged.dimensions(), (800, 500));
+    let (_, reference) = decode(&original);
+    assert!(psnr(&unchanged, &reference) > 40.0, "the same picture, re-encoded");
+    let (_, thin, _) = s.image("download(fx:photo.jpg):resize(1,0)").await;
+    assert_eq!(
+        thin.dimensions(),
+        (800, 500),
+        "800x500 at width 1 truncates to height 0"
+    );
+    let (_, fitted, _) = s.image("download(fx:photo.jpg):fit-in(0,0)").await;
+    assert_eq!(fitted.dimensions(), (800, 500));
+    for url in [
+        "download(fx:photo.jpg,300):resample(150,150)",
+        "download(fx:photo.jpg,300):canvas(0.1,0.1)",
+    ] {
+        let (_, _, body) = s.image(url).await;
+        let ours = identify(&body, "%U");
+        let file = repo_path("tests/fixtures/photo.jpg").display().to_string();
+        let op: Vec<&str> = if url.contains("resample") {
+            vec!["-resample", "150x150"]
+        } else {
+            vec![]
+        };
+        let out = tempfile::NamedTempFile::with_suffix(".jpg").unwrap();
+        let mut args = vec!["-density", "300", file.as_str()];
+        args.extend(op);
+        args.push(out.path().to_str().unwrap());
+        assert!(Command::new("magick").args(&args).status().unwrap().success());
+        let theirs = identify(&std::fs::read(out.path()).unwrap(), "%U");
+        assert_eq!(ours, theirs, "{url}: units as `magick -density 300` leaves them");
+        assert_eq!(ours, "Undefined", "{url}");
+    }
+}
+
+/// A YAML file is the whole configuration: no native alias file is needed
+/// (its aliases are the file's own); natively, built-in filters alone are
+/// enough too, and neither is refused.
+#[tokio::test]
+async fn a_yaml_config_or_builtins_start_without_alias_files() {
+    let data = tempfile::tempdir().unwrap();
+    let none = data.path().join("no-aliases-here");
+    let env = |extra: &[(&str, &str)]| {
+        let mut env = vec![
+            ("IMAGINATOR_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+            ("IMAGINATOR_DATA_DIR".to_string(), data.path().display().to_string()),
+            ("IMAGINATOR_ALIASES_DIR".to_string(), none.display().to_string()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    };
+    let yaml = data.path().join("imaginator.yml");
+    std::fs::write(&yaml, "aliases:\n  thumb: \"resize(download({0}),{1},0)\"\n").unwrap();
+    let loaded = load(Some(&yaml), env(&[])).expect("YAML loads");
+    App::from_loaded(loaded).await.expect("a YAML file alone starts");
+    let native = load(None, env(&[("IMAGINATOR_ALLOW_BUILTIN_FILTERS", "true")])).unwrap();
+    App::from_loaded(native).await.expect("built-in filters alone start");
+    let nothing = load(None, env(&[])).unwrap();
+    let err = App::from_loaded(nothing)
+        .await
+        .err()
+        .expect("no aliases and no builtins is refused");
+    assert!(format!("{err:#}").contains("allow_builtin_filters"), "{err:#}");
+}
+
+/// The original's README: `domains: {http: "http://"}` turns
+/// `download(http:example.com/image.jpg)` into a URL.
+#[tokio::test]
+async fn the_readmes_bare_scheme_domains_load_and_expand() {
+    let origin = origin().await;
+    let s = start_with_domains(&origin, "  http: \"http://\"\n", "allow_builtin_filters: true\n").await;
+    // Expanded to http://127.0.0.1:PORT/photo.jpg: the `fx` shortcut's own
+    // origin, so admitted; any other private port stays refused.
+    let host = origin.trim_start_matches("http://");
+    let (_, img, _) = s.image(&format!("download(http:{host}photo.jpg):resize(80,0)")).await;
+    assert_eq!(img.dimensions(), (80, 50));
+    let (status, _, body) = s.fetch("download(http:127.0.0.1:9/photo.jpg)").await;
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
 }
 
 #[tokio::test]
@@ -754,12 +853,12 @@ async fn migrated_aliases_render_what_the_compat_profile_renders() {
         &yaml,
         format!(
             "domains:\n  fx: \"{origin}\"\ncaches: {{}}\naliases:\n  thumb: \"resize(download({{0}}),{{1}},0)\"\n  \
-             mirror: \"flop({{0}}):format(png)\"\nallow_builtin_filters: false\n"
+             mirror: \"flop({{0}}):format(png)\"\n  big: \"fit-in({{0}},{{1}},{{1}})\"\nallow_builtin_filters: false\n"
         ),
     )
     .unwrap();
     let native = dir.path().join("native");
-    imaginator::compat::migrate::migrate(&std::fs::read_to_string(&yaml).unwrap(), &native).unwrap();
+    imaginator::compat::migrate::migrate(&std::fs::read_to_string(&yaml).unwrap(), &native, false).unwrap();
     let (compat_base, _a) = serve_config(&yaml, &dir.path().join("data-compat")).await;
     let (native_base, _b) = serve_config(&native.join("imaginator.toml"), &dir.path().join("data-native")).await;
     let client = reqwest::Client::new();
@@ -768,19 +867,31 @@ async fn migrated_aliases_render_what_the_compat_profile_renders() {
         async move {
             let r = client.get(&url).send().await.unwrap();
             assert_eq!(r.status(), 200, "{url}");
-            decode(&r.bytes().await.unwrap())
+            r.bytes().await.unwrap()
         }
     };
     for (compat_url, native_url) in [
         ("thumb(fx:photo.jpg,200)", "download(fx:photo.jpg):thumb(200)"),
         ("download(fx:photo.jpg):mirror()", "download(fx:photo.jpg):mirror()"),
+        ("download(fx:photo.jpg):big(1000)", "download(fx:photo.jpg):big(1000)"),
     ] {
-        let (f1, a) = get(format!("{compat_base}{compat_url}")).await;
-        let (f2, b) = get(format!("{native_base}{native_url}")).await;
+        let ours = get(format!("{compat_base}{compat_url}")).await;
+        let theirs = get(format!("{native_base}{native_url}")).await;
+        let ((f1, a), (f2, b)) = (decode(&ours), decode(&theirs));
         assert_eq!(f1, f2, "{compat_url}: format");
+        assert_eq!(
+            a.dimensions(),
+            b.dimensions(),
+            "{compat_url}: size (fit-in enlarges in both)"
+        );
+        assert_eq!(
+            identify(&ours, "%Q"),
+            identify(&theirs, "%Q"),
+            "{compat_url}: the source's own quality in both"
+        );
         // The same picture by two pipelines: natively a JPEG is decoded
-        // reduced (DCT scaling) and written at quality 85, where the original
-        // decoded it whole and kept the source's 80 (34.0 dB measured).
+        // reduced (DCT scaling) and resized with the service's own filter
+        // where the original decoded it whole and used Lanczos.
         close_to(&a, &b, 32.0, compat_url);
     }
 }

@@ -139,6 +139,11 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+/// `http://` or `https://` alone.
+fn is_scheme_prefix(base: &str) -> bool {
+    base.eq_ignore_ascii_case("http://") || base.eq_ignore_ascii_case("https://")
+}
+
 pub fn is_yaml(path: &std::path::Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -205,8 +210,13 @@ pub fn from_file(file: OriginalFile) -> Result<Loaded, String> {
         );
     }
     for (name, base) in &file.domains {
-        if reqwest::Url::parse(base).is_err() {
-            return Err(format!("domains.{name}: `{base}` is not a URL"));
+        // A bare scheme (`http: "http://"`, the original's README) is a
+        // prefix: `download(http:example.com/a.jpg)` is concatenated into a
+        // URL, which then meets the public-origin rules as any URL does.
+        if reqwest::Url::parse(base).is_err() && !is_scheme_prefix(base) {
+            return Err(format!(
+                "domains.{name}: `{base}` is neither a URL nor `http://` or `https://`"
+            ));
         }
     }
 
@@ -308,6 +318,10 @@ log_filters_header: X-Imaginator-Filters
                 .contains("size")
         );
         assert!(load("domains:\n  o: not a url\n").unwrap_err().contains("domains.o"));
+        assert!(load("domains:\n  o: \"ftp://\"\n").unwrap_err().contains("domains.o"));
+        let readme =
+            load("domains:\n  http: \"http://\"\n  https: \"https://\"\n").expect("the original's README domains load");
+        assert_eq!(readme.compat.domains["http"], "http://");
         let w = load("plugins_extra: 1\n").unwrap().warnings;
         assert!(w[0].contains("plugins_extra"));
     }

@@ -277,17 +277,22 @@ async fn download(
 
 /// `cache(image, name)`: the image's result from the named cache, or
 /// computed once (single-flight) and stored there. The key is the image's
-/// filter text, as the original's.
+/// filter text, as the original's. As the original's: arguments after the
+/// name are ignored, and a name no cache has is a miss whose result is
+/// answered but cannot be saved (logged, as the original logged it).
 async fn cache(state: &AppState, runtime: &Runtime, node: &Node, request: &mut Request) -> Result<Entry, ApiError> {
     let (inner, name) = match node.args.as_slice() {
-        [Value::Image(inner), Value::Text(name)] => (inner, name),
+        [Value::Image(inner), Value::Text(name), ..] => (inner, name),
         [Value::Image(_), ..] => return Err(filter_failed("Argument 2 to `cache` must be a string")),
         _ => return Err(filter_failed("Argument 1 to `cache` must be an image")),
     };
-    let store = runtime
-        .caches
-        .get(name)
-        .ok_or_else(|| filter_failed(format!("No such cache: {name}")))?;
+    let Some(store) = runtime.caches.get(name) else {
+        request.log.push(format!("cache_miss({name})"));
+        let (bytes, format) = evaluate(state, runtime, inner, request).await?;
+        let format = format.ok_or_else(|| filter_failed("cache: only images can be cached"))?;
+        tracing::warn!(cache = %name, "No such cache: {name} (the result is answered, not saved)");
+        return Ok(Entry { bytes, format });
+    };
     let text = inner.to_string();
     let id = ImageId::of(text.as_bytes());
     let key = CacheKey::new(&id, &format!("compat-{name}"), &text, &state.salt);

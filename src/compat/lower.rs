@@ -106,6 +106,8 @@ pub fn lower(tree: &Node, max: MaxSize) -> Result<(usize, Plan), LowerError> {
         strip: false,
         auto_orient: false,
         keep_icc: true,
+        // `encode_original` never sets a quality: this says so in the key.
+        input_quality: true,
         ..OutputSpec::default()
     };
     Ok((

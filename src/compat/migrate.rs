@@ -16,7 +16,9 @@ pub struct Migration {
     pub differences: Vec<String>,
 }
 
-pub fn migrate(yaml: &str, out: &Path) -> Result<Migration, String> {
+/// Writes the native files for `yaml` into `out`. Refuses to replace a file
+/// that exists unless `force`.
+pub fn migrate(yaml: &str, out: &Path, force: bool) -> Result<Migration, String> {
     let file: OriginalFile = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
     // The same validation as start-up: a file the compat profile refuses is not migrated.
     let raw_aliases = file.aliases.clone();
@@ -28,11 +30,13 @@ pub fn migrate(yaml: &str, out: &Path) -> Result<Migration, String> {
          query string to the chain."
             .into(),
         "Output: the native default is JPEG quality 85, metadata stripped, EXIF orientation applied and colour \
-         converted to sRGB; the original kept the input's format, metadata and orientation. Migrated aliases keep \
-         the input's format and metadata through their [output] table."
+         converted to sRGB; the original kept the input's format, quality, metadata and orientation. Migrated \
+         aliases keep the input's format, JPEG quality (`input_quality`) and metadata through their [output] table."
             .into(),
-        "Filters: native `fit-in` never enlarges; `resize` offers 7 filters (default Catmull-Rom, not Lanczos); \
-         `trim` uses no fuzz; `sepia` takes a percentage; `pattern` keeps the tile's aspect ratio."
+        "Filters: native `fit-in` enlarges only as `fit-in(w,h,enlarge)` (migrated aliases say so) and uses \
+         the service's own filter choice, not Lanczos; `resize` offers 7 filters (default Catmull-Rom, not \
+         Lanczos: migrated aliases name lanczos); `trim` uses no fuzz; `sepia` takes a percentage; `pattern` \
+         keeps the tile's aspect ratio."
             .into(),
         "Errors: native answers use precise 4xx codes (an unknown filter is 404, a bad argument 400, a failed \
          download 502) where the original answered 500 or passed the origin's status on."
@@ -43,7 +47,8 @@ pub fn migrate(yaml: &str, out: &Path) -> Result<Migration, String> {
     ];
     let mut toml = String::from("# Written by `imaginator migrate` from an imaginator 2018 YAML file.\n");
     writeln!(toml, "listen = \"0.0.0.0:3000\"").ok();
-    writeln!(toml, "aliases_dir = {:?}", out.join("aliases").display().to_string()).ok();
+    // Relative to this file: the config and its aliases move together.
+    writeln!(toml, "aliases_dir = \"aliases\"").ok();
     writeln!(toml, "allow_builtin_filters = {}", loaded.tree["allow_builtin_filters"]).ok();
     if let Some(secret) = &c.secret {
         if secret.len() >= 16 {
@@ -114,38 +119,110 @@ pub fn migrate(yaml: &str, out: &Path) -> Result<Migration, String> {
     }
 
     let aliases_dir = out.join("aliases");
+    let config = out.join("imaginator.toml");
+    let natives: Vec<(&String, Result<NativeAlias, String>)> = raw_aliases
+        .iter()
+        .map(|(name, body)| (name, native_alias(name, body, &c.aliases[name])))
+        .collect();
+    // Nothing is written when something would be replaced.
+    if !force {
+        let existing: Vec<String> = std::iter::once(config.clone())
+            .chain(
+                natives
+                    .iter()
+                    .filter(|(_, n)| n.is_ok())
+                    .map(|(name, _)| aliases_dir.join(format!("{name}.toml"))),
+            )
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            return Err(format!(
+                "{} exist(s) already; nothing written (--force replaces)",
+                existing.join(", ")
+            ));
+        }
+    }
     std::fs::create_dir_all(&aliases_dir).map_err(|e| format!("cannot create {}: {e}", aliases_dir.display()))?;
     let mut written = Vec::new();
-    for (name, body) in &raw_aliases {
-        let node = &c.aliases[name];
-        match native_alias(name, body, node) {
-            Ok(text) => {
+    for (name, native) in natives {
+        match native {
+            Ok((text, params)) => {
                 let path = aliases_dir.join(format!("{name}.toml"));
-                std::fs::write(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                write(&path, &text, false)?;
                 if let Err(e) = crate::pipeline::alias::Alias::from_file(&path) {
                     let _ = std::fs::remove_file(&path);
                     differences.push(format!("alias `{name}` has no native form: {e}"));
                     continue;
                 }
                 written.push(path);
+                let query: Vec<String> = params.iter().map(|p| format!("{p}=..")).collect();
+                let query = match query.is_empty() {
+                    true => String::new(),
+                    false => format!("?{}", query.join("&")),
+                };
                 differences.push(format!(
-                    "alias `{name}`: natively `/images/{{id}}/{name}?p1=..` or `download(...):{name}(..)`; \
+                    "alias `{name}`: natively `/images/{{id}}/{name}{query}` or `download(...):{name}(..)`; \
                      the original's `/{name}(image,..)` form is the compat profile's only."
                 ));
             }
             Err(why) => differences.push(format!("alias `{name}` has no native form: {why}")),
         }
     }
-    let config = out.join("imaginator.toml");
-    std::fs::write(&config, toml).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    write(&config, &toml, c.secret.is_some())?;
     written.insert(0, config);
     Ok(Migration { written, differences })
 }
 
-/// A native alias file for an original alias body, when it has one: the
-/// body applied to the image it is given (`{0}` or `download({0})`
-/// innermost), with each other `{N}` a parameter `pN`.
-fn native_alias(name: &str, body: &str, node: &Node) -> Result<String, String> {
+/// Writes `text` to `path`, replacing it; readable by its owner only when
+/// it holds a secret (the mode is set before a byte is written).
+fn write(path: &Path, text: &str, secret: bool) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    if secret {
+        options.mode(0o600);
+        // An existing file keeps its mode on open: narrow it first.
+        if path.exists() {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+        }
+    }
+    let mut file = options.open(path).map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)
+}
+
+/// A meaningful name for argument `index` (after the image) of the
+/// original's filter `filter`, from the original's own parameter names.
+fn argument_name(filter: &str, index: usize) -> Option<&'static str> {
+    let names: &[&str] = match filter {
+        "resize" | "fit-in" | "pattern" => &["width", "height", "filter"],
+        "crop" => &["x", "y", "width", "height"],
+        "extend" => &["x", "y", "right", "bottom"],
+        "resample" => &["x_dpi", "y_dpi", "filter"],
+        "repeat" => &["count_x", "count_y", "offset_x", "offset_y"],
+        "canvas" => &["bleed_x", "bleed_y"],
+        "cm" => &["width_cm", "height_cm"],
+        "dpi" => &["x_dpi", "y_dpi"],
+        "sepia" => &["threshold"],
+        "bg" => &["colour"],
+        _ => &[],
+    };
+    names.get(index).copied()
+}
+
+/// A native alias file's text and its parameters' names.
+type NativeAlias = (String, Vec<String>);
+
+/// A native alias file for an original alias body, when it has one, and
+/// its parameters' names: the body applied to the image it is given (`{0}`
+/// or `download({0})` innermost), with each other `{N}` a parameter named
+/// by where it is used (`width`; `size` when it is both width and height;
+/// `crop_width` when another parameter is already `width`; `pN` where the
+/// body gives no name).
+fn native_alias(name: &str, body: &str, node: &Node) -> Result<NativeAlias, String> {
     let mut steps: Vec<&Node> = Vec::new();
     let mut current = node;
     loop {
@@ -161,8 +238,8 @@ fn native_alias(name: &str, body: &str, node: &Node) -> Result<String, String> {
         }
     }
     steps.reverse();
+    let names = parameter_names(&steps);
     let mut chain = Vec::new();
-    let mut params: BTreeMap<String, bool> = BTreeMap::new();
     let mut format = None;
     for step in steps {
         let mut args = Vec::new();
@@ -171,15 +248,15 @@ fn native_alias(name: &str, body: &str, node: &Node) -> Result<String, String> {
                 Value::Int(v, unit) => format!("{v}{}", unit_suffix(*unit)),
                 Value::Float(v, unit) => format!("{v}{}", unit_suffix(*unit)),
                 Value::Text(t) => match placeholder(t) {
-                    Some(n) => {
-                        let p = format!("p{n}");
-                        params.insert(p.clone(), true);
-                        format!("{{{p}}}")
-                    }
+                    Some(n) => format!("{{{}}}", names[&n]),
                     None => t.clone(),
                 },
                 Value::Image(_) => return Err("it lays a second image over (native aliases cannot download)".into()),
             });
+        }
+        if step.name == "fit-in" {
+            // The original's fit-in enlarged a smaller image.
+            args.push("enlarge".into());
         }
         if step.name == "resize" {
             // The original's default is Lanczos; natively it is Catmull-Rom.
@@ -211,10 +288,16 @@ fn native_alias(name: &str, body: &str, node: &Node) -> Result<String, String> {
         format!("Migrated from imaginator.yml: {name}: {body}"),
         chain.join(":")
     );
-    for p in params.keys() {
+    let params: Vec<String> = names.into_values().collect();
+    for p in &params {
+        let (default, min) = match p.ends_with('x') || p.ends_with('y') || p.starts_with("offset") {
+            // Offsets may be 0 or negative.
+            true => (0, -16384),
+            false => (100, 1),
+        };
         writeln!(
             text,
-            "\n[[param]]\nname = {p:?}\ntype = \"int\"\ndefault = 100\nmin = 1\nmax = 16384"
+            "\n[[param]]\nname = {p:?}\ntype = \"int\"\ndefault = {default}\nmin = {min}\nmax = 16384"
         )
         .ok();
     }
@@ -227,8 +310,51 @@ fn native_alias(name: &str, body: &str, node: &Node) -> Result<String, String> {
         )
         .ok(),
     };
-    text.push_str("strip = false\nauto_orient = false\nkeep_icc = true\n");
-    Ok(text)
+    text.push_str("input_quality = true\nstrip = false\nauto_orient = false\nkeep_icc = true\n");
+    Ok((text, params))
+}
+
+/// Each placeholder's parameter name (`native_alias`), by its number.
+fn parameter_names(steps: &[&Node]) -> BTreeMap<usize, String> {
+    // Where each placeholder is used: (filter, argument name).
+    let mut uses: BTreeMap<usize, Vec<(&str, Option<&'static str>)>> = BTreeMap::new();
+    for step in steps {
+        for (i, arg) in step.args.iter().skip(1).enumerate() {
+            if let Value::Text(t) = arg
+                && let Some(n) = placeholder(t)
+            {
+                uses.entry(n)
+                    .or_default()
+                    .push((step.name.as_str(), argument_name(&step.name, i)));
+            }
+        }
+    }
+    let mut names = BTreeMap::new();
+    let mut taken = std::collections::BTreeSet::new();
+    for (n, used) in uses {
+        let mut kinds: Vec<&str> = used.iter().filter_map(|(_, k)| *k).collect();
+        kinds.dedup();
+        let base = match kinds.as_slice() {
+            ["width", "height"] | ["height", "width"] => Some("size".to_string()),
+            [kind] => Some(kind.to_string()),
+            _ => None,
+        };
+        let name = match base {
+            Some(b) if taken.insert(b.clone()) => b,
+            Some(b) => {
+                let scoped = format!("{}_{b}", used[0].0.replace('-', "_"));
+                if taken.insert(scoped.clone()) {
+                    scoped
+                } else {
+                    format!("p{n}")
+                }
+            }
+            None => format!("p{n}"),
+        };
+        taken.insert(name.clone());
+        names.insert(n, name);
+    }
+    names
 }
 
 fn unit_suffix(unit: Unit) -> &'static str {
@@ -279,7 +405,7 @@ aliases:
 allow_builtin_filters: false
 log_filters_header: X-Filters
 "#;
-        let m = migrate(yaml, dir.path()).unwrap();
+        let m = migrate(yaml, dir.path(), false).unwrap();
         assert_eq!(m.written.len(), 3, "config plus two aliases: {:?}", m.differences);
         let (settings, _) = crate::Settings::load(
             Some(&dir.path().join("imaginator.toml")),
@@ -291,9 +417,15 @@ log_filters_header: X-Filters
         assert_eq!(settings.cache.disk.0, 10_000_000);
         let set = crate::pipeline::alias::AliasSet::load_dir(&dir.path().join("aliases")).unwrap();
         let thumb = set.get("thumb").unwrap();
-        assert_eq!(thumb.chain.to_string(), "resize({p1},0,lanczos)");
+        assert_eq!(thumb.chain.to_string(), "resize({width},0,lanczos)");
+        assert!(
+            thumb.output.input_quality,
+            "a JPEG keeps its own quality, as the original wrote it"
+        );
         let square = set.get("square").unwrap();
+        assert_eq!(square.chain.to_string(), "fit-in({size},{size},enlarge)");
         assert_eq!(square.output.format, crate::pipeline::format::ImageFormat::Png);
+        assert!(m.differences.iter().any(|d| d.contains("/images/{id}/thumb?width=..")));
         assert!(
             m.differences
                 .iter()
@@ -301,5 +433,43 @@ log_filters_header: X-Filters
         );
         assert!(m.differences.iter().any(|d| d.contains("concatenated")));
         assert!(m.differences.iter().any(|d| d.contains("max_width")));
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("imaginator.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the config holds the secret");
+
+        // A second run replaces nothing unless told to.
+        std::fs::write(dir.path().join("aliases/thumb.toml"), "edited").unwrap();
+        let refused = migrate(yaml, dir.path(), false).err().expect("existing files are kept");
+        assert!(
+            refused.contains("imaginator.toml") && refused.contains("thumb.toml"),
+            "{refused}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("aliases/thumb.toml")).unwrap(),
+            "edited"
+        );
+        migrate(yaml, dir.path(), true).expect("--force replaces");
+        assert!(
+            std::fs::read_to_string(dir.path().join("aliases/thumb.toml"))
+                .unwrap()
+                .contains("resize")
+        );
+    }
+
+    #[test]
+    fn parameters_are_named_by_where_the_body_uses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "aliases:\n  box: \"crop(resize({0},{1},{2}),{3},{4},{5},{6})\"\n";
+        let m = migrate(yaml, dir.path(), false).unwrap();
+        let set = crate::pipeline::alias::AliasSet::load_dir(&dir.path().join("aliases")).unwrap();
+        assert_eq!(
+            set.get("box").unwrap().chain.to_string(),
+            "resize({width},{height},lanczos):crop({x},{y},{crop_width},{crop_height})",
+            "{:?}",
+            m.differences
+        );
     }
 }

@@ -590,6 +590,7 @@ impl Settings {
                 path: path.clone(),
                 message: format!("{key}: {message}"),
             })?;
+            relative_to_file(&mut tree, path);
         }
         Settings::from_tree(tree, &env, None)
     }
@@ -786,6 +787,20 @@ impl Settings {
             resolved.storage.s3.secret_access_key = "<set>".into();
         }
         toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+    }
+}
+
+/// Paths a file gives (`data_dir`, `aliases_dir`) are relative to that
+/// file's directory, so a config and the aliases beside it move together;
+/// paths from variables and defaults stay relative to the working directory.
+fn relative_to_file(tree: &mut toml::Value, file: &Path) {
+    let Some(dir) = file.parent() else { return };
+    for key in ["data_dir", "aliases_dir"] {
+        if let Some(toml::Value::String(p)) = tree.get_mut(key)
+            && Path::new(p.as_str()).is_relative()
+        {
+            *p = dir.join(&*p).display().to_string();
+        }
     }
 }
 

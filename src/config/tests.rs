@@ -122,3 +122,16 @@ fn printed_configuration_parses_back_to_the_same_values() {
     let (again, _) = Settings::load(Some(file.path()), vec![]).unwrap();
     assert_eq!(again.to_toml(), text);
 }
+
+#[test]
+fn paths_in_a_file_are_relative_to_the_file_and_variables_to_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("conf").join("imaginator.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "aliases_dir = \"aliases\"\ndata_dir = \"/srv/data\"\n").unwrap();
+    let (s, _) = Settings::load(Some(&file), env(&[])).unwrap();
+    assert_eq!(s.aliases_dir, dir.path().join("conf").join("aliases"));
+    assert_eq!(s.data_dir, Path::new("/srv/data"), "absolute paths are kept");
+    let (s, _) = Settings::load(Some(&file), env(&[("IMAGINATOR_ALIASES_DIR", "mine")])).unwrap();
+    assert_eq!(s.aliases_dir, std::env::current_dir().unwrap().join("mine"));
+}

@@ -47,6 +47,9 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     {
         return Err("output other than a stripped JPEG");
     }
+    if output.input_quality {
+        return Err("the source's own quality (ImageMagick estimates it)");
+    }
     let geometry = match plan.ops.as_slice() {
         [] => None,
         [Op::Cover(c)] if c.gravity == crate::pipeline::ops::Gravity::Smart => {

@@ -427,13 +427,10 @@ fn connect_error(url: &reqwest::Url, e: reqwest::Error) -> FetchError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn shortcuts_expand_to_their_base_url() {
-        let mut shortcuts = BTreeMap::new();
-        shortcuts.insert("origin".to_string(), "http://127.0.0.1:8080/img/".to_string());
+    fn fetcher(shortcuts: &[(&str, &str)]) -> Fetcher {
         let gauge = prometheus::IntGauge::new("t", "t").unwrap();
-        let f = Fetcher::new(
-            shortcuts,
+        Fetcher::new(
+            shortcuts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             DownloadSettings::default(),
             "",
             InflightBytes::new(1 << 30, gauge),
@@ -444,8 +441,29 @@ mod tests {
             },
             prometheus::IntCounterVec::new(prometheus::Opts::new("l", "l"), &["result"]).unwrap(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn shortcuts_expand_to_their_base_url() {
+        let f = fetcher(&[("origin", "http://127.0.0.1:8080/img/")]);
         assert_eq!(f.expand("origin:a.jpg"), "http://127.0.0.1:8080/img/a.jpg");
         assert_eq!(f.expand("https://x/a.jpg"), "https://x/a.jpg");
+    }
+
+    /// imaginator 2018's README: `domains: {http: "http://"}` and
+    /// `download(http:example.com/image.jpg)`.
+    #[test]
+    fn a_bare_scheme_shortcut_concatenates_into_a_public_url_in_the_compat_profile() {
+        let f = fetcher(&[("http", "http://")]).compat();
+        let url = f.expand("http:example.com/image.jpg");
+        assert_eq!(url, "http://example.com/image.jpg");
+        let parsed = reqwest::Url::parse(&url).unwrap();
+        assert!(f.origins.admit(&parsed).is_ok(), "a public origin, as any URL");
+        let private = reqwest::Url::parse(&f.expand("http:127.0.0.1:9/a.jpg")).unwrap();
+        assert!(
+            f.origins.admit(&private).is_err(),
+            "a bare scheme names no host, so it opens no private one"
+        );
     }
 }

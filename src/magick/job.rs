@@ -198,7 +198,11 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
     if plan.output.interlace {
         wand.set_interlace().map_err(op_error)?;
     }
-    wand.set_quality(plan.output.quality).map_err(op_error)?;
+    // Left unset, ImageMagick writes a JPEG at the quality it estimated
+    // when it decoded one.
+    if !(plan.output.input_quality && main.format == ImageFormat::Jpeg && format == ImageFormat::Jpeg) {
+        wand.set_quality(plan.output.quality).map_err(op_error)?;
+    }
     wand.set_depth(plan.output.depth_for(format)).map_err(op_error)?;
     wand.set_format(format.coder()).map_err(op_error)?;
     let size = wand.size();
@@ -269,8 +273,15 @@ pub(super) fn load(
     wand.read_first_frame(&source.bytes, coder).map_err(decode_error)?;
     wand.keep_first_frame().map_err(op_error)?;
     if let Some(dpi) = source.density {
-        // What `magick -density` does to a raster image: replace the recorded resolution.
-        wand.set_resolution(Dpi { x: dpi, y: dpi }).map_err(op_error)?;
+        // What `magick -density` does to a raster image: replace the recorded
+        // resolution. Natively in pixels per inch; the original kept the
+        // file's own units (undefined for most JPEGs).
+        let dpi = Dpi { x: dpi, y: dpi };
+        match job.plan.dialect {
+            Dialect::Native => wand.set_resolution(dpi),
+            Dialect::Original { .. } => wand.set_resolution_keeping_units(dpi),
+        }
+        .map_err(op_error)?;
     }
     if auto_orient {
         wand.auto_orient().map_err(op_error)?;

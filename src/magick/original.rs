@@ -59,13 +59,19 @@ pub(super) fn apply(
             max,
         } => {
             let (w, h) = original::target(size, int(width), int(height), *max);
-            let to = admit(w, h, "resize", max_pixels)?;
-            wand.resize(to, filter_type(filter)).map_err(e)?;
+            // ImageMagick refuses a side below 1; the original ignored that
+            // refusal and answered the image unchanged.
+            if w >= 1 && h >= 1 {
+                let to = admit(w, h, "resize", max_pixels)?;
+                wand.resize(to, filter_type(filter)).map_err(e)?;
+            }
         }
         Original::FitIn { width, height, max } => {
             let (w, h) = original::fit(size, int(width), int(height), *max);
-            let to = admit(w, h, "fit-in", max_pixels)?;
-            wand.resize(to, im::FilterType::Lanczos).map_err(e)?;
+            if w >= 1 && h >= 1 {
+                let to = admit(w, h, "fit-in", max_pixels)?;
+                wand.resize(to, im::FilterType::Lanczos).map_err(e)?;
+            }
         }
         Original::Compose {
             input,

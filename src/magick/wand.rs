@@ -505,6 +505,12 @@ impl Wand {
         }
     }
 
+    /// Records a resolution in the image's own units (`-density` on a read).
+    pub fn set_resolution_keeping_units(&mut self, dpi: Dpi) -> Result<(), WandError> {
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSetImageResolution(self.raw(), dpi.x, dpi.y) })
+    }
+
     /// The recorded resolution in dots per inch; 72 when none is recorded.
     pub fn resolution(&self) -> Dpi {
         let (mut x, mut y) = (0.0, 0.0);

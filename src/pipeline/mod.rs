@@ -25,6 +25,10 @@ pub struct OutputSpec {
     pub format: ImageFormat,
     /// Encoder quality, 1..=100.
     pub quality: u8,
+    /// A JPEG written from a JPEG source keeps the source's quality
+    /// (ImageMagick's estimate from its quantisation tables), as imaginator
+    /// 2018 wrote it; `quality` applies to every other pair of formats.
+    pub input_quality: bool,
     /// Input formats written back as themselves (e.g. `["png"]` keeps PNG with alpha).
     pub keep: Vec<ImageFormat>,
     /// Remove metadata (EXIF, comments, profiles other than colour).
@@ -49,6 +53,7 @@ impl Default for OutputSpec {
         OutputSpec {
             format: ImageFormat::Jpeg,
             quality: 85,
+            input_quality: false,
             keep: Vec::new(),
             strip: true,
             auto_orient: true,
@@ -132,11 +137,12 @@ impl Plan {
         let overlays: Vec<String> = self.overlays.iter().map(ToString::to_string).collect();
         let o = &self.output;
         format!(
-            "{}|{}|{}:q{}:strip={}:orient={}:interlace={}:keep={:?}:icc={}:depth={}",
+            "{}|{}|{}:q{}{}:strip={}:orient={}:interlace={}:keep={:?}:icc={}:depth={}",
             ops.join(":"),
             overlays.join(","),
             o.format,
             o.quality,
+            if o.input_quality { "/input" } else { "" },
             o.strip,
             o.auto_orient,
             o.interlace,

@@ -49,8 +49,8 @@ fn scaled(op: &Op, by: f64, limit: Option<Size>) -> Op {
             scale(&mut r.height, by, lh);
         }
         Op::FitIn(r) => {
-            scale(&mut r.width, by, None);
-            scale(&mut r.height, by, None);
+            scale(&mut r.width, by, lw);
+            scale(&mut r.height, by, lh);
         }
         Op::Cover(r) => {
             scale(&mut r.width, by, lw);
@@ -75,9 +75,9 @@ pub fn resolve_dpr(ops: &[Op], source: Size) -> Vec<Op> {
             continue;
         }
         let op = match (op, logical) {
-            // fit-in never enlarges: its box may grow freely.
-            (Op::FitIn(_), _) if ratio != 1.0 => scaled(op, ratio, None),
-            (Op::Resize(_) | Op::Cover(_), Some(input)) if ratio != 1.0 => {
+            // A fit-in that never enlarges: its box may grow freely.
+            (Op::FitIn(f), _) if ratio != 1.0 && !f.enlarge => scaled(op, ratio, None),
+            (Op::Resize(_) | Op::Cover(_) | Op::FitIn(_), Some(input)) if ratio != 1.0 => {
                 let at_1x = op.scaled_size(input).unwrap_or(input);
                 let (w, h) = (f64::from(input.width), f64::from(input.height));
                 let (tw, th) = (f64::from(at_1x.width), f64::from(at_1x.height));
@@ -88,7 +88,7 @@ pub fn resolve_dpr(ops: &[Op], source: Size) -> Vec<Op> {
                     scaled(op, ratio, None)
                 }
             }
-            (Op::Resize(_) | Op::Cover(_), None) if ratio != 1.0 => scaled(op, ratio, None),
+            (Op::Resize(_) | Op::Cover(_) | Op::FitIn(_), None) if ratio != 1.0 => scaled(op, ratio, None),
             _ => op.clone(),
         };
         logical = logical.filter(|_| !op.measured_size()).map(|s| op.output_size(s));
@@ -108,7 +108,7 @@ pub fn key_steps(ops: &[Op], source: Size) -> Vec<Op> {
         .into_iter()
         .map(|op| {
             let keyed = match (&op, size) {
-                (Op::FitIn(_), Some(input)) if op.output_size(input) == input => {
+                (Op::FitIn(f), Some(input)) if !f.enlarge && op.output_size(input) == input => {
                     let px = |v: u32| {
                         Length(Number {
                             value: f64::from(v),
@@ -118,6 +118,7 @@ pub fn key_steps(ops: &[Op], source: Size) -> Vec<Op> {
                     Op::FitIn(super::fit_in::FitIn {
                         width: px(input.width),
                         height: px(input.height),
+                        enlarge: false,
                     })
                 }
                 _ => op.clone(),

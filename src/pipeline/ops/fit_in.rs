@@ -1,5 +1,7 @@
 //! `fit-in(w,h)`: scale to fit inside a `w` x `h` box keeping the aspect ratio,
-//! never enlarging. A side of 0 leaves that side unconstrained.
+//! never enlarging; `fit-in(w,h,enlarge)` enlarges a smaller image to the
+//! box too (imaginator 2018's `fit-in`). A side of 0 leaves that side
+//! unconstrained.
 
 use super::{Args, Length, OpError, Size, side};
 use std::fmt;
@@ -8,14 +10,24 @@ use std::fmt;
 pub struct FitIn {
     pub width: Length,
     pub height: Length,
+    /// Scale a smaller image up to the box too.
+    pub enlarge: bool,
 }
 
 impl FitIn {
     pub(crate) fn parse(args: &Args) -> Result<FitIn, OpError> {
-        args.count(2, 2)?;
+        args.count(2, 3)?;
+        let enlarge = match args.word(2) {
+            None => false,
+            Some(word) => match word? {
+                "enlarge" => true,
+                other => return Err(args.error(format!("the third argument is `enlarge` or nothing, got `{other}`"))),
+            },
+        };
         let op = FitIn {
             width: args.length(0, "width")?,
             height: args.length(1, "height")?,
+            enlarge,
         };
         if op.width.is_zero() && op.height.is_zero() {
             return Err(args.error("width and height cannot both be 0"));
@@ -30,7 +42,7 @@ impl FitIn {
         let sx = if bw > 0.0 { bw / w } else { f64::INFINITY };
         let sy = if bh > 0.0 { bh / h } else { f64::INFINITY };
         let scale = sx.min(sy);
-        if scale >= 1.0 {
+        if scale == 1.0 || (scale > 1.0 && !self.enlarge) {
             return input;
         }
         Size::new(side(w * scale), side(h * scale))
@@ -39,7 +51,10 @@ impl FitIn {
 
 impl fmt::Display for FitIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fit-in({},{})", self.width, self.height)
+        match self.enlarge {
+            false => write!(f, "fit-in({},{})", self.width, self.height),
+            true => write!(f, "fit-in({},{},enlarge)", self.width, self.height),
+        }
     }
 }
 
@@ -59,6 +74,15 @@ mod tests {
         assert_eq!(fit("fit-in(400,400)", 2560, 1600), Size::new(400, 250));
         assert_eq!(fit("fit-in(400,400)", 1600, 2560), Size::new(250, 400));
         assert_eq!(fit("fit-in(512,512)", 2560, 1600), Size::new(512, 320));
+    }
+
+    #[test]
+    fn enlarges_only_when_asked() {
+        assert_eq!(fit("fit-in(400,400,enlarge)", 200, 100), Size::new(400, 200));
+        assert_eq!(fit("fit-in(400,400,enlarge)", 2560, 1600), Size::new(400, 250));
+        assert_eq!(fit("fit-in(400,0,enlarge)", 200, 100), Size::new(400, 200));
+        let chain = parse_chain("fit-in(1,1,bigger)", ParseLimits::default()).unwrap();
+        assert!(Op::from_step(&chain.0[0]).is_err());
     }
 
     #[test]

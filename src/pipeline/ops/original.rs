@@ -185,12 +185,16 @@ impl Original {
         };
         match self {
             Original::Resize { width, height, max, .. } => {
-                let (w, h) = target(input, width.int(input, dpi), height.int(input, dpi), *max);
-                clamp(w, h)
+                match target(input, width.int(input, dpi), height.int(input, dpi), *max) {
+                    (w, h) if w < 1 || h < 1 => input,
+                    (w, h) => clamp(w, h),
+                }
             }
             Original::FitIn { width, height, max } => {
-                let (w, h) = fit(input, width.int(input, dpi), height.int(input, dpi), *max);
-                clamp(w, h)
+                match fit(input, width.int(input, dpi), height.int(input, dpi), *max) {
+                    (w, h) if w < 1 || h < 1 => input,
+                    (w, h) => clamp(w, h),
+                }
             }
             Original::Crop { x, y, width, height } => {
                 // ImageMagick's crop clips the window to the image.
@@ -218,6 +222,10 @@ impl Original {
 
 /// The original's resize target: clamped to `image.max_*`, a zero side
 /// from the aspect ratio, truncated.
+///
+/// A side below 1 (`resize(0,0)`, or a ratio that truncates to 0) leaves
+/// the image as it is: ImageMagick refused that resize and the original
+/// ignored the refusal.
 pub fn target(input: Size, mut w: i64, mut h: i64, max: MaxSize) -> (i64, i64) {
     if let Some(m) = max.width {
         w = w.min(m);
