@@ -40,12 +40,18 @@ async fn an_animation_too_large_for_the_pixel_budget_is_refused_before_decoding(
     let (status, up) = server.upload(gif(400, 400, 40)).await;
     assert_eq!(status, 201, "{up}");
     let id = up["id"].as_str().unwrap();
-    let jobs_before = common::metric_or_zero(&server.metrics().await, "imaginator_jobs_total{outcome=\"ok\"}");
+    // Every job that reaches the pool, run or refused there, is counted
+    // when it leaves the queue.
+    let queued = "imaginator_job_queue_seconds_count";
+    let jobs_before = common::metric_or_zero(&server.metrics().await, queued);
     let (status, code, message) = error_code(server.get(&format!("/images/{id}/preview")).await).await;
     assert_eq!((status, code.as_str()), (413, "image_too_large"), "{message}");
     assert!(message.contains("40 frames"), "{message}");
-    let jobs_after = common::metric_or_zero(&server.metrics().await, "imaginator_jobs_total{outcome=\"ok\"}");
-    assert_eq!(jobs_before, jobs_after, "refused before any job ran");
+    let jobs_after = common::metric_or_zero(&server.metrics().await, queued);
+    assert_eq!(
+        jobs_before, jobs_after,
+        "refused before it queued (the worker never saw it)"
+    );
     // Its first frame as a JPEG fits: the still path is unchanged.
     assert_eq!(
         server.get(&format!("/images/{id}/thumbnail?width=100")).await.status(),

@@ -266,10 +266,16 @@ async fn an_expensive_operation_is_refused_before_it_runs() {
     let sharpen = "chain = \"sharpen({sigma})\"\n[[param]]\nname = \"sigma\"\ntype = \"number\"\ndefault = 1\nmin = 0.1\nmax = 10\n[output]\nformat = \"jpeg\"\n";
     let aliases = common::aliases_with(&[("sharp", sharpen)]);
     let server = Server::start(&[("IMAGINATOR_ALIASES_DIR", aliases.path().to_str().unwrap())]);
+    let jobs = server.jobs().await;
     let (status, body, took) = server.post("/transform/sharp?sigma=9", fixture("photo.jpg")).await;
     println!("sharpen(9) on 800x500: {status} in {took:?}");
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("operation_too_expensive"), "{body}");
+    assert_eq!(
+        server.jobs().await,
+        jobs,
+        "refused before it queued (the worker never saw it)"
+    );
     let (status, _, took) = server.post("/transform/sharp?sigma=1", fixture("photo.jpg")).await;
     println!("sharpen(1): {status} in {took:?}");
     assert_eq!(status, 200);

@@ -260,7 +260,10 @@ impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Int(v, u) => write!(f, "{v}{}", u.suffix()),
-            Value::Float(v, u) => write!(f, "{v:?}{}", u.suffix()),
+            // Positional, never an exponent (which the grammar cannot
+            // read back): the text is a `cache(name)` key.
+            Value::Float(v, u) if v.fract() == 0.0 => write!(f, "{v}.0{}", u.suffix()),
+            Value::Float(v, u) => write!(f, "{v}{}", u.suffix()),
             Value::Text(t) => f.write_str(t),
             Value::Image(node) => write!(f, "{node}"),
         }

@@ -191,6 +191,23 @@ fn reference_seconds(op: &Op, size: Size) -> f64 {
 /// little to send must not hold a worker for its whole deadline.
 pub(super) const MAX_OPERATION_SECONDS: f64 = 2.0;
 
+/// `check_cost` for each step of `ops` on an input of `input` pixels (as
+/// its header claims them), before the job queues: the worker checks again
+/// on the image it decoded. Stops at the first step whose size only the
+/// pixels tell (`trim`): the worker's check covers the rest.
+pub fn check_plan_cost(ops: &[Op], input: Size, left: std::time::Duration) -> Result<(), JobError> {
+    let mut size = input;
+    for op in ops {
+        let op = op.in_pixels(Dpi::DEFAULT);
+        check_cost(&op, size, left)?;
+        if op.measured_size() {
+            break;
+        }
+        size = op.output_size(size);
+    }
+    Ok(())
+}
+
 /// Refuses an operation whose estimated work (on an image of `size`) is over
 /// `MAX_OPERATION_SECONDS`, or more than the job has left before its
 /// deadline: it would only hold a worker to fail.
@@ -204,4 +221,66 @@ pub(super) fn check_cost(op: &Op, size: Size, left: std::time::Duration) -> Resu
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::parse::{ParseLimits, parse_chain};
+    use crate::pipeline::{Dialect, OutputSpec, Plan};
+
+    fn job(chain: &str) -> (Job, Probe) {
+        let ops = parse_chain(chain, ParseLimits::default())
+            .unwrap()
+            .0
+            .iter()
+            .map(|s| Op::from_step(s).unwrap())
+            .collect();
+        let bytes = bytes::Bytes::from_static(include_bytes!("../../tests/fixtures/photo.jpg"));
+        let job = Job {
+            sources: vec![Source {
+                id: crate::storage::ImageId::of(&bytes),
+                bytes,
+                format: ImageFormat::Jpeg,
+                density: None,
+                hold: None,
+            }],
+            plan: Plan {
+                ops,
+                output: OutputSpec::default(),
+                overlays: Vec::new(),
+                dialect: Dialect::Native,
+            },
+            limits: Default::default(),
+            deadline: std::time::Instant::now(),
+            decode_headroom: 2.0,
+            fast_path: false,
+        };
+        let size = Size::new(800, 500);
+        let probe = Probe {
+            stored: size,
+            oriented: size,
+            frames: 1,
+            dpi: Dpi::DEFAULT,
+            largest: area(size),
+        };
+        (job, probe)
+    }
+
+    /// Seven 2900x2900 steps: 84 MB of pixel cache each, 589 MB in all,
+    /// more than the default 512 MiB budget; only two images exist at once
+    /// (a step's input and its output), so the job reserves about 168 MB.
+    #[test]
+    fn a_chain_reserves_its_peak_step_not_the_sum_of_its_steps() {
+        let steps: Vec<String> = (0..7).map(|i| format!("resize({},2900)", 2900 - i)).collect();
+        let (job, probe) = job(&format!("{}:resize(100,100)", steps.join(":")));
+        let need = pixel_cache_need(&job, &[probe]);
+        let one = 2900 * 2900 * BYTES_PER_PIXEL;
+        assert!(7 * one > 512 << 20, "the sum would not fit the budget");
+        assert!(need <= 2 * one + (800 * 500 + 100 * 100) * BYTES_PER_PIXEL, "{need}");
+        assert!(
+            need >= 2 * one - 7 * 2900 * BYTES_PER_PIXEL,
+            "the peak is counted: {need}"
+        );
+    }
 }

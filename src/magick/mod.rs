@@ -28,6 +28,7 @@ pub fn animation_need(
     animation::need(frames, canvas, output, format)
 }
 pub use animation::check_cost as check_animation_cost;
+pub use estimate::check_plan_cost;
 pub use job::{Probe, probe, resolve_dpr, run, validate};
 
 /// The ICC profiles `profile(src,dst)` offers, compiled in (see `profiles/README.md`).

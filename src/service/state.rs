@@ -279,6 +279,19 @@ impl Shared {
         Ok(())
     }
 
+    /// An operation whose work would hold a worker for seconds (a large
+    /// `sharpen`) is refused (422) before the job queues, from the size the
+    /// header claims; the worker checks again on the decoded image.
+    fn admit_cost(&self, source: &Source, plan: &Plan) -> Result<(), ApiError> {
+        use crate::pipeline::ops::Size;
+        let Some(claims) = layers::claims(&source.bytes, source.format) else {
+            return Ok(());
+        };
+        let input = Size::new(claims.max_width.max(1), claims.max_height.max(1));
+        magick::check_plan_cost(&plan.ops, input, self.settings.job_deadline.0)?;
+        Ok(())
+    }
+
     /// 422 `quarantined` for an input that was being decoded at repeated crashes.
     pub(crate) fn refuse_quarantined(&self, id: &ImageId) -> Result<(), ApiError> {
         if self.quarantine.is_quarantined(id.as_str()) {
@@ -481,6 +494,7 @@ impl Shared {
             self.refuse_quarantined(&source.id)?;
         }
         self.admit_animation(&sources[0], &plan)?;
+        self.admit_cost(&sources[0], &plan)?;
         let deadline = Instant::now() + self.settings.job_deadline.0;
         let job = Job {
             sources,
