@@ -37,7 +37,7 @@ rustPlatform.buildRustPackage {
   buildInputs = [ imagemagick libjpeg ];
 
   # Tests start real servers on 127.0.0.1, a Garage S3 server and HAProxy
-  # (tests/replicas.rs); `checks.tests` turns them on. The plain package
+  # (tests/it/replicas.rs); `checks.tests` turns them on. The plain package
   # build stays fast.
   doCheck = false;
   nativeCheckInputs = [ garage haproxy ];

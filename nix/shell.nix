@@ -29,7 +29,7 @@ mkShell {
     imagemagick
     libjpeg # the fast path's JPEG layer
     garage
-    haproxy # the load balancer of tests/replicas.rs
+    haproxy # the load balancer of tests/it/replicas.rs
     python3
     jemalloc # jeprof
   ];

@@ -123,28 +123,33 @@ mod tests {
         .collect()
     }
 
-    fn run(url: &str, builtin: bool) -> Result<String, ExpandError> {
-        expand(parse(url).unwrap(), &aliases(), builtin).map(|n| n.to_string())
+    fn run(url: &str, builtin: bool) -> Result<Node, ExpandError> {
+        expand(parse(url).unwrap(), &aliases(), builtin)
+    }
+
+    /// The tree `text` is (compared as trees, not as printed text).
+    fn tree(text: &str) -> Node {
+        parse(text).unwrap()
     }
 
     #[test]
     fn placeholders_replace_whole_arguments() {
         assert_eq!(
             run("thumb(origin:a.jpg,200)", false).unwrap(),
-            "resize(download(origin:a.jpg),200,0)"
+            tree("resize(download(origin:a.jpg),200,0)")
         );
         assert_eq!(
             run("download(origin:a.jpg):small(64)", false).unwrap(),
-            "resize(download(origin:a.jpg),64,64)",
+            tree("resize(download(origin:a.jpg),64,64)"),
             "a chained alias receives the image as {{0}}"
         );
         assert_eq!(
             run("download(o:a.jpg):small(64):logo(5,6):png()", false).unwrap(),
-            "format(compose(resize(download(o:a.jpg),64,64),download(origin:logo.png),over,5,6),png)"
+            tree("format(compose(resize(download(o:a.jpg),64,64),download(origin:logo.png),over,5,6),png)")
         );
         assert_eq!(
             run("thumb(download(origin:a.jpg),200)", false).unwrap(),
-            "resize(download(download(origin:a.jpg)),200,0)",
+            tree("resize(download(download(origin:a.jpg)),200,0)"),
             "an image argument goes in whole"
         );
         assert_eq!(placeholder("origin:{12}.jpg"), Some(12));

@@ -9,7 +9,7 @@
 //!
 //! Anything else declines before decoding (or, for files libjpeg only
 //! decodes with warnings, after) and the job runs on ImageMagick.
-//! `tests/fast_path.rs` runs both paths on the fixtures and real photos and
+//! `tests/it/fast_path.rs` runs both paths on the fixtures and real photos and
 //! holds them to a stated PSNR and the same size, format and header.
 
 mod codec;

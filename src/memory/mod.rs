@@ -88,7 +88,7 @@ const PROBE_BYTES: usize = 64 << 20;
 /// The block is written through and its pointer passed through `black_box`:
 /// an optimiser may delete a `malloc`/`free` pair whose memory is never used
 /// (release builds did, and the probe then reported C allocations as
-/// untracked); `tests/release.rs` checks the release binary.
+/// untracked); `tests/it/release.rs` checks the release binary.
 pub fn allocation_is_tracked(alloc: impl Fn(usize) -> *mut u8, free: impl Fn(*mut u8)) -> bool {
     (0..3).any(|_| {
         let before = JemallocStats::read().allocated;

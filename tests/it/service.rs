@@ -1,8 +1,6 @@
 //! Health, readiness, alias listing and metrics of a running server.
 
-mod common;
-
-use common::{TestServer, fixture, metric_value};
+use crate::common::{TestServer, fixture, metric_value};
 
 #[tokio::test]
 async fn health_and_readiness() {

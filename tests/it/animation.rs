@@ -3,12 +3,12 @@
 //! generated animations and on real ones from Pillow's test images; the
 //! memory estimate holds against what ImageMagick held; outputs that cannot
 //! animate get the first frame. (An animation too large for the pixel
-//! budget: tests/animation_budget.rs, in its own process, since the budget
+//! budget: tests/budget.rs, in its own process, since the budget
 //! is process-wide.)
 
-mod common;
+use crate::common;
 
-use common::{TestServer, repo_path};
+use crate::common::{TestServer, repo_path};
 use image::AnimationDecoder;
 use imaginator::config::Limits;
 use imaginator::magick;

@@ -4,9 +4,9 @@
 //! subject where `center` keeps half background; the choice is the same
 //! every time.
 
-mod common;
+use crate::common;
 
-use common::{TestServer, decode, fixture};
+use crate::common::{TestServer, decode, fixture};
 use image::{DynamicImage, GenericImage, RgbImage};
 
 /// 1600 x 500: the photo on one side, a blurred grey copy on the other.

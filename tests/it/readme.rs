@@ -1,9 +1,7 @@
 //! README's examples are real: every `GET` line of its language block is
 //! served, and its shell one-liner for signing agrees with the service.
 
-mod common;
-
-use common::{TestServer, decode, fixture_origin, repo_path};
+use crate::common::{TestServer, decode, fixture_origin, repo_path};
 
 /// Each example: `GET <path>  -> <width>x<height> <FORMAT>`, what README
 /// promises the path gives.

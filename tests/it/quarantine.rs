@@ -7,10 +7,10 @@
 //! decoder's assertion would); it is triggered by a marker the test build
 //! looks for (`crash::test_hooks`, compiled out of release builds).
 
-mod common;
+use crate::common;
 
-use common::garage::Garage;
-use common::{fixture, start_binary_with};
+use crate::common::garage::Garage;
+use crate::common::{fixture, start_binary_with};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Child;

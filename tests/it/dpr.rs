@@ -2,9 +2,7 @@
 //! `dpr(n)` step; sizes are multiplied, never beyond the source unless the
 //! step enlarges anyway, and `dpr` is part of the cache key.
 
-mod common;
-
-use common::{TestServer, decode, error_code, fixture, metric_or_zero};
+use crate::common::{TestServer, decode, error_code, fixture, metric_or_zero};
 
 async fn size_of(server: &TestServer, path: &str) -> (u32, u32) {
     let r = server.get(path).await;

@@ -1,9 +1,9 @@
 //! The real binary: configuration on the command line and in the environment,
 //! start-up failures, and SIGTERM draining an in-flight request.
 
-mod common;
+use crate::common;
 
-use common::fixture;
+use crate::common::fixture;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};

@@ -3,9 +3,7 @@
 //! stated per operation (different but equivalent filters and decode paths
 //! keep them from being byte-identical).
 
-mod common;
-
-use common::{TestServer, decode, fixture_origin, identify, psnr, repo_path};
+use crate::common::{TestServer, decode, fixture_origin, identify, psnr, repo_path};
 use image::GenericImageView;
 use std::process::Command;
 

@@ -1,9 +1,7 @@
 //! SIGKILL during a burst of uploads and cache writes: after a restart every
 //! acknowledged upload is intact and nothing torn is ever served.
 
-mod common;
-
-use common::{decode, files_under, fixture, start_binary};
+use crate::common::{decode, files_under, fixture, start_binary};
 use std::time::Duration;
 
 const EXE: &str = env!("CARGO_BIN_EXE_imaginator");

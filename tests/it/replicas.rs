@@ -22,10 +22,10 @@
 //! (deploy/base/imaginator.toml), with only addresses, data directory and
 //! bucket overridden, as the S3 overlay does.
 
-mod common;
+use crate::common;
 
-use common::garage::{Garage, free_port};
-use common::{fixture, repo_path, start_binary_logged};
+use crate::common::garage::{Garage, free_port};
+use crate::common::{fixture, repo_path, start_binary_logged};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};

@@ -3,9 +3,7 @@
 //! pair, for one), so these tests run `target/release/imaginator`, which
 //! `scripts/test` builds before the suite.
 
-mod common;
-
-use common::{binary, repo_path};
+use crate::common::{binary, repo_path};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -14,10 +14,10 @@
 //! with `IMAGINATOR_UPDATE_SCREENSHOTS=1` also to `docs/`, where README
 //! shows them.
 
-mod common;
+use crate::common;
 
+use crate::common::{TestServer, fixture, repo_path};
 use base64::Engine;
-use common::{TestServer, fixture, repo_path};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

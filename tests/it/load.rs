@@ -1,9 +1,7 @@
 //! The worker pool under pressure: a full queue sheds load with fast 503s,
 //! deadlines free their worker, and the service recovers.
 
-mod common;
-
-use common::{HEAVY, TestServer, error_code, fixture, metric_value};
+use crate::common::{HEAVY, TestServer, error_code, fixture, metric_value};
 use std::time::{Duration, Instant};
 
 #[tokio::test]

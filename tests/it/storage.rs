@@ -1,8 +1,8 @@
 //! Originals and the result cache, end to end.
 
-mod common;
+use crate::common;
 
-use common::{TestServer, error_code, files_under, fixture, metric_value, png_declaring};
+use crate::common::{TestServer, error_code, files_under, fixture, metric_value, png_declaring};
 
 fn id_of(body: &serde_json::Value) -> String {
     body["id"].as_str().expect("id").to_string()

@@ -1,8 +1,8 @@
 //! End to end: real images through `POST /transform/{alias}` on a real server.
 
-mod common;
+use crate::common;
 
-use common::{TestServer, decode, error_code, fixture, psnr};
+use crate::common::{TestServer, decode, error_code, fixture, psnr};
 use image::{GenericImageView, ImageFormat};
 
 #[tokio::test]
@@ -118,7 +118,7 @@ async fn preview_keeps_png_with_alpha_and_gif_and_turns_the_rest_into_jpeg() {
         assert_eq!(response.headers()["content-type"], "image/jpeg", "{name}");
         assert_eq!(decode(&response.bytes().await.unwrap()).0, ImageFormat::Jpeg, "{name}");
     }
-    // GIF stays GIF (animated ones stay animated: tests/animation.rs).
+    // GIF stays GIF (animated ones stay animated: tests/it/animation.rs).
     let response = server.post("/transform/preview", fixture("photo.gif")).await;
     assert_eq!(response.headers()["content-type"], "image/gif");
     assert_eq!(decode(&response.bytes().await.unwrap()).0, ImageFormat::Gif);

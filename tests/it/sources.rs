@@ -3,14 +3,12 @@
 //! and an origin that changes its image gets the new image rendered. Against
 //! a real local origin on 127.0.0.1 that counts what it is asked.
 
-mod common;
-
+use crate::common::{TestServer, decode, fixture, metric_value};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::{TestServer, decode, fixture, metric_value};
 use image::GenericImageView;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,10 +2,10 @@
 //! (Garage, installed by scripts/setup), all on 127.0.0.1: an upload through
 //! one is served by the other, and so is a rendition the first one made.
 
-mod common;
+use crate::common;
 
-use common::garage::Garage;
-use common::{fixture, start_binary_with};
+use crate::common::garage::Garage;
+use crate::common::{fixture, start_binary_with};
 
 const EXE: &str = env!("CARGO_BIN_EXE_imaginator");
 

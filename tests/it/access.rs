@@ -3,13 +3,13 @@
 //! (a reverse proxy that adds X-Forwarded-For, an HTTP proxy set through the
 //! environment, an origin that decodes `%2f`), then refused.
 
-mod common;
+use crate::common;
 
+use crate::common::{TestServer, error_code, fixture, start_binary_with};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::routing::any;
-use common::{TestServer, error_code, fixture, start_binary_with};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -4,9 +4,9 @@
 //! header already told the truth, the server's peak memory against its
 //! configured budget, and normal service right after.
 
-mod common;
+use crate::common;
 
-use common::{fixture, start_binary_with};
+use crate::common::{fixture, start_binary_with};
 use imaginator::pipeline::layers::craft;
 use imaginator::pipeline::metadata::craft as craft_meta;
 use std::io::{Read, Write};

@@ -1,6 +1,6 @@
 //! ImageMagick's attack surface: the service's own policy is in force.
 
-mod common;
+use crate::common;
 
 use imaginator::magick::policy;
 

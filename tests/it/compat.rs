@@ -6,11 +6,11 @@
 //! and each rule of its URLs, aliases, downloads, caches, signatures, status
 //! codes and filter log header has at least one URL here.
 
-mod common;
+use crate::common;
 
+use crate::common::{decode, fixture, identify, psnr, repo_path};
 use axum::extract::Path as UrlPath;
 use axum::http::StatusCode;
-use common::{decode, fixture, identify, psnr, repo_path};
 use image::GenericImageView;
 use imaginator::App;
 use imaginator::load::{Loaded, load};

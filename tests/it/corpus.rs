@@ -8,9 +8,9 @@
 //! stored before the run come back byte-identical afterwards.
 //! The corpora are fetched by tests/corpus/fetch (scripts/test runs it).
 
-mod common;
+use crate::common;
 
-use common::{TestServer, fixture};
+use crate::common::{TestServer, fixture};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

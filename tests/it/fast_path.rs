@@ -9,7 +9,7 @@
 //! take (CMYK, a non-sRGB profile, compose, other operations) fall back to
 //! ImageMagick.
 
-mod common;
+use crate::common;
 
 use imaginator::config::Limits;
 use imaginator::magick;

@@ -9,9 +9,7 @@
 //! and Debian's ICC profiles (`colord-data`, `icc-profiles-free`: installed
 //! by scripts/setup).
 
-mod common;
-
-use common::{TestServer, aliases_with, decode, fixture, psnr, repo_path};
+use crate::common::{TestServer, aliases_with, decode, fixture, psnr, repo_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

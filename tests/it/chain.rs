@@ -2,13 +2,13 @@
 //! 127.0.0.1: chains, aliases as filters, signed URLs, and the download rules
 //! (SSRF refusal, redirect to a private address, oversized and slow origins).
 
-mod common;
+use crate::common;
 
+use crate::common::{TestServer, decode, error_code, fixture};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
-use common::{TestServer, decode, error_code, fixture};
 use image::GenericImageView;
 use std::time::Duration;
 

@@ -3,9 +3,9 @@
 //! ThumbHash against the image it stands for, the answer stored beside the
 //! original, and bad input.
 
-mod common;
+use crate::common;
 
-use common::{TestServer, error_code, fixture, metric_or_zero};
+use crate::common::{TestServer, error_code, fixture, metric_or_zero};
 use serde_json::Value;
 
 /// A little-endian TIFF/EXIF block: IFD0 (make, model, Exif and GPS
