@@ -159,20 +159,17 @@ impl App {
                 AliasSet::default()
             }
             (false, false) => anyhow::bail!(
-                "aliases_dir {} does not exist, and allow_builtin_filters is off: clients could ask for nothing",
+                "aliases_dir {} does not exist, and allow_builtin_filters is off: clients could ask for nothing. \
+                 Point IMAGINATOR_ALIASES_DIR (or `aliases_dir` in the config file) at a directory of alias files \
+                 (the repository's aliases/ is one), or set IMAGINATOR_ALLOW_BUILTIN_FILTERS=true for a chains-only service",
                 settings.aliases_dir.display()
             ),
             (true, _) => AliasSet::load_dir(&settings.aliases_dir).context("cannot load aliases")?,
         };
-        if aliases.aliases.contains_key("info") {
-            anyhow::bail!(
-                "an alias may not be named `info` ({}): GET /images/{{id}}/info answers what the image is",
-                settings.aliases_dir.display()
-            );
-        }
         if aliases.aliases.is_empty() && !other_language {
             anyhow::bail!(
-                "no aliases (*.toml) found in {}, and allow_builtin_filters is off: clients could ask for nothing",
+                "no aliases (*.toml) found in {}, and allow_builtin_filters is off: clients could ask for nothing. \
+                 Add alias files there, or set IMAGINATOR_ALLOW_BUILTIN_FILTERS=true for a chains-only service",
                 settings.aliases_dir.display()
             );
         }
@@ -281,8 +278,20 @@ impl App {
         });
         // Logged once everything is open (the crash journal read, strikes
         // recorded): what tests and operators wait for.
+        let bound = listener.local_addr()?;
+        // Where a person opens the playground (a wildcard address is reached on loopback).
+        let ui = state.settings.ui.enabled.resolve(state.settings.listen).then(|| {
+            let host = match bound.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+                ip if ip.is_unspecified() => "[::1]".to_string(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            format!("http://{host}:{}/ui", bound.port())
+        });
         tracing::info!(
-            listen = %listener.local_addr()?,
+            listen = %bound,
+            ui,
             admin_listen = admin_addr.map(|a| a.to_string()),
             workers = state.settings.workers,
             queue = state.settings.queue_capacity(),

@@ -189,10 +189,10 @@ impl From<StoreError> for ApiError {
 impl From<ChainError> for ApiError {
     fn from(e: ChainError) -> ApiError {
         match e {
-            ChainError::BuiltinDisabled(_) => {
+            ChainError::BuiltinDisabled(..) => {
                 ApiError::new(StatusCode::FORBIDDEN, "builtin_filter_forbidden", e.to_string())
             }
-            ChainError::Unknown(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_filter", e.to_string()),
+            ChainError::Unknown(..) => ApiError::new(StatusCode::NOT_FOUND, "unknown_filter", e.to_string()),
             ChainError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string()),
             ChainError::NoSource | ChainError::SecondSource => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_chain", e.to_string())
@@ -214,6 +214,16 @@ impl From<FetchError> for ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
             },
+            // The origin says the image is not there (404, 410): so do we.
+            // Other statuses are the gateway's failure.
+            FetchError::Status(code @ (404 | 410), m) => {
+                tracing::info!(detail = %m, "download: the origin has no such image");
+                ApiError::new(
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::NOT_FOUND),
+                    "source_not_found",
+                    format!("the origin answered {code}: no such source image"),
+                )
+            }
             FetchError::Upstream(m) | FetchError::Status(_, m) => {
                 tracing::info!(detail = %m, "download failed");
                 ApiError::new(

@@ -1,74 +1,115 @@
 //! Thin binary: read arguments and settings, start telemetry, build, run.
 
-use imaginator::load::load;
-use imaginator::{App, Settings, app, telemetry};
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
+use imaginator::load::{Loaded, load};
+use imaginator::{App, app, telemetry};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: imaginator [--config FILE] [--print-config]
-       imaginator check-aliases [DIR]        validate alias files (default: ./aliases)
-       imaginator migrate [--force] imaginator.yml [OUT_DIR]
-                                             write the native config and alias files for an
-                                             imaginator 2018 YAML file (default OUT_DIR: .), and
-                                             list every behaviour that differs natively; files
-                                             that exist are replaced only with --force
-       imaginator sign [--secret S] PATH     print PATH signed (secret: --secret or the first of `secrets`):
-                                             /{signature}/CHAIN for a chain; PATH?...&signature=... for
-                                             images/{id}/{alias}?... and transform/{alias}?... (sign_all_routes);
-                                             with a YAML config, imaginator 2018's signature
+/// A fast, safe HTTP interface to ImageMagick.
+///
+/// Settings come from defaults, then the config file, then IMAGINATOR_*
+/// variables (IMAGINATOR_SECTION__KEY for nested keys).
+#[derive(Parser)]
+#[command(name = "imaginator", version, propagate_version = true)]
+struct Cli {
+    /// Settings file: TOML, or a .yml/.yaml file in imaginator 2018's schema
+    /// (the compat profile). Also IMAGINATOR_CONFIG. Accepted before or after
+    /// a subcommand.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the effective settings (credentials left out) and exit.
+    #[arg(long)]
+    print_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-  --config FILE    read settings from FILE (TOML; a .yml/.yaml file in imaginator 2018's
-                   schema turns on the compat profile); also IMAGINATOR_CONFIG
-  --print-config   print the effective settings and exit
-  --version        print the version and exit
-
-Settings come from defaults, then the file, then IMAGINATOR_* variables
-(IMAGINATOR_SECTION__KEY for nested keys).";
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (what `imaginator` alone does).
+    Serve,
+    /// Validate alias files with the rules the server applies at start-up.
+    CheckAliases {
+        /// An alias file or a directory of them (default: the configured
+        /// `aliases_dir`).
+        path: Option<PathBuf>,
+    },
+    /// Write the native config and alias files for an imaginator 2018 YAML
+    /// file, and list every behaviour that differs natively.
+    Migrate {
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
+        /// The imaginator 2018 YAML file.
+        yaml: PathBuf,
+        /// Where to write imaginator.toml and aliases/.
+        #[arg(default_value = ".")]
+        out_dir: PathBuf,
+    },
+    /// Print PATH signed with the configured secret (or --secret).
+    ///
+    /// A chain is printed as /{signature}/CHAIN; images/{id}/{alias}?... and
+    /// transform/{alias}?... as PATH?...&signature=... (checked when
+    /// `sign_all_routes` is on); with a YAML config, imaginator 2018's
+    /// signature.
+    Sign {
+        /// The secret to sign with (default: the first of `secrets`).
+        #[arg(long)]
+        secret: Option<String>,
+        /// The path to sign, e.g. 'download(origin:a.jpg):thumbnail()'.
+        path: String,
+    },
+}
 
 fn main() -> ExitCode {
-    let first = std::env::args().nth(1);
-    match first.as_deref() {
-        Some("check-aliases") => return check_aliases(std::env::args().nth(2)),
-        Some("sign") => return sign(std::env::args().skip(2).collect()),
-        Some("migrate") => return migrate(std::env::args().skip(2).collect()),
-        _ => {}
-    }
-    let mut config: Option<PathBuf> = None;
-    let mut print_config = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => match args.next() {
-                Some(path) => config = Some(PathBuf::from(path)),
-                None => return fail("--config needs a file"),
-            },
-            "--print-config" => print_config = true,
-            "--version" | "-V" => {
-                println!("imaginator {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => return fail(&format!("unknown argument `{other}`\n{USAGE}")),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout; a reader that closed the pipe
+            // (`imaginator --help | head -1`) is no failure.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
+    };
+    let config = cli.config.as_deref();
+    match cli.command {
+        Some(Command::CheckAliases { path }) => check_aliases(config, path),
+        Some(Command::Migrate { force, yaml, out_dir }) => migrate(&yaml, &out_dir, force),
+        Some(Command::Sign { secret, path }) => sign(config, secret, &path),
+        Some(Command::Serve) | None => serve(config, cli.print_config),
     }
+}
 
-    let mut loaded = match load(config.as_deref(), std::env::vars()) {
+/// Writes `text` to stdout; a closed pipe ends the output quietly.
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}
+
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "imaginator: {message}");
+    ExitCode::from(2)
+}
+
+fn settings(config: Option<&Path>) -> Result<Loaded, ExitCode> {
+    load(config, std::env::vars()).map_err(|e| fail(&e.to_string()))
+}
+
+fn serve(config: Option<&Path>, print_config: bool) -> ExitCode {
+    let mut loaded = match settings(config) {
         Ok(loaded) => loaded,
-        Err(e) => return fail(&e.to_string()),
+        Err(code) => return code,
     };
     if print_config {
-        print!("{}", loaded.to_toml());
+        out(&loaded.to_toml());
         return ExitCode::SUCCESS;
     }
     telemetry::init(&loaded.settings.log);
     for warning in std::mem::take(&mut loaded.warnings) {
         tracing::warn!("{warning}");
     }
-
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
@@ -84,31 +125,54 @@ fn main() -> ExitCode {
     }
 }
 
-/// Validates every alias file of a directory; reports each broken one with
-/// its file, line and reason, and exits non-zero if any is broken.
-fn check_aliases(dir: Option<String>) -> ExitCode {
-    let dir = PathBuf::from(dir.unwrap_or_else(|| "aliases".into()));
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) => return fail(&format!("cannot read {}: {e}", dir.display())),
+/// Validates alias files (one, or every `*.toml` of a directory) with the
+/// server's rules; reports each broken one with its file, line and reason,
+/// and exits non-zero if any is broken or the server would not start.
+fn check_aliases(config: Option<&Path>, path: Option<PathBuf>) -> ExitCode {
+    let (path, builtins) = match path {
+        Some(path) => (path, false),
+        None => match settings(config) {
+            Ok(l) => (
+                l.settings.aliases_dir.clone(),
+                l.settings.allow_builtin_filters || l.compat.is_some(),
+            ),
+            Err(code) => return code,
+        },
     };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
+    let paths: Vec<PathBuf> = if path.is_dir() {
+        let entries = match std::fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) => return fail(&format!("cannot read {}: {e}", path.display())),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        paths
+    } else if path.is_file() {
+        vec![path.clone()]
+    } else {
+        return fail(&format!("{} is neither an alias file nor a directory", path.display()));
+    };
+    let mut report = String::new();
     let mut broken = 0;
-    for path in &paths {
-        match imaginator::pipeline::alias::Alias::from_file(path) {
-            Ok(alias) => println!("ok      {} ({})", path.display(), alias.chain),
+    for p in &paths {
+        match imaginator::pipeline::alias::Alias::from_file(p) {
+            Ok(alias) => report.push_str(&format!("ok      {} ({})\n", p.display(), alias.chain)),
             Err(e) => {
                 broken += 1;
-                eprintln!("broken  {e}");
+                report.push_str(&format!("broken  {e}\n"));
             }
         }
     }
-    println!("{} alias file(s), {broken} broken", paths.len());
-    if broken == 0 && !paths.is_empty() {
+    report.push_str(&format!("{} alias file(s), {broken} broken\n", paths.len()));
+    if paths.is_empty() && !builtins {
+        report.push_str("no alias files, and allow_builtin_filters is off: the server would not start\n");
+        broken += 1;
+    }
+    out(&report);
+    if broken == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -116,85 +180,76 @@ fn check_aliases(dir: Option<String>) -> ExitCode {
 }
 
 /// Writes the native configuration for an imaginator 2018 YAML file.
-fn migrate(args: Vec<String>) -> ExitCode {
-    let force = args.iter().any(|a| a == "--force");
-    let args: Vec<&String> = args.iter().filter(|a| *a != "--force").collect();
-    let (yaml, out) = match args.as_slice() {
-        [yaml] => (*yaml, "."),
-        [yaml, out] => (*yaml, out.as_str()),
-        _ => return fail("usage: imaginator migrate [--force] imaginator.yml [OUT_DIR]"),
-    };
+fn migrate(yaml: &Path, out_dir: &Path, force: bool) -> ExitCode {
     let text = match std::fs::read_to_string(yaml) {
         Ok(text) => text,
-        Err(e) => return fail(&format!("cannot read {yaml}: {e}")),
+        Err(e) => return fail(&format!("cannot read {}: {e}", yaml.display())),
     };
-    match imaginator::compat::migrate::migrate(&text, std::path::Path::new(out), force) {
+    match imaginator::compat::migrate::migrate(&text, out_dir, force) {
         Ok(m) => {
+            let mut report = String::new();
             for path in &m.written {
-                println!("wrote {}", path.display());
+                report.push_str(&format!("wrote {}\n", path.display()));
             }
-            println!("\nWhat differs in the native profile:");
+            report.push_str("\nWhat differs in the native profile:\n");
             for d in &m.differences {
-                println!("- {d}");
+                report.push_str(&format!("- {d}\n"));
             }
+            out(&report);
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&format!("{yaml}: {e}")),
+        Err(e) => fail(&format!("{}: {e}", yaml.display())),
     }
 }
 
-/// Prints the signed form of a chain path.
-fn sign(args: Vec<String>) -> ExitCode {
-    let (mut secret, mut path) = (None, None);
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--secret" => secret = it.next(),
-            other => path = Some(other.trim_start_matches('/').to_string()),
-        }
-    }
-    let Some(path) = path else {
-        return fail("sign needs a PATH, e.g. imaginator sign 'download(origin:a.jpg):thumbnail()'");
+/// Prints the signed form of a path.
+fn sign(config: Option<&Path>, secret: Option<String>, path: &str) -> ExitCode {
+    let path = path.trim_start_matches('/');
+    let loaded = match (settings(config), &secret) {
+        (Ok(loaded), _) => Some(loaded),
+        (Err(code), None) => return code,
+        (Err(_), Some(_)) => None,
     };
-    let (settings, compat) = match load(None, std::env::vars()) {
-        Ok(loaded) => (loaded.settings, loaded.compat),
-        Err(e) if secret.is_none() => return fail(&e.to_string()),
-        Err(_) => (Settings::default(), None),
-    };
-    // With a YAML config (IMAGINATOR_CONFIG), the original's scheme: HMAC-SHA1
-    // over the decoded path (plus `?query`), padded URL-safe base64.
     let query_signed = path.starts_with("images/") || path.starts_with("transform/") || path.starts_with("info");
-    if let Some(compat) = &compat {
+    let query_form = |secret: &str| {
+        let signature = imaginator::signature::sign(secret, path);
+        let separator = if path.contains('?') { '&' } else { '?' };
+        format!("/{path}{separator}signature={signature}\n")
+    };
+    // With a YAML config, the original's scheme: HMAC-SHA1 over the decoded
+    // path (plus `?query`), padded URL-safe base64.
+    if let Some(compat) = loaded.as_ref().and_then(|l| l.compat.as_ref()) {
         let Some(secret) = secret.or_else(|| compat.secret.clone()) else {
             return fail("no secret: pass --secret or set `secret` in the YAML file");
         };
         if query_signed {
             // The other routes are signed as natively (`require_signature`
             // covers every route): a `signature` query parameter.
-            let signature = imaginator::signature::sign(&secret, &path);
-            let separator = if path.contains('?') { '&' } else { '?' };
-            println!("/{path}{separator}signature={signature}");
+            out(&query_form(&secret));
             return ExitCode::SUCCESS;
         }
-        let decoded = percent_encoding::percent_decode_str(&path).decode_utf8_lossy();
-        println!("/{}/{path}", imaginator::compat::http::sign(&secret, &decoded));
+        let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        out(&format!(
+            "/{}/{path}\n",
+            imaginator::compat::http::sign(&secret, &decoded)
+        ));
         return ExitCode::SUCCESS;
     }
-    let secret = match secret.or_else(|| settings.secrets.first().cloned()) {
-        Some(s) => s,
-        None => return fail("no secret: pass --secret or configure `secrets`"),
+    let settings = loaded.map(|l| l.settings);
+    let Some(secret) = secret.or_else(|| settings.as_ref().and_then(|s| s.secrets.first().cloned())) else {
+        return fail("no secret: pass --secret or configure `secrets`");
     };
-    let signature = imaginator::signature::sign(&secret, &path);
     if query_signed {
-        let separator = if path.contains('?') { '&' } else { '?' };
-        println!("/{path}{separator}signature={signature}");
+        if settings.as_ref().is_some_and(|s| !s.signs_every_route()) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "imaginator: warning: this route's signature is checked only with `sign_all_routes = true` \
+                 and `secrets` set; as configured, the server accepts it unsigned"
+            );
+        }
+        out(&query_form(&secret));
     } else {
-        println!("/{signature}/{path}");
+        out(&format!("/{}/{path}\n", imaginator::signature::sign(&secret, path)));
     }
     ExitCode::SUCCESS
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("imaginator: {message}");
-    ExitCode::from(2)
 }

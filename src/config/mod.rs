@@ -21,11 +21,14 @@ pub const ENV_CONFIG_FILE: &str = "IMAGINATOR_CONFIG";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// Address the HTTP server binds (port 0 picks a free port).
+    /// Address the HTTP server binds (port 0 picks a free port). Also
+    /// `:3000` (every interface) and `localhost:3000` (loopback).
+    #[serde(deserialize_with = "units::listen_address")]
     pub listen: SocketAddr,
     /// A second listener for the admin routes (`/dump_profile`, `/debug/*`,
     /// `/admin/*`, `DELETE /images/{id}`) and `/metrics`. When set, those are
     /// not served on `listen` (404 there). Unset: everything on `listen`.
+    #[serde(deserialize_with = "units::optional_listen_address")]
     pub admin_listen: Option<SocketAddr>,
     /// Where originals and cached results live.
     pub data_dir: PathBuf,
@@ -63,6 +66,16 @@ pub struct Settings {
     pub fast_path: bool,
     /// Formats `POST /images` accepts (sniffed from magic bytes).
     pub upload_formats: Vec<ImageFormat>,
+    /// The formats `format = "auto"` (and `format(auto)`) may choose when
+    /// the request's `Accept` allows them: `avif`, `webp` or both, or none
+    /// (AVIF costs the most CPU to encode).
+    pub auto_formats: Vec<ImageFormat>,
+    /// Client hints: image responses carry `Accept-CH: Sec-CH-DPR,
+    /// Sec-CH-Width, DPR, Width`; an alias rendition without `dpr` takes
+    /// `Sec-CH-DPR` (or `DPR`) as its dpr and, for an alias with a `width`
+    /// parameter not given, `Sec-CH-Width` (or `Width`) as its width;
+    /// `Save-Data: on` lowers the quality by 20 (to no less than 30).
+    pub client_hints: bool,
     /// Accept built-in filters in client URLs; when false (the original's
     /// default) clients may only use aliases.
     pub allow_builtin_filters: bool,
@@ -494,6 +507,8 @@ impl Default for Settings {
             retry_after_secs: 1,
             admin_token: String::new(),
             upload_formats: ImageFormat::ALL.to_vec(),
+            auto_formats: vec![ImageFormat::Avif, ImageFormat::Webp],
+            client_hints: false,
             decode_headroom: 1.0,
             fast_path: true,
             allow_builtin_filters: false,
@@ -582,10 +597,14 @@ impl Settings {
                 .map(toml::Value::Table)
                 .map_err(|e| ConfigError::File {
                     path: path.clone(),
-                    message: e.message().to_string(),
+                    message: located(&text, &e),
                 })?;
-            // Reject unknown keys and wrong types in the file before env is merged,
-            // so the message can name the file.
+            // Reject unknown keys and wrong types in the file before env is
+            // merged, so the message can name the file, line and column.
+            toml::from_str::<Settings>(&text).map_err(|e| ConfigError::File {
+                path: path.clone(),
+                message: located(&text, &e),
+            })?;
             deserialize(tree.clone()).map_err(|(key, message)| ConfigError::File {
                 path: path.clone(),
                 message: format!("{key}: {message}"),
@@ -661,6 +680,19 @@ impl Settings {
         }
         if self.job_deadline.0.is_zero() {
             return Err(invalid("job_deadline", "must be greater than zero"));
+        }
+        if let Some(f) = self
+            .auto_formats
+            .iter()
+            .find(|f| !matches!(f, ImageFormat::Avif | ImageFormat::Webp))
+        {
+            return Err(invalid(
+                "auto_formats",
+                format!(
+                    "`{}` is not a format `auto` chooses: only avif and webp",
+                    f.to_string().to_lowercase()
+                ),
+            ));
         }
         for (name, base) in &self.domains {
             if !(base.starts_with("http://") || base.starts_with("https://")) {
@@ -770,23 +802,55 @@ impl Settings {
     }
 
     /// The effective configuration as TOML (for `--print-config`), secrets masked.
+    ///
+    /// Credentials are never printed: each one set is left out and named in
+    /// a comment on top, so the text loads back as a config file (the
+    /// credentials given again by their variables).
     pub fn to_toml(&self) -> String {
         let mut resolved = self.clone();
         resolved.queue = Some(self.queue_capacity());
         resolved.max_inflight_bytes = Some(ByteSize(self.inflight_bytes()));
         resolved.uploads = Some(self.upload_policy());
-        for token in [&mut resolved.admin_token, &mut resolved.upload_token] {
+        let mut omitted = Vec::new();
+        for (token, name) in [
+            (&mut resolved.admin_token, "admin_token (IMAGINATOR_ADMIN_TOKEN)"),
+            (&mut resolved.upload_token, "upload_token (IMAGINATOR_UPLOAD_TOKEN)"),
+            (
+                &mut resolved.storage.s3.secret_access_key,
+                "storage.s3.secret_access_key (IMAGINATOR_STORAGE__S3__SECRET_ACCESS_KEY)",
+            ),
+        ] {
             if !token.is_empty() {
-                *token = "<set>".into();
+                token.clear();
+                omitted.push(name.to_string());
             }
         }
-        for secret in &mut resolved.secrets {
-            *secret = "<set>".into();
+        if !resolved.secrets.is_empty() {
+            omitted.push(format!("secrets: {} (IMAGINATOR_SECRETS)", resolved.secrets.len()));
+            resolved.secrets.clear();
+            // Its consequences are printed as configured, not as resolved
+            // from a secret the text no longer has.
+            resolved.uploads = self.uploads;
         }
-        if !resolved.storage.s3.secret_access_key.is_empty() {
-            resolved.storage.s3.secret_access_key = "<set>".into();
+        if let Ok(mut proxy) = reqwest::Url::parse(&resolved.fetch.proxy)
+            && proxy.password().is_some()
+        {
+            let _ = proxy.set_password(None);
+            resolved.fetch.proxy = proxy.to_string();
+            omitted.push("the password in fetch.proxy (IMAGINATOR_FETCH__PROXY)".into());
         }
-        toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+        let text = toml::to_string_pretty(&resolved).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"));
+        if omitted.is_empty() {
+            return text;
+        }
+        format!(
+            "# Credentials are not printed; give them again when loading this file:\n{}\n{text}",
+            omitted
+                .iter()
+                .map(|o| format!("#   {o}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
     }
 }
 
@@ -818,9 +882,36 @@ fn deserialize(tree: toml::Value) -> Result<Settings, (String, String)> {
         let key = e.path().to_string();
         (
             if key == "." { "configuration".into() } else { key },
-            e.inner().message().to_string(),
+            with_suggestion(e.inner().message()),
         )
     })
+}
+
+/// A TOML error where it happened: `line 3, column 1: message`, with the
+/// nearest key suggested for an unknown one.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let message = with_suggestion(e.message());
+    let Some(span) = e.span() else { return message };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" with the nearest
+/// of them named first.
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match crate::pipeline::suggest::nearest(field, names) {
+        Some(n) => format!("unknown key `{field}`; did you mean `{n}`?"),
+        None => message.to_string(),
+    }
 }
 
 /// Merges `IMAGINATOR_SECTION__KEY=value` into `tree`. The value is read with
@@ -848,8 +939,21 @@ fn overlay_env(tree: &mut toml::Value, env: &[(String, String)]) -> Result<Vec<S
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        // `[domains]` is a map of names the operator chooses:
+        // IMAGINATOR_DOMAINS__ORIGIN=http://... sets `domains.origin`.
+        if let [map, key] = path.as_slice()
+            && FREE_MAPS.contains(&map.as_str())
+            && !key.is_empty()
+        {
+            insert(tree, &path, toml::Value::String(raw.trim().to_string()));
+            continue;
+        }
         let Some(default) = lookup(&defaults, &path) else {
-            warnings.push(format!("ignoring {name}: it names no setting"));
+            let known = variables(&defaults, ENV_PREFIX.trim_end_matches('_'));
+            warnings.push(format!(
+                "ignoring {name}: it names no setting{}",
+                crate::pipeline::suggest::did_you_mean(name, known.iter().map(String::as_str))
+            ));
             continue;
         };
         let key = path.join(".");
@@ -858,6 +962,31 @@ fn overlay_env(tree: &mut toml::Value, env: &[(String, String)]) -> Result<Vec<S
     }
     Ok(warnings)
 }
+
+/// Every `IMAGINATOR_*` variable name the settings tree `tree` has.
+fn variables(tree: &toml::Value, prefix: &str) -> Vec<String> {
+    match tree.as_table() {
+        Some(table) => table
+            .iter()
+            .flat_map(|(k, v)| {
+                let name = format!(
+                    "{prefix}{}{}",
+                    if prefix.ends_with('_') { "" } else { "_" },
+                    k.to_ascii_uppercase()
+                );
+                let mut names = vec![name.clone()];
+                if v.is_table() {
+                    names.extend(variables(v, &format!("{name}__")));
+                }
+                names
+            })
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Sections whose keys are names of the operator's, not settings.
+const FREE_MAPS: [&str; 1] = ["domains"];
 
 fn lookup<'a>(tree: &'a toml::Value, path: &[String]) -> Option<&'a toml::Value> {
     path.iter().try_fold(tree, |node, key| node.as_table()?.get(key))

@@ -135,3 +135,66 @@ fn paths_in_a_file_are_relative_to_the_file_and_variables_to_the_working_directo
     let (s, _) = Settings::load(Some(&file), env(&[("IMAGINATOR_ALIASES_DIR", "mine")])).unwrap();
     assert_eq!(s.aliases_dir, std::env::current_dir().unwrap().join("mine"));
 }
+
+#[test]
+fn file_errors_name_line_column_and_the_nearest_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("imaginator.toml");
+    std::fs::write(&file, "workers = 2\nlistne = \"127.0.0.1:3000\"\n").unwrap();
+    let e = Settings::load(Some(&file), env(&[])).unwrap_err().to_string();
+    assert!(e.contains("line 2, column 1"), "{e}");
+    assert!(e.contains("did you mean `listen`?"), "{e}");
+    std::fs::write(&file, "workers = \n").unwrap();
+    let e = Settings::load(Some(&file), env(&[])).unwrap_err().to_string();
+    assert!(e.contains("line 1, column"), "{e}");
+    let (_, warnings) = Settings::load(None, env(&[("IMAGINATOR_WORKRES", "2")])).unwrap();
+    assert!(
+        warnings[0].contains("did you mean `IMAGINATOR_WORKERS`?"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn listen_takes_a_port_alone_or_localhost_and_domains_come_from_the_environment() {
+    let s = load_env(&[
+        ("IMAGINATOR_LISTEN", ":3001"),
+        ("IMAGINATOR_DOMAINS__ORIGIN", "http://127.0.0.1:8080/"),
+    ])
+    .unwrap();
+    assert_eq!(s.listen.to_string(), "0.0.0.0:3001");
+    assert_eq!(s.domains["origin"], "http://127.0.0.1:8080/");
+    let s = load_env(&[("IMAGINATOR_LISTEN", "localhost:3002")]).unwrap();
+    assert_eq!(s.listen.to_string(), "127.0.0.1:3002");
+    assert!(load_env(&[("IMAGINATOR_DOMAINS__BAD", "ftp://x/")]).is_err());
+    assert!(
+        load_env(&[("IMAGINATOR_AUTO_FORMATS", "webp,png")])
+            .unwrap_err()
+            .to_string()
+            .contains("auto_formats")
+    );
+    let s = load_env(&[("IMAGINATOR_AUTO_FORMATS", "webp"), ("IMAGINATOR_CLIENT_HINTS", "on")]).unwrap();
+    assert_eq!(s.auto_formats, [ImageFormat::Webp]);
+    assert!(s.client_hints);
+}
+
+#[test]
+fn printed_configuration_has_no_credential_and_loads_back_with_them_given_again() {
+    let credentials = [
+        ("IMAGINATOR_ADMIN_TOKEN", "admin-token-value"),
+        ("IMAGINATOR_SECRETS", "a-secret-of-twenty-chars"),
+        ("IMAGINATOR_SIGN_ALL_ROUTES", "true"),
+        ("IMAGINATOR_FETCH__PROXY", "http://user:proxy-password@127.0.0.1:3128"),
+    ];
+    let s = load_env(&credentials).unwrap();
+    let text = s.to_toml();
+    for secret in ["admin-token-value", "a-secret-of-twenty-chars", "proxy-password"] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    assert!(text.contains("#   secrets: 1 (IMAGINATOR_SECRETS)"), "{text}");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    let (alone, _) = Settings::load(Some(file.path()), vec![]).expect("loads back alone");
+    assert!(alone.secrets.is_empty() && alone.fetch.proxy == "http://user@127.0.0.1:3128/");
+    let (again, _) = Settings::load(Some(file.path()), env(&credentials)).expect("loads back with them");
+    assert_eq!(again.to_toml(), text);
+}

@@ -97,9 +97,51 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// A listen address as people write it: `127.0.0.1:3000`, `[::1]:3000`,
+/// `:3000` (every interface) or `localhost:3000` (loopback).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| format!("`{text}`: `{p}` is not a port (0 to 65535)"))
+    };
+    if let Some(p) = text.strip_prefix(':') {
+        return Ok(std::net::SocketAddr::from(([0, 0, 0, 0], port(p)?)));
+    }
+    if let Some(p) = text.to_ascii_lowercase().strip_prefix("localhost:") {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port(p)?)));
+    }
+    Err(format!(
+        "`{text}` is not a listen address; examples: 127.0.0.1:3000, 0.0.0.0:3000, [::1]:3000, :3000, localhost:3000"
+    ))
+}
+
+pub fn listen_address<'de, D: Deserializer<'de>>(d: D) -> Result<std::net::SocketAddr, D::Error> {
+    parse_listen(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+pub fn optional_listen_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|t| parse_listen(&t))
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_addresses_as_people_write_them() {
+        assert_eq!(parse_listen(":3000").unwrap().to_string(), "0.0.0.0:3000");
+        assert_eq!(parse_listen("localhost:8080").unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(parse_listen("[::1]:3000").unwrap().to_string(), "[::1]:3000");
+        assert!(parse_listen("localhost:http").unwrap_err().contains("not a port"));
+        assert!(parse_listen("example.com:80").unwrap_err().contains("examples"));
+    }
 
     #[test]
     fn sizes_accept_binary_and_decimal_units() {

@@ -136,6 +136,9 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     {
         return Err("unreadable EXIF resolution");
     }
+    if output.keep_copyright && exif.as_ref().is_some_and(|e| e.has_attribution()) {
+        return Err("EXIF artist or copyright to keep");
+    }
     let resolution = Resolution::of(photoshop, full.jfif_density, exif.as_ref());
     let dpi = resolution.dpi();
     let orientation = if output.auto_orient {

@@ -6,10 +6,10 @@ use super::images::{cached_response, not_modified};
 use crate::cache::{CacheKey, Entry};
 use crate::error::ApiError;
 use crate::pipeline::chain::{compile, strip_trailing_name};
-use crate::pipeline::format::ImageFormat;
 use crate::pipeline::parse::{ParseLimits, parse_chain};
 use crate::render::Source;
 use crate::service::AppState;
+use crate::service::delivery::{self, Vary};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
@@ -75,7 +75,6 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     })?;
     let compiled = &memo.compiled;
     let specs = &memo.sources;
-    let negotiated = compiled.plan.output.negotiate;
 
     // Every image the chain names, by content: a fresh download() from the
     // source cache costs no origin request, and a result already cached
@@ -83,25 +82,20 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     // cache still called it fresh, the bytes fetched for a miss name other
     // content than the key: the chain is resolved again, bytes in hand.
     let mut need_bytes = false;
+    let mut vary;
     let (entry, tier, etag, max_age) = loop {
         let named =
             futures::future::try_join_all(specs.iter().map(|spec| state.resolve_source(spec, need_bytes))).await?;
         // Clients may keep the result as long as its shortest-lived source.
         let max_age = named.iter().filter_map(|n| n.max_age).min();
-        // The remembered plan as it is, unless the output format follows Accept.
-        let plan = if negotiated {
-            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let fallback = if named[0].format.has_alpha() {
-                ImageFormat::Png
-            } else {
-                ImageFormat::Jpeg
-            };
-            let mut plan = compiled.plan.clone();
-            plan.output.format = crate::pipeline::format::negotiate(accept, fallback);
-            Cow::Owned(plan)
-        } else {
-            Cow::Borrowed(&compiled.plan)
+        // The remembered plan as it is, unless the request's headers change
+        // it (the output format follows Accept; Save-Data).
+        vary = Vary::default();
+        let plan = match delivery::deliver(settings, &compiled.plan, &headers, &mut vary) {
+            Some(plan) => Cow::Owned(plan),
+            None => Cow::Borrowed(&compiled.plan),
         };
+        let delivered = matches!(plan, Cow::Owned(_));
         // The key names the content of every image (never a URL) and any
         // assumed resolution; a device pixel ratio by what it makes of the
         // source, when its size is known (two ratios that make the same
@@ -111,8 +105,8 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
             .and_then(|(w, h)| plan.keyed_for(crate::pipeline::ops::Size::new(w, h)));
         let mut work = match (keyed, &memo.canonical) {
             (Some(keyed), _) => keyed,
-            (None, Some(canonical)) => canonical.clone(),
-            (None, None) => plan.canonical(),
+            (None, Some(canonical)) if !delivered => canonical.clone(),
+            (None, _) => plan.canonical(),
         };
         for (i, (n, spec)) in named.iter().zip(specs).enumerate() {
             work.push_str(&format!("|#{i}={}@{:?}", n.id, spec.dpi()));
@@ -122,11 +116,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
         if not_modified(&headers, &etag) {
             let mut response = cached_response(&state, StatusCode::NOT_MODIFIED, &etag, "", Bytes::new());
             limit_freshness(&mut response, max_age);
-            if negotiated {
-                response
-                    .headers_mut()
-                    .insert(header::VARY, HeaderValue::from_static("Accept"));
-            }
+            vary.apply(response.headers_mut());
             return Ok(response);
         }
         let computed = state
@@ -170,9 +160,7 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     limit_freshness(&mut response, max_age);
     let h = response.headers_mut();
     h.insert("x-cache", HeaderValue::from_static(tier.header()));
-    if negotiated {
-        h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    }
+    vary.apply(h);
     if !settings.log_filters_header.is_empty()
         && let Ok(name) = HeaderName::try_from(settings.log_filters_header.as_str())
         && let Ok(value) = HeaderValue::from_str(&format!(

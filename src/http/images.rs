@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::layers;
 use crate::service::AppState;
+use crate::service::delivery::{self, Vary};
 use crate::storage::{ImageId, OriginalMeta};
 use axum::Json;
 use axum::body::Body;
@@ -16,38 +17,35 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-fn unsupported_media() -> ApiError {
-    ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        "send the image as the body with Content-Type image/* or application/octet-stream, \
-         or as the multipart/form-data field `file`",
-    )
-}
-
-/// The uploaded bytes: the raw body, or the multipart field `file`. The whole
+/// The image a request carries, on every route that takes one (`POST
+/// /images`, `/info`, `/transform/{alias}`): the raw body whatever its
+/// Content-Type says (the bytes are sniffed, never the type trusted: curl's
+/// `--data-binary` sends `application/x-www-form-urlencoded`), or the
+/// multipart/form-data field `file` (`curl -F file=@photo.jpg`). The whole
 /// request body is read first (within `max_body` and `http.body_timeout`,
 /// whatever its fields), so no part of a multipart body can grow past it.
-async fn upload_bytes(state: &AppState, request: Request, admitted: &mut Admitted) -> Result<Bytes, ApiError> {
-    let content_type = request
+pub(super) async fn body_image(state: &AppState, request: Request, admitted: &mut Admitted) -> Result<Bytes, ApiError> {
+    let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let multipart = content_type.starts_with("multipart/form-data");
-    if !(multipart || content_type.starts_with("image/") || content_type.starts_with("application/octet-stream")) {
-        return Err(unsupported_media());
-    }
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
     let (parts, body) = request.into_parts();
     let body = admitted.read(body).await?;
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the request has no body: send the image as the body, or as the multipart/form-data field `file`",
+        ));
+    }
     if !multipart {
         return Ok(body);
     }
     let request = Request::from_parts(parts, axum::body::Body::from(body));
     let mut multipart = Multipart::from_request(request, state)
         .await
-        .map_err(|_| unsupported_media())?;
+        .map_err(|_| bad_multipart())?;
     while let Some(field) = multipart.next_field().await.map_err(|_| bad_multipart())? {
         if field.name() != Some("file") {
             continue;
@@ -92,7 +90,7 @@ pub(super) fn sniff_body(bytes: &[u8]) -> Result<ImageFormat, ApiError> {
 /// with the same answer when these exact bytes are already stored.
 pub async fn upload(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let mut admitted = admit(&state, request.headers())?;
-    let bytes = upload_bytes(&state, request, &mut admitted).await?;
+    let bytes = body_image(&state, request, &mut admitted).await?;
     let format = sniff_body(&bytes)?;
     if !state.settings.upload_formats.contains(&format) {
         return Err(ApiError::new(
@@ -140,12 +138,18 @@ fn parse_id(id: &str) -> Result<ImageId, ApiError> {
     ImageId::parse(id).ok_or_else(image_not_found)
 }
 
-/// Whether `If-None-Match` names `etag` (or `*`).
+/// Whether `If-None-Match` names `etag` (or `*`), by the weak comparison
+/// RFC 9110 (13.1.2) asks for: `W/"x"` and `"x"` match each other (proxies
+/// that compress weaken a tag).
 pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let ours = opaque(etag);
     headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == ours)
 }
 
 /// A response with the body's type, its ETag and the configured Cache-Control.
@@ -247,7 +251,15 @@ async fn render_cached(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    // Client hints fill what the query leaves out; the headers the answer
+    // depends on are named in `Vary`, on 304s too.
+    let (query, mut vary) = match state.aliases.get(alias_name) {
+        Some(alias) => delivery::hinted_query(&state.settings, alias, query.as_deref(), &headers),
+        None => (query, Vary::default()),
+    };
     let (alias, bound) = state.bind_alias(alias_name, query.as_deref())?;
+    let delivered = delivery::deliver(&state.settings, &bound.plan, &headers, &mut vary);
+    let plan = delivered.as_ref().unwrap_or(&bound.plan);
 
     // Renditions only of an original that exists (checked at most every few
     // seconds per image: another replica may have deleted it).
@@ -271,20 +283,21 @@ async fn render_cached(
     // A device pixel ratio is keyed by what it makes of this original: two
     // ratios that make the same image share one entry (a fractional `dpr`
     // must not be a free way past the cache).
-    let key = match bound.plan.keyed_for(crate::pipeline::ops::Size::new(size.0, size.1)) {
-        Some(keyed) => CacheKey::new(&id, &alias.name, &keyed, &state.salt),
-        None => CacheKey::new(&id, &alias.name, &bound.canonical, &state.salt),
+    let key = match (
+        plan.keyed_for(crate::pipeline::ops::Size::new(size.0, size.1)),
+        &delivered,
+    ) {
+        (Some(keyed), _) => CacheKey::new(&id, &alias.name, &keyed, &state.salt),
+        (None, Some(plan)) => CacheKey::new(&id, &alias.name, &plan.canonical(), &state.salt),
+        (None, None) => CacheKey::new(&id, &alias.name, &bound.canonical, &state.salt),
     };
     let etag = key.etag();
     if not_modified(&headers, &etag) {
-        return Ok(cached_response(
-            state,
-            StatusCode::NOT_MODIFIED,
-            &etag,
-            "",
-            Bytes::new(),
-        ));
+        let mut response = cached_response(state, StatusCode::NOT_MODIFIED, &etag, "", Bytes::new());
+        vary.apply(response.headers_mut());
+        return Ok(response);
     }
+    let plan = plan.clone();
 
     let (entry, tier) = state
         .cache
@@ -297,9 +310,7 @@ async fn render_cached(
                 .ok_or_else(image_not_found)?;
             // Stored originals were decoded when they were uploaded.
             state.quarantine.prove(id.as_str());
-            let rendered = state
-                .render(bytes, Some(id.clone()), meta.format, bound.plan.clone(), None)
-                .await?;
+            let rendered = state.render(bytes, Some(id.clone()), meta.format, plan, None).await?;
             Ok(Entry {
                 bytes: Bytes::from(rendered.bytes),
                 format: rendered.format,
@@ -310,6 +321,7 @@ async fn render_cached(
     response
         .headers_mut()
         .insert("x-cache", HeaderValue::from_static(tier.header()));
+    vary.apply(response.headers_mut());
     Ok(response)
 }
 
@@ -390,7 +402,7 @@ pub async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 /// same answer for an image that is not stored. Nothing is kept.
 pub async fn info_of_body(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let mut admitted = admit(&state, request.headers())?;
-    let bytes = upload_bytes(&state, request, &mut admitted).await?;
+    let bytes = body_image(&state, request, &mut admitted).await?;
     let format = sniff_body(&bytes)?;
     let id = ImageId::of_shared(&bytes).await;
     let info = state.image_info(bytes, &id, format, None).await?;

@@ -53,7 +53,10 @@ pub fn router(state: AppState, routes: Routes, chains: ChainRoute) -> Router {
     if routes != Routes::Admin {
         r = r
             .route("/aliases", get(aliases::list))
-            .route("/transform/{alias}", post(transform::transform))
+            .route(
+                "/transform/{alias}",
+                post(transform::transform).layer(DefaultBodyLimit::disable()),
+            )
             .route("/images", post(images::upload).layer(DefaultBodyLimit::disable()))
             .route("/images/{id}/info", get(images::info))
             .route("/images/{id}/{alias}", get(images::rendition))
@@ -78,6 +81,9 @@ pub fn router(state: AppState, routes: Routes, chains: ChainRoute) -> Router {
         r = r
             .route("/ui", get(ui::playground))
             .route("/ui/api/chain", get(ui::chain));
+    }
+    if routes != Routes::Admin {
+        r = r.route("/", get(move || index(playground)));
     }
     if memory_page {
         r = r.route("/ui/memory", get(ui::memory));
@@ -104,9 +110,11 @@ pub fn router(state: AppState, routes: Routes, chains: ChainRoute) -> Router {
         }
     }
     r.route_layer(middleware::from_fn_with_state((state.clone(), routes), guard))
+        .route_layer(middleware::map_response_with_state(state.clone(), accept_ch))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(refuse_loops))
+        .layer(middleware::map_response(json_rejections))
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
@@ -115,11 +123,29 @@ pub fn router(state: AppState, routes: Routes, chains: ChainRoute) -> Router {
         .with_state(state)
 }
 
+/// With `client_hints` on, every image response asks for the hints
+/// (`Accept-CH`), and so do the pages (browsers honour it on a document,
+/// then send the hints with that page's image requests to this origin).
+async fn accept_ch(State(state): State<AppState>, mut response: Response) -> Response {
+    if state.settings.client_hints
+        && response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"image/") || t.as_bytes().starts_with(b"text/html"))
+    {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static("accept-ch"),
+            axum::http::HeaderValue::from_static(crate::service::delivery::ACCEPT_CH),
+        );
+    }
+    response
+}
+
 /// How each route is guarded (`service::policy`). A route missing here is
 /// admin-only until it is classified.
 fn access_of(route: &str, method: &Method) -> Access {
     match route {
-        "/healthz" | "/readyz" | "/version" | "/ui/assets/{name}" => Access::Open,
+        "/" | "/healthz" | "/readyz" | "/version" | "/ui/assets/{name}" => Access::Open,
         "/metrics" => Access::Metrics,
         "/aliases" | "/ui" | "/ui/api/chain" => Access::Authoring,
         "/images/{id}" if method == Method::DELETE => Access::Admin,
@@ -173,6 +199,70 @@ async fn refuse_loops(request: axum::extract::Request, next: middleware::Next) -
         .into_response();
     }
     next.run(request).await
+}
+
+/// `GET /`: the playground when it is on, else what this service answers.
+async fn index(playground: bool) -> Response {
+    if playground {
+        return axum::response::Redirect::to("/ui").into_response();
+    }
+    axum::Json(serde_json::json!({
+        "service": "imaginator",
+        "version": env!("CARGO_PKG_VERSION"),
+        "routes": {
+            "POST /images": "store an image (the body, or the multipart field `file`)",
+            "GET /images/{id}": "the original",
+            "GET /images/{id}/{alias}?params": "a cached rendition",
+            "GET /images/{id}/info": "what the image is",
+            "POST /transform/{alias}?params": "transform the body's image",
+            "POST /info": "what the body's image is",
+            "GET /aliases": "the aliases and their parameters",
+            "GET /{chain}": "a chain of filters, e.g. /download(origin:a.jpg):resize(200,0)",
+            "GET /healthz, /readyz, /version": "probes",
+        },
+    }))
+    .into_response()
+}
+
+/// Every error is our JSON: axum's own extractor rejections (a wrong
+/// Content-Type on a JSON route, malformed JSON, a bad query field) answer
+/// plain text; they are rewritten here with a code for their status and
+/// their text as the message.
+async fn json_rejections(response: Response) -> Response {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 << 10).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    };
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        message
+    };
+    let mut rewritten = ApiError::new(status, code, message).into_response();
+    // Keep what the first answer said besides its body (Allow, Retry-After...).
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            rewritten.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    rewritten
 }
 
 async fn not_found() -> ApiError {

@@ -164,9 +164,13 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
     }
 
     // Encode.
-    let format = plan.output.format_for(main.format);
+    let mut format = plan.output.format_for(main.format);
     if let Dialect::Original { format_set } = plan.dialect {
         return encode_original(wand, format, format_set);
+    }
+    if plan.output.png_for_alpha && format == ImageFormat::Jpeg && wand.has_alpha() {
+        // A negotiated format fell back: keep the transparency.
+        format = ImageFormat::Png;
     }
     if !format.has_alpha() && wand.has_alpha() {
         wand.flatten_onto(state.background).map_err(op_error)?;
@@ -177,9 +181,20 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         let keep_icc = (state.profiled || plan.output.keep_icc)
             .then(|| wand.icc_profile())
             .flatten();
+        // Who made the picture and who owns it stay with it.
+        let attribution = plan
+            .output
+            .keep_copyright
+            .then(|| wand.profile("exif"))
+            .flatten()
+            .and_then(|block| exif::parse(&block))
+            .and_then(|e| e.attribution_block());
         wand.strip().map_err(op_error)?;
         if let Some(icc) = keep_icc {
             wand.set_icc_profile(&icc).map_err(op_error)?;
+        }
+        if let Some(block) = attribution {
+            wand.set_profile("exif", &block).map_err(op_error)?;
         }
         if plan
             .ops

@@ -741,10 +741,15 @@ impl Wand {
 
     /// Embeds an ICC profile without converting the pixels.
     pub fn set_icc_profile(&mut self, icc: &[u8]) -> Result<(), WandError> {
-        let name = cstring("icc");
-        // SAFETY: valid wand; `icc` is valid for its length during the call.
+        self.set_profile("icc", icc)
+    }
+
+    /// Embeds a profile (`exif`, `icc`, ...) as it is.
+    pub fn set_profile(&mut self, name: &str, data: &[u8]) -> Result<(), WandError> {
+        let name = cstring(name);
+        // SAFETY: valid wand; `data` is valid for its length during the call.
         self.check(unsafe {
-            im::MagickSetImageProfile(self.raw(), name.as_ptr(), icc.as_ptr() as *const c_void, icc.len())
+            im::MagickSetImageProfile(self.raw(), name.as_ptr(), data.as_ptr() as *const c_void, data.len())
         })
     }
 

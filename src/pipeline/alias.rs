@@ -82,6 +82,14 @@ impl Alias {
                 )
             })?
             .to_string();
+        if RESERVED.contains(&name.as_str()) {
+            return Err(fail(
+                None,
+                format!(
+                    "an alias may not be named `{name}`: GET /images/{{id}}/{name} answers what the image is; rename the file"
+                ),
+            ));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| fail(None, format!("cannot read: {e}")))?;
         let file: AliasFile = toml::from_str(&text).map_err(|e| {
             let line = e.span().map(|s| line_of(&text, s.start));
@@ -148,9 +156,13 @@ impl Alias {
             .check_placeholders(&alias.chain.0)
             .map_err(|m| fail(line_of_key("chain"), m))?;
         for values in alias.probe_values() {
-            alias
-                .bind(&values)
-                .map_err(|e| fail(line_of_key("chain"), format!("chain is invalid for {values:?}: {e}")))?;
+            alias.bind(&values).map_err(|e| {
+                let values: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                fail(
+                    line_of_key("chain"),
+                    format!("chain is invalid for {}: {e}", values.join(", ")),
+                )
+            })?;
         }
         Ok(alias)
     }
@@ -210,7 +222,8 @@ impl Alias {
                     format!("alias `{}` takes no parameters", self.name)
                 } else {
                     format!(
-                        "unknown parameter; alias `{}` takes {}",
+                        "unknown parameter{}; alias `{}` takes {}",
+                        super::suggest::did_you_mean(key, self.params.iter().map(|p| p.name.as_str())),
                         self.name,
                         self.params
                             .iter()
@@ -338,6 +351,9 @@ fn check_param(name: &str, kind: &ParamKind) -> Result<(), String> {
 
 /// The parameter every alias takes: the device pixel ratio.
 pub const DPR: &str = "dpr";
+
+/// Names a route already gives a meaning (`/images/{id}/info`).
+pub const RESERVED: [&str; 1] = ["info"];
 
 fn number(value: f64) -> Arg {
     Arg::Number(Number { value, unit: Unit::Px })

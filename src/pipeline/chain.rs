@@ -59,10 +59,11 @@ pub enum ChainError {
     NoSource,
     #[error("download() starts an image; use compose(dst, download(...), op, x, y) to combine two")]
     SecondSource,
-    #[error("`{0}` is not an alias (built-in filters are disabled for clients)")]
-    BuiltinDisabled(String),
-    #[error("unknown filter `{0}`")]
-    Unknown(String),
+    /// The name, and a suggestion (`; did you mean ...?`) or nothing.
+    #[error("`{0}` is not an alias (built-in filters are disabled for clients){1}")]
+    BuiltinDisabled(String, String),
+    #[error("unknown filter `{0}`{1}")]
+    Unknown(String, String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -249,7 +250,7 @@ impl Compiler<'_> {
     /// `compose(src,op,x,y)` after its first image was linearized away.
     fn compose(&mut self, args: &[Arg]) -> Result<Op, ChainError> {
         if !self.allow_builtin {
-            return Err(ChainError::BuiltinDisabled("compose".into()));
+            return Err(self.builtin_disabled("compose"));
         }
         let Some(Arg::Call(src)) = args.first() else {
             return Err(ChainError::Invalid(
@@ -313,7 +314,7 @@ impl Compiler<'_> {
                 .map_err(|e| ChainError::Invalid(e.to_string()));
         }
         if !self.allow_builtin {
-            return Err(ChainError::BuiltinDisabled(name.to_string()));
+            return Err(self.builtin_disabled(name));
         }
         let step = Step {
             name: name.to_string(),
@@ -321,13 +322,41 @@ impl Compiler<'_> {
         };
         Op::from_step(&step).map(|op| (vec![op], None)).map_err(|e| {
             if e.message == "unknown filter" {
-                ChainError::Unknown(name.to_string())
+                let known = super::ops::NAMES
+                    .iter()
+                    .copied()
+                    .chain(CHAIN_NAMES)
+                    .chain(self.aliases.aliases.keys().map(String::as_str));
+                ChainError::Unknown(name.to_string(), super::suggest::did_you_mean(name, known))
             } else {
                 ChainError::Invalid(e.to_string())
             }
         })
     }
+
+    /// A built-in filter named where only aliases are allowed, with the
+    /// nearest alias as a suggestion.
+    fn builtin_disabled(&self, name: &str) -> ChainError {
+        let aliases = self.aliases.aliases.keys().map(String::as_str);
+        ChainError::BuiltinDisabled(name.to_string(), super::suggest::did_you_mean(name, aliases))
+    }
 }
+
+/// The names a chain knows besides operations and aliases.
+const CHAIN_NAMES: [&str; 12] = [
+    "download",
+    "original",
+    "format",
+    "quality",
+    "cache",
+    "interlace",
+    "progressive",
+    "strip",
+    "icc",
+    "depth",
+    "compose",
+    "dpr",
+];
 
 /// `format`, `quality`, `cache`, `interlace`/`progressive`, `strip`, `icc`
 /// and `depth`: they shape the written result, not the pixels.
@@ -349,7 +378,7 @@ fn output_step(name: &str, args: &[Arg], output: &mut OutputSpec, cache: &mut St
                 .parse::<u8>()
                 .ok()
                 .filter(|q| (1..=100).contains(q))
-                .ok_or_else(|| ChainError::Invalid(format!("quality: must be 1..=100, got `{q}`")))?;
+                .ok_or_else(|| ChainError::Invalid(format!("quality: must be between 1 and 100, got `{q}`")))?;
         }
         "cache" => {
             let n = args.first().map(text).transpose()?.unwrap_or_default();
@@ -442,7 +471,7 @@ mod tests {
     fn builtins_need_permission_and_output_steps_apply() {
         assert_eq!(
             compile_text("download(x):resize(10,10)", false).unwrap_err(),
-            ChainError::BuiltinDisabled("resize".into())
+            ChainError::BuiltinDisabled("resize".into(), String::new())
         );
         let c = compile_text("download(x):resize(10,10):format(png):quality(70):cache(avatars)", true).unwrap();
         assert_eq!(c.plan.output.format, ImageFormat::Png);
@@ -451,7 +480,11 @@ mod tests {
         assert_eq!(c.filters, ["download(x)", "resize", "format", "quality", "cache"]);
         assert_eq!(
             compile_text("download(x):explode()", true).unwrap_err(),
-            ChainError::Unknown("explode".into())
+            ChainError::Unknown("explode".into(), String::new())
+        );
+        assert_eq!(
+            compile_text("download(x):resise(10,10)", true).unwrap_err().to_string(),
+            "unknown filter `resise`; did you mean `resize`?"
         );
         assert_eq!(compile_text("thumbnail(200)", false).unwrap_err(), ChainError::NoSource);
         assert!(matches!(
@@ -499,7 +532,7 @@ mod tests {
         ));
         assert_eq!(
             compile_text("download(a):compose(download(b),over,0,0)", false).unwrap_err(),
-            ChainError::BuiltinDisabled("compose".into())
+            ChainError::BuiltinDisabled("compose".into(), String::new())
         );
         assert!(matches!(
             compile_text("download(a):compose(over,0,0,1)", true),

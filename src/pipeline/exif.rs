@@ -20,6 +20,12 @@ pub struct Exif {
     pub taken_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orientation: Option<u16>,
+    /// Artist (IFD0), as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artist: Option<String>,
+    /// Copyright (IFD0), as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copyright: Option<String>,
     /// ColorSpace: 1 sRGB, 0xFFFF uncalibrated.
     #[serde(skip)]
     pub colour_space: Option<u16>,
@@ -137,6 +143,8 @@ pub fn parse(block: &[u8]) -> Option<Exif> {
             0x010F => exif.make = t.ascii(at, count),
             0x0110 => exif.model = t.ascii(at, count),
             0x0112 => exif.orientation = t.u16(at).filter(|o| (1..=8).contains(o)),
+            0x013B => exif.artist = t.ascii(at, count).filter(|a| !a.is_empty()),
+            0x8298 => exif.copyright = t.ascii(at, count).filter(|c| !c.is_empty()),
             0x8769 => sub = t.u32(at),
             0x8825 => gps = t.u32(at),
             _ => {}
@@ -182,6 +190,52 @@ pub fn parse(block: &[u8]) -> Option<Exif> {
     Some(exif)
 }
 
+impl Exif {
+    /// Whether the block names an author or a copyright holder.
+    pub fn has_attribution(&self) -> bool {
+        self.artist.is_some() || self.copyright.is_some()
+    }
+
+    /// A minimal EXIF block (`Exif\0\0`, little-endian TIFF, IFD0) with only
+    /// the Artist and Copyright fields: what `keep_copyright` puts back on a
+    /// stripped image. `None` when there is neither.
+    pub fn attribution_block(&self) -> Option<Vec<u8>> {
+        let fields: Vec<(u16, &str)> = [(0x013B, &self.artist), (0x8298, &self.copyright)]
+            .into_iter()
+            .filter_map(|(tag, v)| v.as_deref().map(|v| (tag, v)))
+            .collect();
+        if fields.is_empty() {
+            return None;
+        }
+        let mut tiff = b"II*\0".to_vec();
+        tiff.extend_from_slice(&8u32.to_le_bytes());
+        tiff.extend_from_slice(&(fields.len() as u16).to_le_bytes());
+        // Values after the IFD: its entries, then the next-IFD offset (0).
+        let mut data_at = 8 + 2 + 12 * fields.len() + 4;
+        let mut data = Vec::new();
+        for (tag, value) in &fields {
+            let mut bytes = value.as_bytes().to_vec();
+            bytes.push(0);
+            tiff.extend_from_slice(&tag.to_le_bytes());
+            tiff.extend_from_slice(&2u16.to_le_bytes());
+            tiff.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            if bytes.len() <= 4 {
+                bytes.resize(4, 0);
+                tiff.extend_from_slice(&bytes);
+            } else {
+                tiff.extend_from_slice(&(data_at as u32).to_le_bytes());
+                data_at += bytes.len();
+                data.extend_from_slice(&bytes);
+            }
+        }
+        tiff.extend_from_slice(&0u32.to_le_bytes());
+        tiff.extend_from_slice(&data);
+        let mut block = b"Exif\0\0".to_vec();
+        block.extend_from_slice(&tiff);
+        Some(block)
+    }
+}
+
 /// Writes a small little-endian EXIF block (with the `Exif\0\0` prefix) with
 /// the colour-space fields; for tests that need a camera's Adobe RGB marker.
 pub fn adobe_rgb_marker_block() -> Vec<u8> {
@@ -211,6 +265,30 @@ pub fn adobe_rgb_marker_block() -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attribution_block_reads_back_with_only_artist_and_copyright() {
+        let source = Exif {
+            artist: Some("Ann Example".into()),
+            copyright: Some("(c) 2026 Ann Example".into()),
+            model: Some("not copied".into()),
+            ..Exif::default()
+        };
+        let block = source.attribution_block().unwrap();
+        let read = parse(&block).unwrap();
+        assert_eq!(read.artist.as_deref(), Some("Ann Example"));
+        assert_eq!(read.copyright.as_deref(), Some("(c) 2026 Ann Example"));
+        assert_eq!(read.model, None);
+        let short = Exif {
+            artist: Some("Al".into()),
+            ..Exif::default()
+        };
+        assert_eq!(
+            parse(&short.attribution_block().unwrap()).unwrap().artist.as_deref(),
+            Some("Al")
+        );
+        assert_eq!(Exif::default().attribution_block(), None);
+    }
 
     #[test]
     fn the_adobe_rgb_marker_is_read_from_the_interoperability_ifd() {

@@ -102,12 +102,13 @@ impl ImageFormat {
     }
 }
 
-/// The output of `format(auto)`: the best of AVIF, WebP and `fallback` (JPEG,
-/// or PNG for inputs that may carry alpha) by the `Accept` header's q-values.
-/// AVIF and WebP are chosen only when the client names them (a `*/*` from a
-/// tool that decodes nothing modern must still get JPEG); the fallback also
-/// counts `image/*` and `*/*`. Ties go to AVIF, then WebP, then the fallback.
-pub fn negotiate(accept: &str, fallback: ImageFormat) -> ImageFormat {
+/// The output of `format(auto)`: the best of AVIF and WebP (those in
+/// `allowed`, the `auto_formats` setting) and `fallback` by the `Accept`
+/// header's q-values. AVIF and WebP are chosen only when the client names
+/// them (a `*/*` from a tool that decodes nothing modern must still get
+/// JPEG), never at q=0; the fallback also counts `image/*` and `*/*`. Ties
+/// go to AVIF, then WebP, then the fallback.
+pub fn negotiate(accept: &str, fallback: ImageFormat, allowed: &[ImageFormat]) -> ImageFormat {
     let ranges: Vec<(String, f32)> = accept
         .split(',')
         .filter_map(|part| {
@@ -127,6 +128,9 @@ pub fn negotiate(accept: &str, fallback: ImageFormat) -> ImageFormat {
         .unwrap_or(0.0);
     let mut best = (fallback, fallback_q);
     for candidate in [ImageFormat::Webp, ImageFormat::Avif] {
+        if !allowed.contains(&candidate) {
+            continue;
+        }
         let q = exact(candidate.mime()).unwrap_or(0.0);
         if q > 0.0 && q >= best.1 {
             best = (candidate, q);
@@ -212,20 +216,34 @@ mod tests {
     #[test]
     fn format_auto_follows_accept_and_its_q_values() {
         use ImageFormat::*;
-        assert_eq!(negotiate("image/avif,image/webp,*/*", Jpeg), Avif);
-        assert_eq!(negotiate("image/webp,*/*;q=0.8", Jpeg), Webp);
-        assert_eq!(negotiate("image/avif;q=0.5,image/webp;q=0.9,*/*;q=0.1", Jpeg), Webp);
-        assert_eq!(negotiate("image/avif;q=0,image/webp;q=0,image/*", Png), Png);
-        assert_eq!(negotiate("image/*", Jpeg), Jpeg, "modern formats only when named");
-        assert_eq!(negotiate("*/*", Png), Png);
+        const BOTH: &[ImageFormat] = &[Avif, Webp];
+        assert_eq!(negotiate("image/avif,image/webp,*/*", Jpeg, BOTH), Avif);
         assert_eq!(
-            negotiate("image/avif;q=0.4,image/*;q=0.9", Jpeg),
+            negotiate("image/avif,image/webp,*/*", Jpeg, &[Webp]),
+            Webp,
+            "auto_formats without AVIF"
+        );
+        assert_eq!(negotiate("image/avif,image/webp,*/*", Jpeg, &[]), Jpeg);
+        assert_eq!(negotiate("image/webp,*/*;q=0.8", Jpeg, BOTH), Webp);
+        assert_eq!(
+            negotiate("image/avif;q=0.5,image/webp;q=0.9,*/*;q=0.1", Jpeg, BOTH),
+            Webp
+        );
+        assert_eq!(negotiate("image/avif;q=0,image/webp;q=0,image/*", Png, BOTH), Png);
+        assert_eq!(negotiate("image/*", Jpeg, BOTH), Jpeg, "modern formats only when named");
+        assert_eq!(negotiate("*/*", Png, BOTH), Png);
+        assert_eq!(
+            negotiate("image/avif;q=0.4,image/*;q=0.9", Jpeg, BOTH),
             Jpeg,
             "q-values decide"
         );
-        assert_eq!(negotiate("text/html", Jpeg), Jpeg, "nothing acceptable: the fallback");
-        assert_eq!(negotiate("", Jpeg), Jpeg);
-        assert_eq!(negotiate("image/jpeg,image/png", Jpeg), Jpeg);
+        assert_eq!(
+            negotiate("text/html", Jpeg, BOTH),
+            Jpeg,
+            "nothing acceptable: the fallback"
+        );
+        assert_eq!(negotiate("", Jpeg, BOTH), Jpeg);
+        assert_eq!(negotiate("image/jpeg,image/png", Jpeg, BOTH), Jpeg);
     }
 
     #[test]

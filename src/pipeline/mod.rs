@@ -13,14 +13,16 @@ pub mod layers;
 pub mod metadata;
 pub mod ops;
 pub mod parse;
+pub mod suggest;
 
 use format::ImageFormat;
 use ops::{Dpi, Op, Size};
 use serde::{Deserialize, Serialize};
 
-/// What to write: format, quality and the default clean-ups.
+/// What to write: format, quality and the default clean-ups. An alias
+/// file's `[output]` table (`OutputFile`) reads into it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "OutputFile")]
 pub struct OutputSpec {
     pub format: ImageFormat,
     /// Encoder quality, 1..=100.
@@ -35,10 +37,19 @@ pub struct OutputSpec {
     pub strip: bool,
     /// Apply the EXIF orientation before anything else.
     pub auto_orient: bool,
-    /// `format(auto)`: pick AVIF, WebP or `format` from the request's Accept header.
+    /// `format(auto)` (`format = "auto"` in an alias file): the request's
+    /// `Accept` header picks AVIF or WebP (those `auto_formats` allows), else
+    /// the fallback (`format`, JPEG; PNG when the image has alpha).
     pub negotiate: bool,
-    /// Progressive JPEG, interlaced PNG and GIF (`interlace()`, `progressive()`).
+    /// Write PNG instead of `format` when the decoded image has an alpha
+    /// channel (the fallback of a negotiation; set per request, not in files).
+    pub png_for_alpha: bool,
+    /// Progressive JPEG, interlaced PNG and GIF (`interlace()`,
+    /// `progressive()`; `progressive = true` in an alias file).
     pub interlace: bool,
+    /// With `strip`, keep the EXIF copyright and artist (as imgproxy does);
+    /// `keep_copyright = false` removes them too.
+    pub keep_copyright: bool,
     /// Keep the image's own ICC profile and its pixels as they are
     /// (`icc(keep)`); by default pixels are converted to sRGB and the profile
     /// stripped (`colour`).
@@ -58,9 +69,93 @@ impl Default for OutputSpec {
             strip: true,
             auto_orient: true,
             negotiate: false,
+            png_for_alpha: false,
             interlace: false,
+            keep_copyright: true,
             keep_icc: false,
             depth: 8,
+        }
+    }
+}
+
+/// An alias file's `[output]` table: `format` also takes `"auto"` (format
+/// negotiation) and `"jpg"`/`"tif"`; `progressive` is `interlace`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct OutputFile {
+    format: FormatName,
+    quality: u8,
+    input_quality: bool,
+    keep: Vec<ImageFormat>,
+    strip: bool,
+    auto_orient: bool,
+    #[serde(alias = "progressive")]
+    interlace: bool,
+    keep_copyright: bool,
+    keep_icc: bool,
+    depth: u8,
+}
+
+impl Default for OutputFile {
+    fn default() -> Self {
+        let d = OutputSpec::default();
+        OutputFile {
+            format: FormatName::Fixed(d.format),
+            quality: d.quality,
+            input_quality: d.input_quality,
+            keep: d.keep,
+            strip: d.strip,
+            auto_orient: d.auto_orient,
+            interlace: d.interlace,
+            keep_copyright: d.keep_copyright,
+            keep_icc: d.keep_icc,
+            depth: d.depth,
+        }
+    }
+}
+
+/// `format` in an alias file: `auto`, or a format this service writes.
+enum FormatName {
+    Auto,
+    Fixed(ImageFormat),
+}
+
+impl<'de> Deserialize<'de> for FormatName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if name.eq_ignore_ascii_case("auto") {
+            return Ok(FormatName::Auto);
+        }
+        ImageFormat::parse(&name)
+            .filter(|f| *f != ImageFormat::Heic)
+            .map(FormatName::Fixed)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "format `{name}` is not one of auto, jpeg (jpg), png, gif, webp, tiff (tif), avif"
+                ))
+            })
+    }
+}
+
+impl From<OutputFile> for OutputSpec {
+    fn from(f: OutputFile) -> OutputSpec {
+        let (format, negotiate) = match f.format {
+            FormatName::Auto => (ImageFormat::Jpeg, true),
+            FormatName::Fixed(format) => (format, false),
+        };
+        OutputSpec {
+            format,
+            quality: f.quality,
+            input_quality: f.input_quality,
+            keep: f.keep,
+            strip: f.strip,
+            auto_orient: f.auto_orient,
+            negotiate,
+            png_for_alpha: false,
+            interlace: f.interlace,
+            keep_copyright: f.keep_copyright,
+            keep_icc: f.keep_icc,
+            depth: f.depth,
         }
     }
 }
@@ -137,13 +232,19 @@ impl Plan {
         let overlays: Vec<String> = self.overlays.iter().map(ToString::to_string).collect();
         let o = &self.output;
         format!(
-            "{}|{}|{}:q{}{}:strip={}:orient={}:interlace={}:keep={:?}:icc={}:depth={}",
+            "{}|{}|{}{}:q{}{}:strip={}{}:orient={}:interlace={}:keep={:?}:icc={}:depth={}",
             ops.join(":"),
             overlays.join(","),
             o.format,
+            if o.png_for_alpha { "/png-for-alpha" } else { "" },
             o.quality,
             if o.input_quality { "/input" } else { "" },
             o.strip,
+            if o.strip && o.keep_copyright {
+                "/but-copyright"
+            } else {
+                ""
+            },
             o.auto_orient,
             o.interlace,
             o.keep,

@@ -5,6 +5,7 @@
 //! worker pool, deadlines and timing). It knows requests only as headers, a
 //! peer address and a URL; it knows nothing of routers or extractors.
 
+pub mod delivery;
 pub mod policy;
 mod state;
 pub mod timing;

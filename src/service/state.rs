@@ -160,10 +160,14 @@ impl Shared {
     /// (the cache-hit path) skip binding and printing.
     pub fn bind_alias(&self, name: &str, query: Option<&str>) -> Result<(&Alias, Arc<BoundPlan>), ApiError> {
         let alias = self.aliases.get(name).ok_or_else(|| {
+            let known = self.aliases.aliases.keys().map(String::as_str);
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
                 "unknown_alias",
-                format!("no alias named `{name}`"),
+                format!(
+                    "no alias named `{name}`{}",
+                    crate::pipeline::suggest::did_you_mean(name, known)
+                ),
             )
         })?;
         let query = query.unwrap_or_default();

@@ -339,14 +339,21 @@ pub fn start_binary_logged(exe: &str, data: &Path, env: &[(&str, String)]) -> (s
     (child, started)
 }
 
-/// A local HTTP origin on 127.0.0.1 serving the fixtures by name (`/photo.jpg`).
+/// A local HTTP origin on 127.0.0.1 serving the fixtures by name
+/// (`/photo.jpg`); any other name is its 404.
 pub async fn fixture_origin() -> String {
     use axum::extract::Path as UrlPath;
+    use axum::response::IntoResponse;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = axum::Router::new().route(
         "/{name}",
-        axum::routing::get(|UrlPath(name): UrlPath<String>| async move { fixture(&name) }),
+        axum::routing::get(|UrlPath(name): UrlPath<String>| async move {
+            match std::fs::read(repo_path("tests/fixtures").join(&name)) {
+                Ok(bytes) => bytes.into_response(),
+                Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
+            }
+        }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://127.0.0.1:{port}/")

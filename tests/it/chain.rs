@@ -33,6 +33,10 @@ async fn origin() -> String {
         .route("/text", get(|| async { "not an image" }))
         .route("/missing", get(|| async { StatusCode::NOT_FOUND.into_response() }))
         .route(
+            "/broken",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR.into_response() }),
+        )
+        .route(
             "/to-private",
             get(move || async move { Redirect::temporary(&format!("http://127.0.0.2:{port}/a.jpg")) }),
         )
@@ -140,7 +144,14 @@ async fn download_rules_refuse_what_they_must() {
             "unsupported_format",
         ),
         (
+            // The origin's 404 is ours too.
             "/download(origin:missing):thumbnail()".to_string(),
+            404,
+            "source_not_found",
+        ),
+        (
+            // Its failure is the gateway's.
+            "/download(origin:broken):thumbnail()".to_string(),
             502,
             "download_failed",
         ),

@@ -184,3 +184,140 @@ fn sigterm_under_load_drains_admitted_work_then_exits_0() {
         "in-flight work was drained"
     );
 }
+
+/// `imaginator --help | head -1`: the reader closes the pipe early; that is
+/// no failure (it was a panic, exit 101, about half the time).
+#[test]
+fn help_into_a_closed_pipe_exits_cleanly() {
+    for args in [vec!["--help"], vec!["sign", "--help"], vec!["--print-config"]] {
+        for _ in 0..10 {
+            let mut child = imaginator()
+                .args(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Closed before the binary writes a byte.
+            drop(child.stdout.take());
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.code() == Some(0),
+                "{args:?}: {:?} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+        }
+    }
+}
+
+#[test]
+fn every_subcommand_has_help_and_config_goes_anywhere() {
+    for sub in ["serve", "check-aliases", "migrate", "sign"] {
+        let out = run(imaginator().args([sub, "--help"]));
+        assert!(out.status.success(), "{sub}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: imaginator"),
+            "{sub}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("imaginator.yml");
+    std::fs::write(&yaml, "secret: s3cret\n").unwrap();
+    let path = "download(o:a.jpg):resize(10,0)";
+    let before = run(imaginator().arg("--config").arg(&yaml).args(["sign", path]));
+    let after = run(imaginator().args(["sign", "--config"]).arg(&yaml).arg(path));
+    assert!(before.status.success(), "{}", String::from_utf8_lossy(&before.stderr));
+    assert_eq!(before.stdout, after.stdout, "--config before or after the subcommand");
+    let expected = imaginator::compat::http::sign("s3cret", path);
+    assert_eq!(
+        String::from_utf8_lossy(&before.stdout).trim(),
+        format!("/{expected}/{path}")
+    );
+    // --secret=S and --secret S, before or after the path.
+    let a = run(imaginator().args(["sign", "--secret=a-secret-of-twenty-chars", path]));
+    let b = run(imaginator().args(["sign", path, "--secret", "a-secret-of-twenty-chars"]));
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    // An unknown flag is a usage error (2), not a panic.
+    let out = run(imaginator().arg("--frobnicate"));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn sign_warns_when_the_route_it_signs_is_not_checked() {
+    let out = run(imaginator().args([
+        "sign",
+        "--secret",
+        "a-secret-of-twenty-chars",
+        "images/abc/thumbnail?width=10",
+    ]));
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sign_all_routes"), "{err}");
+    let out = run(imaginator()
+        .args(["sign", "images/abc/thumbnail?width=10"])
+        .env("IMAGINATOR_SECRETS", "a-secret-of-twenty-chars")
+        .env("IMAGINATOR_SIGN_ALL_ROUTES", "true"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "checked: no warning");
+}
+
+#[test]
+fn check_aliases_applies_the_servers_rules_to_a_file_or_the_configured_directory() {
+    let dir = common::aliases_with(&[("info", "chain = \"fit-in(10,10)\"\n")]);
+    let out = run(imaginator().arg("check-aliases").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1), "an alias named info stops the server");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("may not be named `info`"));
+    let one = dir.path().join("thumbnail.toml");
+    let out = run(imaginator().arg("check-aliases").arg(&one));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 alias file(s), 0 broken"));
+    // No path: the configured aliases_dir.
+    let out = run(imaginator()
+        .arg("check-aliases")
+        .env("IMAGINATOR_ALIASES_DIR", dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(imaginator()
+        .arg("check-aliases")
+        .env("IMAGINATOR_ALIASES_DIR", empty.path()));
+    assert_eq!(out.status.code(), Some(1), "the server would not start");
+    let out = run(imaginator()
+        .arg("check-aliases")
+        .env("IMAGINATOR_ALIASES_DIR", empty.path())
+        .env("IMAGINATOR_ALLOW_BUILTIN_FILTERS", "true"));
+    assert!(out.status.success(), "builtins alone are a service");
+}
+
+#[test]
+fn print_config_leaves_credentials_out() {
+    let out = run(imaginator()
+        .arg("--print-config")
+        .env("IMAGINATOR_FETCH__PROXY", "http://me:hunter2-password@127.0.0.1:3128")
+        .env("IMAGINATOR_ADMIN_TOKEN", "admin-token-value"));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains("hunter2") && !text.contains("admin-token-value"),
+        "{text}"
+    );
+    assert!(text.contains("# Credentials are not printed"), "{text}");
+}
+
+#[test]
+fn outside_the_checkout_the_binary_says_what_is_missing_and_how_to_fix_it() {
+    let nowhere = tempfile::tempdir().unwrap();
+    let out = run(imaginator()
+        .current_dir(nowhere.path())
+        .env("IMAGINATOR_LISTEN", "127.0.0.1:0")
+        .env_remove("IMAGINATOR_ALIASES_DIR"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("aliases")
+            && err.contains("IMAGINATOR_ALIASES_DIR")
+            && err.contains("IMAGINATOR_ALLOW_BUILTIN_FILTERS"),
+        "{err}"
+    );
+}

@@ -15,6 +15,7 @@ mod colour;
 mod compat;
 mod corpus;
 mod crash;
+mod delivery;
 mod dpr;
 mod fast_path;
 mod fuzz_regressions;

@@ -370,7 +370,7 @@ async fn impossible_operations_are_clear_errors() {
         ("alpha(sideways)", 400, "invalid_parameter"),
         ("colorspace(rainbow)", 400, "invalid_parameter"),
         ("compose(download(fx:alpha.png),explode,0,0)", 400, "invalid_parameter"),
-        ("compose(download(fx:missing.png),over,0,0)", 502, "download_failed"),
+        ("compose(download(fx:missing.png),over,0,0)", 404, "source_not_found"),
         ("repeat(20,20,10,10)", 400, "invalid_parameter"),
         // 16000x16000 is within the side limit but over the 50 MP area limit.
         ("resize(16000,16000)", 413, "image_too_large"),

@@ -75,12 +75,26 @@ impl Driver {
     }
 
     async fn session(&self) -> Session {
+        self.session_with(&[]).await
+    }
+
+    /// A session whose browser also gets `extra` command-line switches.
+    async fn session_with(&self, extra: &[&str]) -> Session {
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1400",
+            "--hide-scrollbars",
+            "--no-first-run",
+        ];
+        args.extend_from_slice(extra);
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,1400", "--hide-scrollbars", "--no-first-run"]
+                "args": args
             },
             "goog:loggingPrefs": {"browser": "ALL"}
         }}});
@@ -517,4 +531,61 @@ async fn the_pages_are_served_only_where_they_belong() {
         .unwrap();
     assert_eq!(proxied.status(), 403);
     signed.stop().await;
+}
+
+/// A web page points `<img>` at an alias and gets the best format its
+/// browser takes (AVIF from Chromium), sized by its device pixel ratio (a
+/// 2x screen: client hints, asked for by `Accept-CH` on the page).
+#[tokio::test]
+async fn chromium_gets_avif_sized_by_its_dpr_from_an_auto_alias() {
+    let server = TestServer::start_with(&[], |s| s.client_hints = true).await;
+    let (_, up) = server.upload(fixture("photo.jpg")).await;
+    let id = up["id"].as_str().unwrap().to_string();
+    let driver = Driver::start().await;
+    let session = driver.session_with(&["--force-device-scale-factor=2"]).await;
+    // A page of this origin (it asks for client hints), then an <img>.
+    session.goto(&server.url("/ui")).await;
+    let src = format!("/images/{id}/picture?width=200");
+    let loaded = session
+        .js(&format!(
+            "return await new Promise(done => {{
+                const img = new Image();
+                img.onload = () => {{
+                    const t = performance.getEntriesByName(img.src)[0];
+                    done({{ width: img.naturalWidth, height: img.naturalHeight,
+                            type: t ? t.contentType : null, bytes: t ? t.encodedBodySize : null,
+                            dpr: window.devicePixelRatio }});
+                }};
+                img.onerror = () => done({{ error: true }});
+                img.src = '{src}';
+            }});"
+        ))
+        .await;
+    assert_eq!(loaded["dpr"], 2.0, "{loaded}");
+    assert_eq!(loaded["type"], "image/avif", "{loaded}");
+    assert_eq!(
+        (loaded["width"].as_u64(), loaded["height"].as_u64()),
+        (Some(400), Some(250)),
+        "2x of 200 CSS px: {loaded}"
+    );
+    // The service rendered that variant: an AVIF request with the same
+    // hint is a hit, a JPEG one is not.
+    let ask = |accept: &'static str| {
+        server
+            .client
+            .get(server.url(&src))
+            .header("accept", accept)
+            .header("sec-ch-dpr", "2")
+            .send()
+    };
+    let avif = ask("image/avif,image/webp,*/*").await.unwrap();
+    assert_eq!(avif.headers()["x-cache"], "hit-memory");
+    let avif_bytes = avif.bytes().await.unwrap().len();
+    let jpeg = ask("*/*").await.unwrap();
+    assert_eq!(jpeg.headers()["x-cache"], "miss");
+    let jpeg_bytes = jpeg.bytes().await.unwrap().len();
+    println!("picture?width=200 at 2x: AVIF {avif_bytes} B to Chromium, JPEG {jpeg_bytes} B");
+    assert_eq!(loaded["bytes"].as_u64(), Some(avif_bytes as u64));
+    session.quit().await;
+    server.stop().await;
 }

@@ -124,6 +124,41 @@ pub struct OpError {
     pub message: String,
 }
 
+/// Every operation name `Op::from_step` knows (for suggestions).
+pub const NAMES: &[&str] = &[
+    "resize",
+    "fit-in",
+    "fit",
+    "cover",
+    "fill",
+    "crop",
+    "flip",
+    "flop",
+    "rotate",
+    "grayscale",
+    "greyscale",
+    "blur",
+    "sharpen",
+    "sepia",
+    "trim",
+    "dpi",
+    "cm",
+    "extend",
+    "gravity",
+    "bg",
+    "background",
+    "alpha",
+    "colorspace",
+    "compression",
+    "profile",
+    "resample",
+    "pattern",
+    "repeat",
+    "canvas",
+    "dpr",
+    "compose",
+];
+
 impl Op {
     pub fn from_step(step: &Step) -> Result<Op, OpError> {
         let args = Args { step };
