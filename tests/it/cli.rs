@@ -321,3 +321,21 @@ fn outside_the_checkout_the_binary_says_what_is_missing_and_how_to_fix_it() {
         "{err}"
     );
 }
+
+#[test]
+fn the_start_up_line_says_where_the_playground_is() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, started) = common::start_binary_logged(env!("CARGO_BIN_EXE_imaginator"), data.path(), &[]);
+    let listen = started["listen"].as_str().unwrap();
+    assert_eq!(started["ui"], format!("http://{listen}/ui"), "{started}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let (mut child, started) = common::start_binary_logged(
+        env!("CARGO_BIN_EXE_imaginator"),
+        data.path(),
+        &[("IMAGINATOR_UI__ENABLED", "false".to_string())],
+    );
+    assert!(started.get("ui").is_none_or(|u| u.is_null()), "{started}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
