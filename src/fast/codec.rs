@@ -82,8 +82,6 @@ pub struct Header<'d> {
     pub exif: Option<&'d [u8]>,
     /// The ICC profile reassembled from APP2 markers.
     pub icc: Option<&'d [u8]>,
-    /// Horizontal and vertical sampling factors of the first three components.
-    pub sampling: [i32; 6],
     /// The first APP13 Photoshop resource block (its 8BIM resources), and
     /// how many such markers there are.
     pub photoshop: Option<&'d [u8]>,
@@ -148,7 +146,6 @@ impl<'a> Decoder<'a> {
             jfif_density: (h.saw_jfif != 0).then_some((h.density_unit as u8, h.x_density as u16, h.y_density as u16)),
             exif: slice(h.exif, h.exif_len),
             icc: slice(h.icc, h.icc_len),
-            sampling: h.samp,
             photoshop: slice(h.photoshop, h.photoshop_len),
             photoshop_markers: h.photoshop_count.max(0) as u32,
             xmp_tiff: h.xmp_tiff != 0,

@@ -102,7 +102,6 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
         (1, Some(block)) => photoshop_resolution(block)?,
         _ => return Err("more than one Photoshop resource block"),
     };
-    let source_sampling = full.sampling;
     let exif_block = full.exif.map(<[u8]>::to_vec);
     let exif = exif_block.as_deref().and_then(exif::parse);
     let facts = ColourFacts {
@@ -250,15 +249,13 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     } else {
         (pixels, components)
     };
-    // ImageMagick reuses the source's sampling factors when it writes the
-    // colour space it decoded to (RGB from a colour JPEG, gray from a gray
-    // one); a colour source whose pixels are all gray gets the defaults.
-    let same_space = components == out_components;
+    // The plan's chroma, as the ImageMagick path writes it: 4:2:0 below
+    // quality 90 (libjpeg's default, `None`), else 4:4:4.
     let settings = codec::EncodeSettings {
         quality: output.quality,
         progressive: output.interlace,
         density: resolution.jfif(),
-        sampling: same_space.then_some(source_sampling),
+        sampling: (output.chroma.sampling_factor(output.quality) == "1x1,1x1,1x1").then_some([1; 6]),
     };
     Ok(
         codec::encode(&pixels, size.width, size.height, out_components, settings)

@@ -214,9 +214,23 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         wand.set_interlace().map_err(op_error)?;
     }
     // Left unset, ImageMagick writes a JPEG at the quality it estimated
-    // when it decoded one.
+    // when it decoded one, and with the source's sampling factors.
     if !(plan.output.input_quality && main.format == ImageFormat::Jpeg && format == ImageFormat::Jpeg) {
         wand.set_quality(plan.output.quality).map_err(op_error)?;
+        if format == ImageFormat::Jpeg {
+            // A gray image has no chroma: its one component is 1x1 (what
+            // libjpeg writes, and what ImageMagick writes for a colour image
+            // it finds gray; for a gray one it would apply the first factor).
+            let gray = matches!(
+                wand.colorspace(),
+                im::ColorspaceType::GRAY | im::ColorspaceType::LinearGRAY
+            );
+            let factor = match gray {
+                true => "1x1,1x1,1x1",
+                false => plan.output.chroma.sampling_factor(plan.output.quality),
+            };
+            wand.set_option("jpeg:sampling-factor", factor).map_err(op_error)?;
+        }
     }
     wand.set_depth(plan.output.depth_for(format)).map_err(op_error)?;
     wand.set_format(format.coder()).map_err(op_error)?;

@@ -57,6 +57,31 @@ pub struct OutputSpec {
     /// Bits per channel of PNG and TIFF output: 8, or 16 (`depth(16)`).
     /// JPEG, WebP, AVIF and GIF are always 8.
     pub depth: u8,
+    /// JPEG chroma: `"420"` (the default: 4:2:0 below quality 90, 4:4:4
+    /// from it, as libjpeg, libvips and Pillow write) or `"444"` (always
+    /// full). The original dialect and `input_quality` keep the source's
+    /// sampling, as imaginator 2018 did.
+    pub chroma: Chroma,
+}
+
+/// JPEG chroma subsampling (`OutputSpec::chroma`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Chroma {
+    #[default]
+    #[serde(rename = "420")]
+    Subsampled,
+    #[serde(rename = "444")]
+    Full,
+}
+
+impl Chroma {
+    /// ImageMagick's `jpeg:sampling-factor` for a JPEG of `quality`.
+    pub fn sampling_factor(self, quality: u8) -> &'static str {
+        match self {
+            Chroma::Subsampled if quality < 90 => "2x2,1x1,1x1",
+            _ => "1x1,1x1,1x1",
+        }
+    }
 }
 
 impl Default for OutputSpec {
@@ -74,6 +99,7 @@ impl Default for OutputSpec {
             keep_copyright: true,
             keep_icc: false,
             depth: 8,
+            chroma: Chroma::Subsampled,
         }
     }
 }
@@ -94,6 +120,7 @@ struct OutputFile {
     keep_copyright: bool,
     keep_icc: bool,
     depth: u8,
+    chroma: Chroma,
 }
 
 impl Default for OutputFile {
@@ -110,6 +137,7 @@ impl Default for OutputFile {
             keep_copyright: d.keep_copyright,
             keep_icc: d.keep_icc,
             depth: d.depth,
+            chroma: d.chroma,
         }
     }
 }
@@ -156,6 +184,7 @@ impl From<OutputFile> for OutputSpec {
             keep_copyright: f.keep_copyright,
             keep_icc: f.keep_icc,
             depth: f.depth,
+            chroma: f.chroma,
         }
     }
 }
@@ -250,7 +279,7 @@ impl Plan {
             o.keep,
             if o.keep_icc { "keep" } else { "srgb" },
             o.depth
-        )
+        ) + if o.chroma == Chroma::Full { ":chroma=444" } else { "" }
     }
 }
 

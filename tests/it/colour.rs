@@ -259,9 +259,9 @@ const INDISTINGUISHABLE_DB: f64 = 50.0;
 
 /// `alias`'s output for `file`, and its PSNR against the `magick` CLI doing
 /// the same whole job right: the conversion `to_srgb`, the same geometry,
-/// and the same output format and quality (so both carry the encoder's
-/// loss, and the score measures the pipeline, not how well the content
-/// compresses).
+/// and the same output format, quality and JPEG chroma sampling (so both
+/// carry the encoder's loss, and the score measures the pipeline, not how
+/// well the content compresses).
 async fn render_and_score(
     server: &TestServer,
     dir: &Path,
@@ -285,7 +285,24 @@ async fn render_and_score(
     let mut args: Vec<String> = vec![reference_input.display().to_string()];
     args.extend(to_srgb.iter().cloned());
     args.extend(geometry.iter().map(|s| s.to_string()));
-    args.extend(["-strip", "-depth", "8", "-quality", quality].map(String::from));
+    // The service's JPEG chroma: 4:2:0 below quality 90.
+    let sampling = if quality.parse::<u8>().unwrap() < 90 {
+        "2x2,1x1,1x1"
+    } else {
+        "1x1,1x1,1x1"
+    };
+    args.extend(
+        [
+            "-strip",
+            "-depth",
+            "8",
+            "-quality",
+            quality,
+            "-sampling-factor",
+            sampling,
+        ]
+        .map(String::from),
+    );
     args.push(reference.display().to_string());
     magick(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let score = psnr(&ours, &image::open(&reference).unwrap());

@@ -4,8 +4,8 @@
 //! EXIF without JFIF, ICC profiles, CMYK, truncated files), through the
 //! plans the fast path takes, rendered once with it and once with
 //! ImageMagick alone: the same outcome (image or error status), and for
-//! images the same format, size, component count, coding process and JFIF
-//! resolution, pixels within MIN_PSNR, bytes within 3% (or 32 bytes). Inputs it must not
+//! images the same format, size, component count, chroma sampling, coding
+//! process and JFIF resolution, pixels within MIN_PSNR, bytes within 3% (or 32 bytes). Inputs it must not
 //! take (CMYK, a non-sRGB profile, compose, other operations) fall back to
 //! ImageMagick.
 
@@ -69,8 +69,9 @@ fn render(bytes: &[u8], plan: &Plan, fast_path: bool) -> Result<Rendered, JobErr
     magick::run(job)
 }
 
-/// (components, progressive, JFIF density bytes) from the JPEG's markers.
-fn jpeg_facts(jpeg: &[u8]) -> (u8, bool, Option<[u8; 5]>) {
+/// (components, progressive, JFIF density bytes, each component's sampling
+/// byte) from the JPEG's markers.
+fn jpeg_facts(jpeg: &[u8]) -> (u8, bool, Option<[u8; 5]>, Vec<u8>) {
     let (mut at, mut jfif, mut sof) = (2, None, None);
     while at + 4 <= jpeg.len() && jpeg[at] == 0xFF {
         let marker = jpeg[at + 1];
@@ -81,15 +82,18 @@ fn jpeg_facts(jpeg: &[u8]) -> (u8, bool, Option<[u8; 5]>) {
                 jfif = Some(body[7..12].try_into().unwrap());
             }
             0xC0..=0xC2 => {
-                sof = Some((body[5], marker == 0xC2));
+                let sampling = (0..usize::from(body[5]))
+                    .filter_map(|c| body.get(7 + 3 * c).copied())
+                    .collect();
+                sof = Some((body[5], marker == 0xC2, sampling));
                 break;
             }
             _ => {}
         }
         at += 2 + len;
     }
-    let (components, progressive) = sof.expect("a frame header");
-    (components, progressive, jfif)
+    let (components, progressive, sampling) = sof.expect("a frame header");
+    (components, progressive, jfif, sampling)
 }
 
 /// `jpeg` with an XMP packet (APP1) right after SOI that claims another
@@ -199,7 +203,7 @@ fn the_fast_path_gives_imagemagicks_result() {
                     assert_eq!(
                         jpeg_facts(&f.bytes),
                         jpeg_facts(&r.bytes),
-                        "{case}: components, progressive, JFIF"
+                        "{case}: components, progressive, JFIF, sampling"
                     );
                     let (a, b) = (common::decode(&r.bytes).1, common::decode(&f.bytes).1);
                     assert_eq!((a.width(), a.height()), (r.size.width, r.size.height), "{case}");
@@ -291,4 +295,33 @@ fn other_plans_fall_back_to_imagemagick() {
     }
     let rendered = render(&photo, &plan("fit-in(300,300)"), true).unwrap();
     assert_eq!(rendered.engine, "fast");
+}
+
+/// JPEG output at quality < 90 is 4:2:0 (as libjpeg, libvips and Pillow
+/// write it), 4:4:4 from 90 or with `chroma = "444"`, whatever the source's
+/// sampling, and both engines write the same.
+#[test]
+fn jpeg_chroma_follows_quality_and_the_plan_in_both_engines() {
+    let photo = common::fixture("photo.jpg");
+    assert_eq!(jpeg_facts(&photo).3, [0x11, 0x11, 0x11], "the fixture is 4:4:4");
+    for (steps, full, expected) in [
+        ("fit-in(300,300):quality(80)", false, [0x22, 0x11, 0x11]),
+        ("fit-in(300,300):quality(90)", false, [0x11, 0x11, 0x11]),
+        ("fit-in(300,300):quality(80)", true, [0x11, 0x11, 0x11]),
+    ] {
+        let mut p = plan(steps);
+        if full {
+            p.output.chroma = imaginator::pipeline::Chroma::Full;
+        }
+        for fast in [true, false] {
+            let r = render(&photo, &p, fast).unwrap();
+            assert_eq!(r.engine, if fast { "fast" } else { "imagemagick" }, "{steps}");
+            assert_eq!(
+                jpeg_facts(&r.bytes).3,
+                expected,
+                "{steps} (444: {full}) on {}",
+                r.engine
+            );
+        }
+    }
 }
