@@ -9,9 +9,11 @@ run it (PEERS below says how, and the report repeats it).
   bench/run --smoke    # seconds: every scenario once, tiny counts (CI keeps it from rotting)
 
 Scenarios (each prints req/s, p50/p95/p99, CPU seconds per image, peak RSS):
-  1. miss throughput: fit inside 512x512, JPEG q80, a distinct size per
-     request (no cache, no coalescing), 2 and 8 concurrent clients, on the
-     2560x1600 photo set and on the larger photos scaled to a 2K long side;
+  1. miss throughput by output format (the matrix): fit inside 512x512, a
+     distinct size per request (no cache, no coalescing), 2 and 8 concurrent
+     clients; JPEG q80, WebP q75, AVIF q65 from the 2560x1600 JPEGs (JPEG also
+     from the photos scaled to a 2K long side), PNG from the same photos as
+     1600x1000 PNGs (FORMATS and ENCODERS below say how each server is asked);
   2. large input: 14.7 MP JPEG -> 400 px thumbnail, CPU seconds per image;
   3. cache hits: one small result, 64 concurrent keep-alive clients, against
      the bare axum ceiling;
@@ -20,7 +22,8 @@ Scenarios (each prints req/s, p50/p95/p99, CPU seconds per image, peak RSS):
   5. chain hits: GET /download(origin:photo):thumbnail(100) against
      /images/{id}/thumbnail, both cached, and the requests the origin got.
 Quality: PSNR and SSIM of each server's output against a full-decode
-Lanczos reference (magick CLI), same sizes, and the output's bytes.
+Lanczos reference (magick CLI), same sizes, and the output's bytes, per
+format. Then the goals, each marked met or MISS with its ratio.
 """
 import argparse
 import atexit
@@ -154,7 +157,7 @@ HEADROOM = None
 BUILD = "release"
 
 
-def imaginator(cache=True, workers=2, queue=None, fast_path=True, config=None):
+def imaginator(cache=True, workers=2, queue=None, fast_path=True, config=None, env_extra=None):
     port = free_port()
     aliases = Path(scratch_dir())
     for f in list((ROOT / "aliases").glob("*.toml")) + list((ROOT / "bench/aliases").glob("*.toml")):
@@ -171,6 +174,7 @@ def imaginator(cache=True, workers=2, queue=None, fast_path=True, config=None):
         path = Path(scratch_dir()) / "imaginator.toml"
         path.write_text(config)
         env["IMAGINATOR_CONFIG"] = str(path)
+    env.update(env_extra or {})
     if not cache:
         env["IMAGINATOR_CACHE__MEMORY"] = "0"
         env["IMAGINATOR_CACHE__DISK"] = "0"
@@ -181,7 +185,7 @@ def imaginator(cache=True, workers=2, queue=None, fast_path=True, config=None):
 
 def upload(base, path):
     req = urllib.request.Request(base + "/images", data=path.read_bytes(), method="POST",
-                                 headers={"Content-Type": "image/jpeg"})
+                                 headers={"Content-Type": "image/png" if path.suffix == ".png" else "image/jpeg"})
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())["id"]
 
@@ -214,36 +218,79 @@ def regex_alt(items):
     return "(" + "|".join(items) + ")"
 
 
-def scenario_miss(photo_sets, seconds, results):
-    print("\n1. miss throughput: fit in 512x512, JPEG q80, distinct size per request")
-    for set_name, photos in photo_sets.items():
-        names = [p.name for p in photos]
-        for clients in (2, 8):
-            # The fast path (the default), then ImageMagick alone in the same session.
-            for label, fast_path in (("imaginator", True), ("imaginator, ImageMagick only", False)):
+# The format matrix: how each server is asked for each output format. JPEG
+# q80, WebP q75 and AVIF q65 are the quality numbers a page's srcset would
+# name; the encoders' scales differ, so the quality pass puts PSNR, SSIM and
+# bytes beside each. PNG from PNG sources, at each server's PNG defaults.
+SIZE_RE = "(49[0-9]|50[0-9]|51[0-2])"
+FORMATS = {
+    "jpeg": {"alias": "fit", "quality": 80, "thumbor": "filters:quality\\(80\\)", "sharp": "jpeg/80"},
+    "webp": {"alias": "fitwebp", "quality": 75, "thumbor": "filters:format\\(webp\\):quality\\(75\\)",
+             "sharp": "webp/75"},
+    "avif": {"alias": "fitavif", "quality": 65, "thumbor": "filters:format\\(avif\\):quality\\(65\\)",
+             "sharp": "avif/65"},
+    "png": {"alias": "fitpng", "quality": None, "thumbor": "filters:format\\(png\\)", "sharp": "png/0"},
+}
+# What each server's encoder does with those requests (stated next to the figures).
+ENCODERS = {
+    "imaginator": "JPEG: libjpeg-turbo, 4:2:0 below q90, optimised Huffman tables (fast path), ImageMagick's "
+                  "settings otherwise; WebP: libwebp method 4; AVIF: libheif + libaom, speed 8 "
+                  "(imgproxy's default), 8-bit 4:2:0; PNG: zlib level 6, adaptive filters (ImageMagick quality 65)",
+    "thumbor": "Pillow 12: JPEG libjpeg-turbo, 4:2:0, no optimize; WebP libwebp method 4; AVIF libavif (aom) speed 6; "
+               "PNG zlib level 6, adaptive filters",
+    "sharp": "sharp defaults: JPEG mozjpeg-less libjpeg-turbo 4:2:0; WebP effort 4; AVIF effort 4 (aom speed 5), "
+             "4:4:4 off; PNG compressionLevel 6, adaptiveFiltering false",
+}
+
+
+def unescape(regex_url):
+    return re.sub(r"\\(.)", r"\1", regex_url)
+
+
+def measure(label, server, url, clients, seconds, warm, results, extra):
+    oha(url, clients, requests=warm)
+    c0 = server.cpu()
+    res = oha(url, clients, seconds=seconds)
+    n = sum(res.get("statusCodeDistribution", {}).values())
+    row = summarize(label, res, server.cpu() - c0, n, server.rss())
+    row.update(extra)
+    results.append(row)
+    return row
+
+
+def scenario_miss(photo_sets, seconds, results, formats=tuple(FORMATS), clients_list=(2, 8)):
+    """Miss throughput per output format: fit inside 512x512 (w and h drawn
+    from 490..512, so every request is a distinct cache key), caches off."""
+    print("\n1. miss throughput by output format: fit in 512x512, distinct size per request, caches off")
+    for fmt in formats:
+        how = FORMATS[fmt]
+        for set_name, photos in photo_sets.items():
+            # PNG output from PNG sources; the 2K JPEG set for JPEG only.
+            wanted = {"png": ("png",), "jpeg": ("2560x1600", "2K")}.get(fmt, ("2560x1600",))
+            if set_name not in wanted:
+                continue
+            names = [p.name for p in photos]
+            warm = 2 * len(names)
+            peers = [("imaginator", True)]
+            if fmt == "jpeg":
+                peers.append(("imaginator, ImageMagick only", False))
+            for label, fast_path in peers:
                 im = imaginator(cache=False, queue=64, fast_path=fast_path)
                 ids = [upload(im.base, p) for p in photos]
-                # Distinct cache keys: w and h in 490..512 for each photo.
-                url = f"{im.base}/images/{regex_alt(ids)}/fit\\?w=(49[0-9]|50[0-9]|51[0-2])&h=(49[0-9]|50[0-9]|51[0-2])"
-                oha(url, clients, requests=8 * len(ids))  # warm-up
-                c0 = im.cpu()
-                res = oha(url, clients, seconds=seconds)
-                n = sum(res.get("statusCodeDistribution", {}).values())
-                results.append(summarize(f"{label} {set_name} c={clients}", res, im.cpu() - c0, n, im.rss()))
+                url = f"{im.base}/images/{regex_alt(ids)}/{how['alias']}\\?w={SIZE_RE}&h={SIZE_RE}"
+                for clients in clients_list:
+                    measure(f"{label} {fmt} {set_name} c={clients}", im, url, clients, seconds, warm, results,
+                            {"format": fmt, "set": set_name, "clients": clients, "server": label})
                 im.stop()
-
-            size = "(49[0-9]|50[0-9]|51[0-2])"
             for label, start, url in [
                 ("thumbor 7.8", thumbor,
-                 lambda b: f"{b}/unsafe/fit-in/{size}x{size}/filters:quality\\(80\\)/{regex_alt(names)}"),
-                ("sharp 0.35", sharp, lambda b: f"{b}/fit/{size}x{size}/{regex_alt(names)}"),
+                 lambda b: f"{b}/unsafe/fit-in/{SIZE_RE}x{SIZE_RE}/{how['thumbor']}/{regex_alt(names)}"),
+                ("sharp 0.35", sharp, lambda b: f"{b}/fit/{SIZE_RE}x{SIZE_RE}/{how['sharp']}/{regex_alt(names)}"),
             ]:
                 peer = start(photos[0].parent)
-                oha(url(peer.base), clients, requests=8 * len(names))
-                c0 = peer.cpu()
-                res = oha(url(peer.base), clients, seconds=seconds)
-                n = sum(res.get("statusCodeDistribution", {}).values())
-                results.append(summarize(f"{label} {set_name} c={clients}", res, peer.cpu() - c0, n, peer.rss()))
+                for clients in clients_list:
+                    measure(f"{label} {fmt} {set_name} c={clients}", peer, url(peer.base), clients, seconds, warm,
+                            results, {"format": fmt, "set": set_name, "clients": clients, "server": label})
                 peer.stop()
 
 
@@ -415,49 +462,205 @@ def scenario_overload(photos, requests, results):
     results.append(row)
 
 
-def quality(photos, results):
+def quality(photo_sets, results, formats=tuple(FORMATS)):
+    """PSNR and SSIM of each server's output (fit 512x512) against a
+    full-decode Lanczos reference made by the magick CLI, and its bytes, per
+    output format: the rate-distortion point each server's request lands on."""
     print("\nquality: PSNR and SSIM against a full-decode Lanczos reference (fit 512x512), and output bytes")
-    servers = {"imaginator": imaginator(cache=False), "imaginator-im": imaginator(cache=False, fast_path=False),
-               "thumbor": thumbor(photos[0].parent), "sharp": sharp(photos[0].parent)}
     tmp = Path(scratch_dir())
-    scores = {name: {"psnr": [], "ssim": [], "bytes": []} for name in servers}
+    for fmt in formats:
+        how = FORMATS[fmt]
+        photos = photo_sets["png" if fmt == "png" else "2560x1600"]
+        servers = {"imaginator": imaginator(cache=False), "thumbor": thumbor(photos[0].parent),
+                   "sharp": sharp(photos[0].parent)}
+        if fmt == "jpeg":
+            servers["imaginator-im"] = imaginator(cache=False, fast_path=False)
+        scores = {name: {"psnr": [], "ssim": [], "bytes": []} for name in servers}
+        for p in photos:
+            ref = tmp / f"{p.stem}.ref.png"
+            subprocess.run(["magick", str(p), "-filter", "Lanczos", "-resize", "512x512", str(ref)], check=True)
+            w, h = subprocess.run(["magick", "identify", "-format", "%w %h", str(ref)], capture_output=True,
+                                  text=True).stdout.split()
+            outs = {
+                "thumbor": f"{servers['thumbor'].base}/unsafe/fit-in/512x512/{unescape(how['thumbor'])}/{p.name}",
+                "sharp": f"{servers['sharp'].base}/fit/512x512/{how['sharp']}/{p.name}",
+            }
+            for name in ("imaginator", "imaginator-im"):
+                if name in servers:
+                    id_ = upload(servers[name].base, p)
+                    outs[name] = f"{servers[name].base}/images/{id_}/{how['alias']}?w=512&h=512"
+            for name, url in outs.items():
+                data = urllib.request.urlopen(url, timeout=120).read()
+                f = tmp / f"{p.stem}.{name}.{fmt}"
+                f.write_bytes(data)
+                scores[name]["bytes"].append(len(data))
+                for metric in ("psnr", "ssim"):
+                    r = subprocess.run(["magick", "compare", "-metric", metric.upper(), str(f), "-resize",
+                                        f"{w}x{h}!", str(ref), "null:"], capture_output=True, text=True)
+                    scores[name][metric].append(float(r.stderr.split()[0]))
+        for server in servers.values():
+            server.stop()
+        row = {"name": f"quality {fmt}", "format": fmt}
+        for name, sc in scores.items():
+            mean = {k: sum(v) / len(v) for k, v in sc.items()}
+            print(f"  {fmt:<5} {name:<14} PSNR {mean['psnr']:.2f} dB (min {min(sc['psnr']):.2f})  "
+                  f"SSIM {mean['ssim']:.4f}  mean bytes {mean['bytes']:.0f}")
+            row[name] = {"psnr_db": round(mean["psnr"], 2), "ssim": round(mean["ssim"], 4),
+                         "bytes": round(mean["bytes"])}
+        results.append(row)
+
+
+SWEEP_QUALITIES = (40, 50, 60, 65, 70, 75, 80, 90)
+
+
+def psnr_ssim(path, ref, w, h):
+    out = []
+    for metric in ("PSNR", "SSIM"):
+        r = subprocess.run(["magick", "compare", "-metric", metric, str(path), "-resize", f"{w}x{h}!", str(ref),
+                            "null:"], capture_output=True, text=True)
+        out.append(float(r.stderr.split()[0]))
+    return out
+
+
+def rate_distortion(photo_sets, results, formats=("jpeg", "webp", "avif"), qualities=SWEEP_QUALITIES):
+    """Each server's rate-distortion curve per lossy format: mean PSNR, SSIM
+    and bytes at each quality number (fit 512x512, the 2560x1600 photos).
+    Quality numbers mean different things to different encoders; the curves
+    let each peer's point be compared with ours at equal PSNR."""
+    print("\nrate-distortion: mean PSNR / SSIM / bytes per quality number (fit 512x512)")
+    photos = photo_sets["2560x1600"]
+    tmp = Path(scratch_dir())
+    refs = {}
     for p in photos:
         ref = tmp / f"{p.stem}.ref.png"
         subprocess.run(["magick", str(p), "-filter", "Lanczos", "-resize", "512x512", str(ref)], check=True)
-        w, h = subprocess.run(["magick", "identify", "-format", "%w %h", str(ref)], capture_output=True, text=True).stdout.split()
-        id_ = upload(servers["imaginator"].base, p)
-        upload(servers["imaginator-im"].base, p)
-        outs = {
-            "imaginator": f"{servers['imaginator'].base}/images/{id_}/fit?w=512&h=512",
-            "imaginator-im": f"{servers['imaginator-im'].base}/images/{id_}/fit?w=512&h=512",
-            "thumbor": f"{servers['thumbor'].base}/unsafe/fit-in/512x512/filters:quality(80)/{p.name}",
-            "sharp": f"{servers['sharp'].base}/fit/512x512/{p.name}",
-        }
-        for name, url in outs.items():
-            data = urllib.request.urlopen(url, timeout=60).read()
-            f = tmp / f"{p.stem}.{name}.jpg"
-            f.write_bytes(data)
-            scores[name]["bytes"].append(len(data))
-            for metric in ("psnr", "ssim"):
-                r = subprocess.run(["magick", "compare", "-metric", metric.upper(), str(f), "-resize", f"{w}x{h}!",
-                                    str(ref), "null:"], capture_output=True, text=True)
-                scores[name][metric].append(float(r.stderr.split()[0]))
-    for server in servers.values():
-        server.stop()
-    row = {"name": "quality"}
-    for name, s in scores.items():
-        mean = {k: sum(v) / len(v) for k, v in s.items()}
-        print(f"  {name:<14} PSNR {mean['psnr']:.2f} dB (min {min(s['psnr']):.2f})  SSIM {mean['ssim']:.4f}  "
-              f"mean bytes {mean['bytes']:.0f}")
-        row[name] = {"psnr_db": round(mean["psnr"], 2), "ssim": round(mean["ssim"], 4), "bytes": round(mean["bytes"])}
-    results.append(row)
+        refs[p.name] = (ref, *subprocess.run(["magick", "identify", "-format", "%w %h", str(ref)],
+                                             capture_output=True, text=True).stdout.split())
+    im = imaginator(cache=False, env_extra={"IMAGINATOR_ALLOW_BUILTIN_FILTERS": "true"})
+    th, sh = thumbor(photos[0].parent), sharp(photos[0].parent)
+    ids = {p.name: upload(im.base, p) for p in photos}
+    try:
+        for fmt in formats:
+            ext = {"jpeg": "jpg"}.get(fmt, fmt)
+            curves = {"imaginator": [], "thumbor": [], "sharp": []}
+            for q in qualities:
+                urls = {
+                    "imaginator": lambda n: f"{im.base}/original({ids[n]}):fit-in(512,512):format({ext}):quality({q})",
+                    "thumbor": lambda n: f"{th.base}/unsafe/fit-in/512x512/filters:format({fmt}):quality({q})/{n}",
+                    "sharp": lambda n: f"{sh.base}/fit/512x512/{fmt}/{q}/{n}",
+                }
+                for name, url in urls.items():
+                    ps, ss, bs = [], [], []
+                    for p in photos:
+                        data = urllib.request.urlopen(url(p.name), timeout=120).read()
+                        f = tmp / f"{p.stem}.{name}.{fmt}"
+                        f.write_bytes(data)
+                        ref, w, h = refs[p.name]
+                        psnr, ssim = psnr_ssim(f, ref, w, h)
+                        ps.append(psnr)
+                        ss.append(ssim)
+                        bs.append(len(data))
+                    point = {"quality": q, "psnr_db": round(sum(ps) / len(ps), 2),
+                             "ssim": round(sum(ss) / len(ss), 4), "bytes": round(sum(bs) / len(bs))}
+                    curves[name].append(point)
+            for name, curve in curves.items():
+                pts = "  ".join(f"q{c['quality']}: {c['psnr_db']:.2f} dB {c['ssim']:.4f} {c['bytes']} B" for c in curve)
+                print(f"  {fmt:<5} {name:<11} {pts}")
+            results.append({"name": f"rate-distortion {fmt}", "format": fmt, "curves": curves})
+    finally:
+        for server in (im, th, sh):
+            server.stop()
+
+
+def bytes_at_psnr(curve, psnr):
+    """Bytes on a rate-distortion curve at `psnr`, interpolated linearly in
+    log(bytes) between the two points around it; None outside the curve."""
+    import math
+    pts = sorted((c["psnr_db"], c["bytes"]) for c in curve)
+    for (p0, b0), (p1, b1) in zip(pts, pts[1:]):
+        if p0 <= psnr <= p1 and p1 > p0:
+            t = (psnr - p0) / (p1 - p0)
+            return math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
+    return None
+
+
+def equal_quality(results):
+    """For each lossy format: each peer's point at the matrix quality, and
+    our bytes at that same PSNR (from our curve)."""
+    rows = []
+    for rd in [r for r in results if r.get("name", "").startswith("rate-distortion ")]:
+        fmt, curves = rd["format"], rd["curves"]
+        q = FORMATS[fmt]["quality"]
+        for peer in ("thumbor", "sharp"):
+            point = next((c for c in curves[peer] if c["quality"] == q), None)
+            if point is None:
+                continue
+            ours = bytes_at_psnr(curves["imaginator"], point["psnr_db"])
+            ratio = ours / point["bytes"] if ours else None
+            rows.append({"format": fmt, "peer": peer, "peer_quality": q, "peer_psnr_db": point["psnr_db"],
+                         "peer_bytes": point["bytes"], "our_bytes_at_equal_psnr": ours and round(ours),
+                         "ratio": ratio and round(ratio, 3)})
+    if rows:
+        print("\nbytes at equal PSNR (each peer at the matrix quality; ours read off our curve)")
+        for r in rows:
+            print(f"  {r['format']:<5} vs {r['peer']:<8} q{r['peer_quality']}: {r['peer_psnr_db']} dB, "
+                  f"{r['peer_bytes']} B; ours {r['our_bytes_at_equal_psnr']} B -> x{r['ratio']}")
+        results.append({"name": "bytes at equal PSNR", "rows": rows})
+    return rows
+
+
+def verdicts(results):
+    """The issue's goals, per format and client count: speed >= 1.3x the
+    faster peer, CPU per image <= 0.75x the cheaper peer, PSNR and SSIM no
+    worse than the better peer, bytes <= 1.05x the smaller peer."""
+    rows = [r for r in results if r.get("format") and r.get("clients")]
+    equal = next((r["rows"] for r in results if r.get("name") == "bytes at equal PSNR"), [])
+    qual = {r["format"]: r for r in results if r.get("name", "").startswith("quality ")}
+    if not rows:
+        return
+    print("\ngoals per format (ratios against the best peer in the same run)")
+    print("  (lossy formats: bytes at equal PSNR against each peer, the worse ratio; PNG: bytes as served)")
+    print("  format set        c  speed x (>=1.30)  cpu x (<=0.75)  dPSNR dB  dSSIM   bytes x (<=1.05)")
+    out = []
+    for key in sorted({(r["format"], r["set"], r["clients"]) for r in rows}):
+        fmt, set_name, clients = key
+        here = {r["server"]: r for r in rows if (r["format"], r["set"], r["clients"]) == key}
+        ours = here.get("imaginator")
+        peers = [here[p] for p in ("thumbor 7.8", "sharp 0.35") if p in here]
+        if not ours or not peers:
+            continue
+        best_rps = max(p["rps"] for p in peers)
+        cpus = [p["cpu_s_per_image"] for p in peers if p["cpu_s_per_image"]]
+        speed = ours["rps"] / best_rps if best_rps else None
+        cpu = ours["cpu_s_per_image"] / min(cpus) if cpus and ours["cpu_s_per_image"] else None
+        q = qual.get(fmt, {})
+        qp = [q[p] for p in ("thumbor", "sharp") if p in q]
+        dpsnr = q["imaginator"]["psnr_db"] - max(p["psnr_db"] for p in qp) if qp and "imaginator" in q else None
+        dssim = q["imaginator"]["ssim"] - max(p["ssim"] for p in qp) if qp and "imaginator" in q else None
+        nbytes = q["imaginator"]["bytes"] / min(p["bytes"] for p in qp) if qp and "imaginator" in q else None
+        eq = [r["ratio"] for r in equal if r["format"] == fmt and r["ratio"]]
+        if eq:
+            # At equal PSNR: the worse of the two peers' ratios.
+            nbytes, dpsnr = max(eq), 0.0
+
+        def mark(v, ok):
+            return "   n/a    " if v is None else f"{v:7.2f} {'met ' if ok(v) else 'MISS'}"
+
+        print(f"  {fmt:<6} {set_name:<10} {clients:<2} {mark(speed, lambda v: v >= 1.3)}     "
+              f"{mark(cpu, lambda v: v <= 0.75)}  {mark(dpsnr, lambda v: v >= 0)} "
+              f"{'n/a' if dssim is None else f'{dssim:+.4f}'}  {mark(nbytes, lambda v: v <= 1.05)}")
+        out.append({"format": fmt, "set": set_name, "clients": clients, "speed_vs_best_peer": speed and round(speed, 2),
+                    "cpu_vs_cheapest_peer": cpu and round(cpu, 2), "psnr_delta_db": dpsnr and round(dpsnr, 2),
+                    "ssim_delta": dssim and round(dssim, 4), "bytes_vs_smallest_peer": nbytes and round(nbytes, 3)})
+    results.append({"name": "goals", "rows": out})
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="seconds, not minutes; asserts nothing about speed")
     ap.add_argument("--headroom", default=None, help="imaginator decode_headroom (default: its configured default)")
-    ap.add_argument("--only", default=None, help="comma-separated scenarios: miss,large,hits,overload,chain,quality")
+    ap.add_argument("--formats", default=None, help="comma-separated output formats: jpeg,webp,avif,png")
+    ap.add_argument("--only", default=None, help="comma-separated scenarios: miss,large,hits,overload,chain,quality,rd")
     args = ap.parse_args()
     ap_build = os.environ.get("IMAGINATOR_BENCH_BUILD")
     global HEADROOM, BUILD
@@ -475,17 +678,29 @@ def main():
         if not out.exists():
             subprocess.run(["magick", str(p), "-resize", "2048x2048", "-quality", "92", str(out)], check=True)
     set_b = sorted(set_b_dir.glob("*.jpg"))
+    # PNG sources: the 2560x1600 photos as 1600x1000 PNGs (8-bit RGB).
+    set_png_dir = WORK / "photos-png"
+    set_png_dir.mkdir(exist_ok=True)
+    for p in set_a:
+        out = set_png_dir / p.name.replace("2560x1600.jpg", "1600x1000.png")
+        if not out.exists():
+            subprocess.run(["magick", str(p), "-resize", "1600x1600", "-strip", str(out)], check=True)
+    set_png = sorted(set_png_dir.glob("*.png"))
     if args.smoke:
-        set_a, set_b, large = set_a[:2], set_b[:1], large[:1]
+        set_a, set_b, set_png, large = set_a[:2], set_b[:1], set_png[:1], large[:1]
     secs = 3 if args.smoke else 20
     results = []
     print(f"bench: {len(set_a)} photos 2560x1600, {len(set_b)} at 2K, {len(large)} at 14.7 MP; {CORES} cores")
     for name, how in PEERS.items():
         print(f"  {name}: {how}")
-    only = set(args.only.split(",")) if args.only else {"miss", "large", "hits", "overload", "chain", "quality"}
+    for name, how in ENCODERS.items():
+        print(f"  {name} encoders: {how}")
+    only = set(args.only.split(",")) if args.only else {"miss", "large", "hits", "overload", "chain", "quality", "rd"}
     print(f"imaginator decode_headroom {HEADROOM or 'default'}")
+    formats = tuple(args.formats.split(",")) if args.formats else tuple(FORMATS)
+    sets = {"2560x1600": set_a, "2K": set_b, "png": set_png}
     if "miss" in only:
-        scenario_miss({"2560x1600": set_a, "2K": set_b}, secs, results)
+        scenario_miss(sets, secs, results, formats)
     if "large" in only:
         scenario_large(large, 1 if args.smoke else 3, results)
     if "hits" in only:
@@ -495,9 +710,14 @@ def main():
     if "chain" in only:
         scenario_chain_hits(set_a[0], secs, results)
     if "quality" in only:
-        quality(set_a, results)
+        quality(sets, results, formats)
+    if "rd" in only:
+        lossy = tuple(f for f in formats if f != "png")
+        rate_distortion(sets, results, lossy, (65, 75, 80) if args.smoke else SWEEP_QUALITIES)
+        equal_quality(results)
+    verdicts(results)
     out = WORK / ("results-smoke.json" if args.smoke else "results.json")
-    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "cores": CORES, "peers": PEERS,
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "cores": CORES, "peers": PEERS, "encoders": ENCODERS,
                                "results": results}, indent=2))
     print(f"\nresults: {out}")
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Where a miss spends its CPU, stage by stage.
 
-Runs benchmark scenario 1 (fit inside 512x512, JPEG q80, a distinct size per
-request, result cache off, 2 clients) against the release binary on the
-2560x1600 photo set, records it with `perf record --call-graph dwarf` for a
+Runs benchmark scenario 1 (fit inside 512x512 in one output format, a
+distinct size per request, result cache off, 2 clients) against the release
+binary on the 2560x1600 photo set (PNG: their 1600x1000 PNGs), records it with `perf record --call-graph dwarf` for a
 fixed time, and attributes every sample to the stage whose function is on
 its stack (the first rule that matches, in the order of STAGES). Prints the
 share of CPU and the CPU milliseconds per image of each stage.
 
-  bench/.work/venv/bin/python bench/stages.py [--seconds 20] [--set photos|photos-2k]
+  bench/.work/venv/bin/python bench/stages.py [--seconds 20] [--set photos|photos-2k] [--format jpeg|webp|avif|png]
 
 Needs `perf` (Debian: linux-perf) and a release build (`cargo build --release`).
 """
@@ -33,16 +33,22 @@ STAGES = [
     ("fast path: encode (libjpeg-turbo)", ["imj_encode"]),
     ("fast path: orientation, checks", ["imaginator::fast"]),
     ("ping (header read by ImageMagick)", ["PingBlob", "PingImage", "MagickPingImage"]),
-    ("decode (libjpeg-turbo via ImageMagick)", ["ReadJPEGImage", "ReadImage", "BlobToImage", "MagickReadImage"]),
+    ("decode: JPEG (libjpeg-turbo via ImageMagick)", ["ReadJPEGImage"]),
+    ("decode: PNG (libpng, zlib inflate)", ["ReadPNGImage", "ReadOnePNGImage", "png_read", "inflate"]),
+    ("encode: WebP (libwebp)", ["WriteWEBPImage", "WebPEncode", "VP8"]),
+    ("encode: AVIF (libheif, libaom)", ["WriteHEICImage", "heif_", "aom_", "av1_"]),
+    ("encode: PNG (libpng, zlib deflate)", ["WritePNGImage", "WriteOnePNGImage", "png_write", "deflate"]),
+    ("encode: JPEG (libjpeg-turbo via ImageMagick)", ["WriteJPEGImage"]),
+    ("decode: other (ImageMagick)", ["ReadImage", "BlobToImage", "MagickReadImage"]),
     ("resize", ["ResizeImage", "ThumbnailImage", "SampleImage", "ScaleImage", "MagickResizeImage"]),
-    ("encode (libjpeg-turbo via ImageMagick)", ["WriteJPEGImage", "ImageToBlob", "WriteImage", "MagickGetImageBlob"]),
+    ("encode: other (ImageMagick)", ["ImageToBlob", "WriteImage", "MagickGetImageBlob"]),
     ("colour, orientation, strip (ImageMagick)", ["TransformImageColorspace", "ProfileImage", "AutoOrientImage",
                                                   "StripImage", "SetImageColorspace", "Magick", "magick_rust"]),
     ("pre-decode checks (pure Rust)", ["imaginator::pipeline::layers", "imaginator::pipeline::format",
                                        "imaginator::pipeline::colour", "imaginator::pipeline::exif"]),
     ("hashing", ["sha2::", "Sha256", "blake3", "crc32"]),
     ("originals store (read)", ["imaginator::storage", "imaginator::originals"]),
-    ("job queue and pool", ["imaginator::magick::pool", "crossbeam", "std::sync::mpmc"]),
+    ("job queue and pool", ["imaginator::magick::pool", "imaginator::render::pool", "crossbeam", "std::sync::mpmc"]),
     ("HTTP (hyper, axum, sockets)", ["hyper::", "axum::", "tokio::net", "tcp_", "sock_", "inet_", "__sys_sendto",
                                      "__sys_recvfrom", "do_writev", "tower::"]),
     ("async runtime", ["tokio::runtime"]),
@@ -89,13 +95,18 @@ def main():
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--set", default="photos", help="photos (2560x1600) or photos-2k")
     ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--format", default="jpeg", choices=sorted(bench.FORMATS))
     args = ap.parse_args()
-    photos = sorted(p for p in (bench.WORK / args.set).glob("*.jpg") if "2560x1600" in p.name or args.set != "photos")
+    if args.format == "png":
+        args.set = "photos-png"  # made by bench/run from the 2560x1600 photos
+    photos = sorted(p for p in (bench.WORK / args.set).glob("*.*")
+                    if "2560x1600" in p.name or args.set != "photos")
     im = bench.imaginator(cache=False, queue=64)
     try:
         ids = [bench.upload(im.base, p) for p in photos]
         size = "(49[0-9]|50[0-9]|51[0-2])"
-        url = f"{im.base}/images/{bench.regex_alt(ids)}/fit\\?w={size}&h={size}"
+        alias = bench.FORMATS[args.format]["alias"]
+        url = f"{im.base}/images/{bench.regex_alt(ids)}/{alias}\\?w={size}&h={size}"
         bench.oha(url, args.clients, requests=8 * len(ids))  # warm-up
         data = Path(scratch_dir()) / "perf.data"
         perf = subprocess.Popen(["perf", "record", "-q", "-F", "499", "--call-graph", "dwarf,32768", "-p",
@@ -114,7 +125,7 @@ def main():
     for _comm, frames in parse_perf_script(script):
         counts[classify(frames)] += 1
     total = sum(counts.values()) or 1
-    print(f"\nmiss path, {args.set}, c={args.clients}: {images} images in {args.seconds} s "
+    print(f"\nmiss path, {args.format} from {args.set}, c={args.clients}: {images} images in {args.seconds} s "
           f"({images / args.seconds:.1f} req/s), {cpu / max(images, 1) * 1000:.1f} CPU-ms per image, "
           f"{total} samples\n")
     print(f"| stage | share of CPU | CPU ms per image |\n|---|---|---|")

@@ -9,12 +9,12 @@ use super::estimate::{jpeg_scale, pixel_cache_need};
 use super::profiles;
 use super::wand::Wand;
 use crate::config::Limits;
-use crate::pipeline::Dialect;
 use crate::pipeline::colour::{self, ColourFacts, Conversion};
 use crate::pipeline::exif;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::layers;
 use crate::pipeline::ops::{Dpi, IccProfile, Op, Size};
+use crate::pipeline::{Dialect, OutputSpec};
 use crate::render::{BYTES_PER_PIXEL, area, check_decode_fits, check_limits};
 pub use crate::render::{Job, Rendered, Source};
 use magick_rust::bindings as im;
@@ -215,7 +215,15 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
     }
     // Left unset, ImageMagick writes a JPEG at the quality it estimated
     // when it decoded one, and with the source's sampling factors.
-    if !(plan.output.input_quality && main.format == ImageFormat::Jpeg && format == ImageFormat::Jpeg) {
+    // A PNG's "quality" is ImageMagick's zlib level and filter in two
+    // digits (80: level 8, no filters; 88: run-length only; below 50: no
+    // filters), so the plan's number, meant for lossy formats, is not passed
+    // on; nor is a decoded JPEG's estimated quality. A PNG is written at
+    // ImageMagick's default, 75, and `encoder_settings` sets its level.
+    let keeps_quality = plan.output.input_quality && main.format == ImageFormat::Jpeg && format == ImageFormat::Jpeg;
+    if format == ImageFormat::Png {
+        wand.set_quality(75).map_err(op_error)?;
+    } else if !keeps_quality {
         wand.set_quality(plan.output.quality).map_err(op_error)?;
         if format == ImageFormat::Jpeg {
             // A gray image has no chroma: its one component is 1x1 (what
@@ -232,6 +240,9 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
             wand.set_option("jpeg:sampling-factor", factor).map_err(op_error)?;
         }
     }
+    for (key, value) in encoder_settings(format, &plan.output) {
+        wand.set_option(key, value).map_err(op_error)?;
+    }
     wand.set_depth(plan.output.depth_for(format)).map_err(op_error)?;
     wand.set_format(format.coder()).map_err(op_error)?;
     let size = wand.size();
@@ -245,6 +256,35 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         pixel_estimate: 0,
         pixel_peak: 0,
     })
+}
+
+/// The encoder settings the native profile states (docs/benchmarks.md has
+/// their measured cost and bytes), beyond quality and JPEG chroma:
+/// - WebP: libwebp's method 4, as Pillow, sharp and imgproxy use.
+/// - AVIF: libaom speed 8 (imgproxy's default; libheif's own is 6, which
+///   costs about twice the CPU for 1-2% fewer bytes at equal quality), and
+///   the plan's chroma (4:2:0 below quality 90).
+/// - PNG: zlib level 4 with adaptive filters (libpng's heuristic per row).
+///   On photos level 4 writes the same bytes as ImageMagick's default
+///   (quality 75: level 7) to within 0.5% in a fraction of the deflate time;
+///   level 3 and below add 10%.
+fn encoder_settings(format: ImageFormat, output: &OutputSpec) -> Vec<(&'static str, &'static str)> {
+    match format {
+        ImageFormat::Webp => vec![("webp:method", "4")],
+        ImageFormat::Avif => vec![
+            ("heic:speed", "8"),
+            (
+                "heic:chroma",
+                if output.chroma.subsampled(output.quality) {
+                    "420"
+                } else {
+                    "444"
+                },
+            ),
+        ],
+        ImageFormat::Png => vec![("png:compression-level", "4"), ("png:compression-filter", "5")],
+        _ => Vec::new(),
+    }
 }
 
 /// Writes an image the original's way: metadata and ImageMagick's quality

@@ -823,9 +823,15 @@ impl Wand {
         self.set_coder(coder)
     }
 
+    /// Sets the quality the encoder reads. Coders differ in where they read
+    /// it: JPEG and WebP take the image's, AVIF/HEIC (libheif) and PNG only
+    /// the wand's `ImageInfo` (without it libheif used its own default, 50,
+    /// whatever the plan said), so both are set.
     pub fn set_quality(&mut self, quality: u8) -> Result<(), WandError> {
         // SAFETY: valid wand.
-        self.check(unsafe { im::MagickSetImageCompressionQuality(self.raw(), usize::from(quality)) })
+        self.check(unsafe { im::MagickSetImageCompressionQuality(self.raw(), usize::from(quality)) })?;
+        // SAFETY: valid wand.
+        self.check(unsafe { im::MagickSetCompressionQuality(self.raw(), usize::from(quality)) })
     }
 
     // The original dialect's calls (`magick::original`): ImageMagick's own

@@ -57,9 +57,9 @@ pub struct OutputSpec {
     /// Bits per channel of PNG and TIFF output: 8, or 16 (`depth(16)`).
     /// JPEG, WebP, AVIF and GIF are always 8.
     pub depth: u8,
-    /// JPEG chroma: `"420"` (the default: 4:2:0 below quality 90, 4:4:4
-    /// from it, as libjpeg, libvips and Pillow write) or `"444"` (always
-    /// full). The original dialect and `input_quality` keep the source's
+    /// JPEG and AVIF chroma: `"420"` (the default: 4:2:0 below quality 90,
+    /// 4:4:4 from it, as libjpeg, libvips and Pillow write) or `"444"`
+    /// (always full). Lossy WebP is always 4:2:0. The original dialect and `input_quality` keep the source's
     /// sampling, as imaginator 2018 did.
     pub chroma: Chroma,
 }
@@ -75,11 +75,16 @@ pub enum Chroma {
 }
 
 impl Chroma {
+    /// Whether a lossy image of `quality` is written with 4:2:0 chroma.
+    pub fn subsampled(self, quality: u8) -> bool {
+        self == Chroma::Subsampled && quality < 90
+    }
+
     /// ImageMagick's `jpeg:sampling-factor` for a JPEG of `quality`.
     pub fn sampling_factor(self, quality: u8) -> &'static str {
-        match self {
-            Chroma::Subsampled if quality < 90 => "2x2,1x1,1x1",
-            _ => "1x1,1x1,1x1",
+        match self.subsampled(quality) {
+            true => "2x2,1x1,1x1",
+            false => "1x1,1x1,1x1",
         }
     }
 }

@@ -40,12 +40,12 @@ const PLANS: &[&str] = &[
     "quality(75)",
 ];
 
-fn plan(steps: &str) -> Plan {
+pub(crate) fn plan(steps: &str) -> Plan {
     let chain = parse_chain(&format!("download(o:a.jpg):{steps}"), ParseLimits::default()).unwrap();
     compile(&chain, &AliasSet::default(), true).unwrap().plan
 }
 
-fn render(bytes: &[u8], plan: &Plan, fast_path: bool) -> Result<Rendered, JobError> {
+pub(crate) fn render(bytes: &[u8], plan: &Plan, fast_path: bool) -> Result<Rendered, JobError> {
     let limits = Limits::default();
     magick::init(&limits).unwrap();
     let job = Job {

@@ -17,6 +17,7 @@ mod corpus;
 mod crash;
 mod delivery;
 mod dpr;
+mod encoders;
 mod fast_path;
 mod fuzz_regressions;
 mod hostile;

@@ -1,0 +1,75 @@
+//! What each encoder is told: the plan's quality reaches every lossy format,
+//! AVIF follows the plan's chroma as JPEG does, and a PNG is written at the
+//! stated zlib level whatever quality the plan names (docs/benchmarks.md,
+//! "Encoder settings", has what these settings cost and save).
+
+use crate::common;
+use crate::fast_path::{plan, render};
+use imaginator::pipeline::Chroma;
+
+/// The payload of the first box or chunk named `name`.
+fn after<'a>(bytes: &'a [u8], name: &[u8]) -> &'a [u8] {
+    let at = bytes
+        .windows(name.len())
+        .position(|w| w == name)
+        .unwrap_or_else(|| panic!("no {} in the output", String::from_utf8_lossy(name)));
+    &bytes[at + name.len()..]
+}
+
+/// Bytes of the photo fitted in 300x300 and written as `format` at `quality`.
+fn written(format: &str, quality: u8, chroma: Chroma) -> Vec<u8> {
+    let photo = common::fixture("photo.jpg");
+    let mut p = plan(&format!("fit-in(300,300):format({format}):quality({quality})"));
+    p.output.chroma = chroma;
+    render(&photo, &p, false).unwrap().bytes.to_vec()
+}
+
+/// libheif reads the quality from ImageMagick's `ImageInfo`, not from the
+/// image: until both were set, every AVIF was written at libheif's default
+/// (50) whatever the plan said. Each lossy format must grow with quality.
+#[test]
+fn every_lossy_format_is_written_at_the_plans_quality() {
+    for format in ["jpg", "webp", "avif"] {
+        let low = written(format, 30, Chroma::Subsampled).len();
+        let mid = written(format, 60, Chroma::Subsampled).len();
+        let high = written(format, 85, Chroma::Subsampled).len();
+        assert!(
+            low < mid && mid < high && high > 2 * low,
+            "{format}: {low} B at q30, {mid} B at q60, {high} B at q85"
+        );
+    }
+}
+
+/// AVIF chroma follows the plan as JPEG's does: 4:2:0 below quality 90,
+/// 4:4:4 from it or with `chroma = "444"` (read from the `av1C` box:
+/// chroma_subsampling_x and _y).
+#[test]
+fn avif_chroma_follows_quality_and_the_plan() {
+    for (quality, chroma, subsampled) in [
+        (80, Chroma::Subsampled, true),
+        (90, Chroma::Subsampled, false),
+        (80, Chroma::Full, false),
+    ] {
+        let avif = written("avif", quality, chroma);
+        // av1C: marker and version, profile and level, then the flags byte
+        // (tier, high bitdepth, twelve bit, monochrome, subsampling x, y).
+        let flags = after(&avif, b"av1C")[2];
+        let (x, y) = (flags & 0x08 != 0, flags & 0x04 != 0);
+        assert_eq!((x, y), (subsampled, subsampled), "q{quality}, {chroma:?}: av1C flags {flags:#04x}");
+    }
+}
+
+/// A PNG is deflated at level 4 (the zlib header's FLEVEL says "fast", 1)
+/// and is the same file whatever quality the plan names: ImageMagick would
+/// read quality 80 as "level 8, no filters" and 88 as "run-length only".
+#[test]
+fn png_level_does_not_follow_the_plans_quality() {
+    let reference = written("png", 85, Chroma::Subsampled);
+    // IHDR's 13 bytes and CRC, then (no other chunk is written) IDAT:
+    // its length, "IDAT", the zlib header CMF FLG.
+    let flg = after(&reference, b"IDAT")[1];
+    assert_eq!(flg >> 6, 1, "zlib FLEVEL of the first IDAT (FLG {flg:#04x})");
+    for quality in [30, 80, 88] {
+        assert!(written("png", quality, Chroma::Subsampled) == reference, "q{quality} changed the PNG");
+    }
+}
