@@ -1,5 +1,5 @@
 # `cargo clippy --all-targets -- -D warnings` and `cargo fmt --check` as a flake check.
-{ rustPlatform, clippy, rustfmt, pkg-config, imagemagick, libjpeg, lib, src }:
+{ rustPlatform, clippy, rustfmt, pkg-config, imagemagick, libjpeg, libwebp, lib, src }:
 
 rustPlatform.buildRustPackage {
   pname = "imaginator-lints";
@@ -7,7 +7,7 @@ rustPlatform.buildRustPackage {
   inherit src;
   cargoLock.lockFile = ../Cargo.lock;
   nativeBuildInputs = [ pkg-config rustPlatform.bindgenHook clippy rustfmt ];
-  buildInputs = [ imagemagick libjpeg ];
+  buildInputs = [ imagemagick libjpeg libwebp ];
   buildPhase = ''
     cargo fmt --all -- --check
     cargo clippy --all-targets --offline -- -D warnings

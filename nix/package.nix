@@ -6,6 +6,7 @@
 , pkg-config
 , imagemagick
 , libjpeg
+, libwebp
 , garage
 , haproxy
 , src
@@ -32,9 +33,9 @@ rustPlatform.buildRustPackage {
     # magick_rust generates its bindings with bindgen (needs libclang).
     rustPlatform.bindgenHook
   ];
-  # libjpeg: the fast path (src/fast/jpeg.c) links the libjpeg-turbo
-  # ImageMagick itself uses.
-  buildInputs = [ imagemagick libjpeg ];
+  # libjpeg, libwebp: the fast path (src/fast/jpeg.c, webp.c) links the
+  # libjpeg-turbo and libwebp ImageMagick itself uses.
+  buildInputs = [ imagemagick libjpeg libwebp ];
 
   # Tests start real servers on 127.0.0.1, a Garage S3 server and HAProxy
   # (tests/it/replicas.rs); `checks.tests` turns them on. The plain package

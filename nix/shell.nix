@@ -12,6 +12,7 @@
 , rustPlatform
 , imagemagick
 , libjpeg
+, libwebp
 , garage
 , haproxy
 , python3
@@ -28,6 +29,7 @@ mkShell {
     pkg-config
     imagemagick
     libjpeg # the fast path's JPEG layer
+    libwebp # and its WebP layer
     garage
     haproxy # the load balancer of tests/it/replicas.rs
     python3

@@ -1,21 +1,27 @@
-//! Compiles the fast path's JPEG layer (`src/fast/jpeg.c`) against the
-//! system's libjpeg: the libjpeg-turbo shared library ImageMagick links, so
-//! the process has one copy of every jpeg_* symbol.
+//! Compiles the fast path's JPEG and WebP layers (`src/fast/jpeg.c`,
+//! `src/fast/webp.c`) against the system's libjpeg and libwebp: the shared
+//! libraries ImageMagick links, so the process has one copy of every jpeg_*
+//! and WebP* symbol.
 
 fn main() {
     println!("cargo:rerun-if-changed=src/fast/jpeg.c");
+    println!("cargo:rerun-if-changed=src/fast/webp.c");
     let mut build = cc::Build::new();
     build
         .file("src/fast/jpeg.c")
+        .file("src/fast/webp.c")
         .warnings(true)
         .extra_warnings(true)
         .opt_level(2);
-    // JPEG_INCLUDE_DIR: where jpeglib.h lives when not in the default path
-    // (a Nix build, say).
-    println!("cargo:rerun-if-env-changed=JPEG_INCLUDE_DIR");
-    if let Ok(dir) = std::env::var("JPEG_INCLUDE_DIR") {
-        build.include(dir);
+    // JPEG_INCLUDE_DIR, WEBP_INCLUDE_DIR: where jpeglib.h and webp/ live
+    // when not in the default path (a Nix build, say).
+    for var in ["JPEG_INCLUDE_DIR", "WEBP_INCLUDE_DIR"] {
+        println!("cargo:rerun-if-env-changed={var}");
+        if let Ok(dir) = std::env::var(var) {
+            build.include(dir);
+        }
     }
     build.compile("imaginator_jpeg");
     println!("cargo:rustc-link-lib=dylib=jpeg");
+    println!("cargo:rustc-link-lib=dylib=webp");
 }

@@ -236,3 +236,57 @@ pub fn encode(pixels: &[u8], width: u32, height: u32, components: u32, s: Encode
     unsafe { imj_free(out.cast()) };
     Ok(bytes)
 }
+
+unsafe extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn imw_encode(
+        rgb: *const c_uchar,
+        width: c_int,
+        height: c_int,
+        quality: c_int,
+        method: c_int,
+        out: *mut *mut c_uchar,
+        out_len: *mut usize,
+        message: *mut c_char,
+    ) -> c_int;
+    fn imw_free(bytes: *mut c_uchar);
+}
+
+/// Encodes 8-bit RGB as a lossy WebP of `quality` (`webp.c`: ImageMagick's
+/// writer settings).
+pub fn encode_webp(rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, String> {
+    assert!(rgb.len() >= width as usize * height as usize * 3);
+    let (w, h) = (c_int::try_from(width), c_int::try_from(height));
+    let (Ok(w), Ok(h)) = (w, h) else {
+        return Err("image too large for WebP".into());
+    };
+    let mut out: *mut c_uchar = std::ptr::null_mut();
+    let mut len = 0usize;
+    let mut message = [0 as c_char; 200];
+    // SAFETY: `rgb` holds height rows of width x 3 bytes (checked above);
+    // the out-pointers are valid; the message buffer is the 200 bytes the C
+    // side writes at most.
+    let rc = unsafe {
+        imw_encode(
+            rgb.as_ptr(),
+            w,
+            h,
+            c_int::from(quality),
+            c_int::from(crate::pipeline::WEBP_METHOD),
+            &mut out,
+            &mut len,
+            message.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        // SAFETY: NUL-terminated by snprintf.
+        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
+            .to_string_lossy()
+            .into_owned());
+    }
+    // SAFETY: on success `out` points at `len` bytes allocated by libwebp's
+    // memory writer; copied, then freed once with WebPFree.
+    let bytes = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
+    unsafe { imw_free(out) };
+    Ok(bytes)
+}

@@ -1,9 +1,10 @@
 //! The fast path: the commonest plans done without ImageMagick, with the
 //! same result. A JPEG in (sRGB or untagged, gray or colour), at most one
-//! `resize`, `fit-in` or `cover`, a JPEG out with metadata stripped: decoded
-//! by libjpeg-turbo at the reduced scale ImageMagick's `jpeg:size` hint would
-//! pick, resized by a SIMD convolution with the same filter, oriented, and
-//! encoded by libjpeg-turbo with ImageMagick's JPEG writer settings. It runs
+//! `resize`, `fit-in` or `cover`, a JPEG or WebP out with metadata stripped:
+//! decoded by libjpeg-turbo at the reduced scale ImageMagick's `jpeg:size`
+//! hint would pick, resized by a SIMD convolution with the same filter,
+//! oriented, and encoded by libjpeg-turbo or libwebp with ImageMagick's
+//! writer settings. It runs
 //! on the same worker threads, inside the same pixel budget, and allocates
 //! through jemalloc (Rust buffers, and libjpeg's malloc).
 //!
@@ -40,14 +41,15 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
         return Err("resolution imposed by download(url,dpi)");
     }
     let output = &plan.output;
-    if output.format_for(source.format) != ImageFormat::Jpeg
+    let out_format = output.format_for(source.format);
+    if !matches!(out_format, ImageFormat::Jpeg | ImageFormat::Webp)
         || !output.strip
         || output.keep_icc
         || plan.manages_colour()
     {
-        return Err("output other than a stripped JPEG");
+        return Err("output other than a stripped JPEG or WebP");
     }
-    if output.input_quality {
+    if output.input_quality && out_format == ImageFormat::Jpeg {
         return Err("the source's own quality (ImageMagick estimates it)");
     }
     let geometry = match plan.ops.as_slice() {
@@ -242,6 +244,25 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
         size = to;
     }
 
+    if out_format == ImageFormat::Webp {
+        // WebP has no gray: ImageMagick's writer repeats the gray value in
+        // R, G and B, and libwebp converts to YUV from there.
+        let rgb = match components {
+            1 => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
+            _ => pixels,
+        };
+        return Ok(codec::encode_webp(&rgb, size.width, size.height, output.quality)
+            .map(|bytes| Rendered {
+                bytes,
+                format: ImageFormat::Webp,
+                size,
+                engine: "fast",
+                frames: 1,
+                pixel_estimate: 0,
+                pixel_peak: 0,
+            })
+            .map_err(JobError::Failed));
+    }
     // ImageMagick writes a colour image whose pixels are all gray as a
     // one-component JPEG.
     let (pixels, out_components) = if components == 3 && all_gray(&pixels) {

@@ -241,7 +241,7 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
         }
     }
     for (key, value) in encoder_settings(format, &plan.output) {
-        wand.set_option(key, value).map_err(op_error)?;
+        wand.set_option(key, &value).map_err(op_error)?;
     }
     wand.set_depth(plan.output.depth_for(format)).map_err(op_error)?;
     wand.set_format(format.coder()).map_err(op_error)?;
@@ -260,7 +260,7 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
 
 /// The encoder settings the native profile states (docs/benchmarks.md has
 /// their measured cost and bytes), beyond quality and JPEG chroma:
-/// - WebP: libwebp's method 4, as Pillow, sharp and imgproxy use.
+/// - WebP: `pipeline::WEBP_METHOD` (4), as the fast path writes it.
 /// - AVIF: libaom speed 8 (imgproxy's default; libheif's own is 6, which
 ///   costs about twice the CPU for 1-2% fewer bytes at equal quality), and
 ///   the plan's chroma (4:2:0 below quality 90).
@@ -268,23 +268,18 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
 ///   On photos level 4 writes the same bytes as ImageMagick's default
 ///   (quality 75: level 7) to within 0.5% in a fraction of the deflate time;
 ///   level 3 and below add 10%.
-fn encoder_settings(format: ImageFormat, output: &OutputSpec) -> Vec<(&'static str, &'static str)> {
-    match format {
-        ImageFormat::Webp => vec![("webp:method", "4")],
-        ImageFormat::Avif => vec![
-            ("heic:speed", "8"),
-            (
-                "heic:chroma",
-                if output.chroma.subsampled(output.quality) {
-                    "420"
-                } else {
-                    "444"
-                },
-            ),
-        ],
-        ImageFormat::Png => vec![("png:compression-level", "4"), ("png:compression-filter", "5")],
-        _ => Vec::new(),
-    }
+fn encoder_settings(format: ImageFormat, output: &OutputSpec) -> Vec<(&'static str, String)> {
+    let chroma = match output.chroma.subsampled(output.quality) {
+        true => "420",
+        false => "444",
+    };
+    let settings: &[(&str, &str)] = match format {
+        ImageFormat::Webp => return vec![("webp:method", crate::pipeline::WEBP_METHOD.to_string())],
+        ImageFormat::Avif => &[("heic:speed", "8"), ("heic:chroma", chroma)],
+        ImageFormat::Png => &[("png:compression-level", "4"), ("png:compression-filter", "5")],
+        _ => &[],
+    };
+    settings.iter().map(|&(k, v)| (k, v.to_string())).collect()
 }
 
 /// Writes an image the original's way: metadata and ImageMagick's quality

@@ -64,6 +64,10 @@ pub struct OutputSpec {
     pub chroma: Chroma,
 }
 
+/// libwebp's method (0 fastest .. 6 smallest) lossy WebP is written with,
+/// by both engines: 4, libwebp's default, as Pillow, sharp and imgproxy use.
+pub const WEBP_METHOD: u8 = 4;
+
 /// JPEG chroma subsampling (`OutputSpec::chroma`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Chroma {

@@ -55,7 +55,11 @@ fn avif_chroma_follows_quality_and_the_plan() {
         // (tier, high bitdepth, twelve bit, monochrome, subsampling x, y).
         let flags = after(&avif, b"av1C")[2];
         let (x, y) = (flags & 0x08 != 0, flags & 0x04 != 0);
-        assert_eq!((x, y), (subsampled, subsampled), "q{quality}, {chroma:?}: av1C flags {flags:#04x}");
+        assert_eq!(
+            (x, y),
+            (subsampled, subsampled),
+            "q{quality}, {chroma:?}: av1C flags {flags:#04x}"
+        );
     }
 }
 
@@ -70,6 +74,9 @@ fn png_level_does_not_follow_the_plans_quality() {
     let flg = after(&reference, b"IDAT")[1];
     assert_eq!(flg >> 6, 1, "zlib FLEVEL of the first IDAT (FLG {flg:#04x})");
     for quality in [30, 80, 88] {
-        assert!(written("png", quality, Chroma::Subsampled) == reference, "q{quality} changed the PNG");
+        assert!(
+            written("png", quality, Chroma::Subsampled) == reference,
+            "q{quality} changed the PNG"
+        );
     }
 }
