@@ -30,7 +30,9 @@ import run as bench  # noqa: E402
 STAGES = [
     ("fast path: decode (libjpeg-turbo, scaled)", ["imj_decoder_pixels", "imj_decoder_header", "imj_decoder_scale"]),
     ("fast path: resize (SIMD convolution)", ["fast_image_resize"]),
-    ("fast path: encode (libjpeg-turbo)", ["imj_encode"]),
+    ("fast path: encode JPEG (libjpeg-turbo)", ["imj_encode"]),
+    ("fast path: encode WebP (libwebp)", ["imw_encode"]),
+    ("fast path: encode AVIF (libheif, libaom)", ["ima_encode"]),
     ("fast path: orientation, checks", ["imaginator::fast"]),
     ("ping (header read by ImageMagick)", ["PingBlob", "PingImage", "MagickPingImage"]),
     ("decode: JPEG (libjpeg-turbo via ImageMagick)", ["ReadJPEGImage"]),

@@ -7,6 +7,7 @@
 , imagemagick
 , libjpeg
 , libwebp
+, libheif
 , garage
 , haproxy
 , src
@@ -33,9 +34,9 @@ rustPlatform.buildRustPackage {
     # magick_rust generates its bindings with bindgen (needs libclang).
     rustPlatform.bindgenHook
   ];
-  # libjpeg, libwebp: the fast path (src/fast/jpeg.c, webp.c) links the
-  # libjpeg-turbo and libwebp ImageMagick itself uses.
-  buildInputs = [ imagemagick libjpeg libwebp ];
+  # libjpeg, libwebp, libheif: the fast path (src/fast/jpeg.c, webp.c,
+  # avif.c) links the libraries ImageMagick itself uses.
+  buildInputs = [ imagemagick libjpeg libwebp libheif ];
 
   # Tests start real servers on 127.0.0.1, a Garage S3 server and HAProxy
   # (tests/it/replicas.rs); `checks.tests` turns them on. The plain package

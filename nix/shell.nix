@@ -13,6 +13,7 @@
 , imagemagick
 , libjpeg
 , libwebp
+, libheif
 , garage
 , haproxy
 , python3
@@ -30,6 +31,7 @@ mkShell {
     imagemagick
     libjpeg # the fast path's JPEG layer
     libwebp # and its WebP layer
+    libheif # and its AVIF layer
     garage
     haproxy # the load balancer of tests/it/replicas.rs
     python3

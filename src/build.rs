@@ -1,21 +1,23 @@
-//! Compiles the fast path's JPEG and WebP layers (`src/fast/jpeg.c`,
-//! `src/fast/webp.c`) against the system's libjpeg and libwebp: the shared
-//! libraries ImageMagick links, so the process has one copy of every jpeg_*
-//! and WebP* symbol.
+//! Compiles the fast path's JPEG, WebP and AVIF layers (`src/fast/jpeg.c`,
+//! `webp.c`, `avif.c`) against the system's libjpeg, libwebp and libheif:
+//! the shared libraries ImageMagick links, so the process has one copy of
+//! every jpeg_*, WebP* and heif_* symbol.
 
 fn main() {
     println!("cargo:rerun-if-changed=src/fast/jpeg.c");
     println!("cargo:rerun-if-changed=src/fast/webp.c");
+    println!("cargo:rerun-if-changed=src/fast/avif.c");
     let mut build = cc::Build::new();
     build
         .file("src/fast/jpeg.c")
         .file("src/fast/webp.c")
+        .file("src/fast/avif.c")
         .warnings(true)
         .extra_warnings(true)
         .opt_level(2);
-    // JPEG_INCLUDE_DIR, WEBP_INCLUDE_DIR: where jpeglib.h and webp/ live
-    // when not in the default path (a Nix build, say).
-    for var in ["JPEG_INCLUDE_DIR", "WEBP_INCLUDE_DIR"] {
+    // JPEG_INCLUDE_DIR, WEBP_INCLUDE_DIR, HEIF_INCLUDE_DIR: where jpeglib.h,
+    // webp/ and libheif/ live when not in the default path (a Nix build, say).
+    for var in ["JPEG_INCLUDE_DIR", "WEBP_INCLUDE_DIR", "HEIF_INCLUDE_DIR"] {
         println!("cargo:rerun-if-env-changed={var}");
         if let Ok(dir) = std::env::var(var) {
             build.include(dir);
@@ -24,4 +26,5 @@ fn main() {
     build.compile("imaginator_jpeg");
     println!("cargo:rustc-link-lib=dylib=jpeg");
     println!("cargo:rustc-link-lib=dylib=webp");
+    println!("cargo:rustc-link-lib=dylib=heif");
 }

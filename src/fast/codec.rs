@@ -290,3 +290,71 @@ pub fn encode_webp(rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<V
     unsafe { imw_free(out) };
     Ok(bytes)
 }
+
+unsafe extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn ima_encode(
+        pixels: *const c_uchar,
+        width: c_int,
+        height: c_int,
+        components: c_int,
+        quality: c_int,
+        speed: *const c_char,
+        chroma: *const c_char,
+        out: *mut *mut c_uchar,
+        out_len: *mut usize,
+        message: *mut c_char,
+    ) -> c_int;
+    fn ima_free(bytes: *mut c_uchar);
+}
+
+/// Encodes 8-bit RGB (or gray, `components` 1) as a lossy AVIF of
+/// `quality`, with 4:2:0 chroma or not (`avif.c`: ImageMagick's writer
+/// settings).
+pub fn encode_avif(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    components: u32,
+    quality: u8,
+    subsampled: bool,
+) -> Result<Vec<u8>, String> {
+    assert!(components == 1 || components == 3);
+    assert!(pixels.len() >= width as usize * height as usize * components as usize);
+    let (Ok(w), Ok(h)) = (c_int::try_from(width), c_int::try_from(height)) else {
+        return Err("image too large for AVIF".into());
+    };
+    let speed = std::ffi::CString::new(crate::pipeline::AVIF_SPEED).expect("no NUL");
+    let chroma: &CStr = if subsampled { c"420" } else { c"444" };
+    let mut out: *mut c_uchar = std::ptr::null_mut();
+    let mut len = 0usize;
+    let mut message = [0 as c_char; 200];
+    // SAFETY: `pixels` holds height rows of width x components bytes
+    // (checked above); the strings are NUL-terminated; the out-pointers are
+    // valid; the message buffer is the 200 bytes the C side writes at most.
+    let rc = unsafe {
+        ima_encode(
+            pixels.as_ptr(),
+            w,
+            h,
+            components as c_int,
+            c_int::from(quality),
+            speed.as_ptr(),
+            chroma.as_ptr(),
+            &mut out,
+            &mut len,
+            message.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        // SAFETY: NUL-terminated by snprintf.
+        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
+            .to_string_lossy()
+            .into_owned());
+    }
+    // SAFETY: on success `out` points at `len` bytes malloc'ed by avif.c;
+    // copied, then freed once.
+    let bytes = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
+    unsafe { ima_free(out) };
+    Ok(bytes)
+}

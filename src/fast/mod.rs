@@ -1,10 +1,10 @@
 //! The fast path: the commonest plans done without ImageMagick, with the
 //! same result. A JPEG in (sRGB or untagged, gray or colour), at most one
-//! `resize`, `fit-in` or `cover`, a JPEG or WebP out with metadata stripped:
-//! decoded by libjpeg-turbo at the reduced scale ImageMagick's `jpeg:size`
-//! hint would pick, resized by a SIMD convolution with the same filter,
-//! oriented, and encoded by libjpeg-turbo or libwebp with ImageMagick's
-//! writer settings. It runs
+//! `resize`, `fit-in` or `cover`, a lossy JPEG, WebP or AVIF out with
+//! metadata stripped: decoded by libjpeg-turbo at the reduced scale
+//! ImageMagick's `jpeg:size` hint would pick, resized by a SIMD convolution
+//! with the same filter, oriented, and encoded by libjpeg-turbo, libwebp or
+//! libheif with ImageMagick's writer settings. It runs
 //! on the same worker threads, inside the same pixel budget, and allocates
 //! through jemalloc (Rust buffers, and libjpeg's malloc).
 //!
@@ -42,12 +42,15 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     }
     let output = &plan.output;
     let out_format = output.format_for(source.format);
-    if !matches!(out_format, ImageFormat::Jpeg | ImageFormat::Webp)
+    if !matches!(out_format, ImageFormat::Jpeg | ImageFormat::Webp | ImageFormat::Avif)
         || !output.strip
         || output.keep_icc
         || plan.manages_colour()
     {
-        return Err("output other than a stripped JPEG or WebP");
+        return Err("output other than a stripped JPEG, WebP or AVIF");
+    }
+    if out_format != ImageFormat::Jpeg && output.quality >= 100 {
+        return Err("lossless WebP or AVIF (quality 100)");
     }
     if output.input_quality && out_format == ImageFormat::Jpeg {
         return Err("the source's own quality (ImageMagick estimates it)");
@@ -244,6 +247,28 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
         size = to;
     }
 
+    if out_format == ImageFormat::Avif {
+        // ImageMagick hands a gray JPEG's pixels to libheif as RGB too (its
+        // image has three channels by then): a colour AVIF, as here.
+        let rgb = match components {
+            1 => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
+            _ => pixels,
+        };
+        let subsampled = output.chroma.subsampled(output.quality);
+        return Ok(
+            codec::encode_avif(&rgb, size.width, size.height, 3, output.quality, subsampled)
+                .map(|bytes| Rendered {
+                    bytes,
+                    format: ImageFormat::Avif,
+                    size,
+                    engine: "fast",
+                    frames: 1,
+                    pixel_estimate: 0,
+                    pixel_peak: 0,
+                })
+                .map_err(JobError::Failed),
+        );
+    }
     if out_format == ImageFormat::Webp {
         // WebP has no gray: ImageMagick's writer repeats the gray value in
         // R, G and B, and libwebp converts to YUV from there.

@@ -261,9 +261,8 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
 /// The encoder settings the native profile states (docs/benchmarks.md has
 /// their measured cost and bytes), beyond quality and JPEG chroma:
 /// - WebP: `pipeline::WEBP_METHOD` (4), as the fast path writes it.
-/// - AVIF: libaom speed 8 (imgproxy's default; libheif's own is 6, which
-///   costs about twice the CPU for 1-2% fewer bytes at equal quality), and
-///   the plan's chroma (4:2:0 below quality 90).
+/// - AVIF: `pipeline::AVIF_SPEED` and the plan's chroma (4:2:0 below
+///   quality 90), as the fast path writes it.
 /// - PNG: zlib level 4 with adaptive filters (libpng's heuristic per row).
 ///   On photos level 4 writes the same bytes as ImageMagick's default
 ///   (quality 75: level 7) to within 0.5% in a fraction of the deflate time;
@@ -275,7 +274,7 @@ fn encoder_settings(format: ImageFormat, output: &OutputSpec) -> Vec<(&'static s
     };
     let settings: &[(&str, &str)] = match format {
         ImageFormat::Webp => return vec![("webp:method", crate::pipeline::WEBP_METHOD.to_string())],
-        ImageFormat::Avif => &[("heic:speed", "8"), ("heic:chroma", chroma)],
+        ImageFormat::Avif => &[("heic:speed", crate::pipeline::AVIF_SPEED), ("heic:chroma", chroma)],
         ImageFormat::Png => &[("png:compression-level", "4"), ("png:compression-filter", "5")],
         _ => &[],
     };

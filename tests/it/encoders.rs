@@ -16,12 +16,20 @@ fn after<'a>(bytes: &'a [u8], name: &[u8]) -> &'a [u8] {
     &bytes[at + name.len()..]
 }
 
-/// Bytes of the photo fitted in 300x300 and written as `format` at `quality`.
-fn written(format: &str, quality: u8, chroma: Chroma) -> Vec<u8> {
+/// Bytes of the photo fitted in 300x300 and written as `format` at
+/// `quality` by ImageMagick, or by the fast path when `fast` (and it takes
+/// the plan: JPEG, WebP and AVIF).
+fn written_by(fast: bool, format: &str, quality: u8, chroma: Chroma) -> Vec<u8> {
     let photo = common::fixture("photo.jpg");
     let mut p = plan(&format!("fit-in(300,300):format({format}):quality({quality})"));
     p.output.chroma = chroma;
-    render(&photo, &p, false).unwrap().bytes.to_vec()
+    let r = render(&photo, &p, fast).unwrap();
+    assert_eq!(r.engine, if fast { "fast" } else { "imagemagick" }, "{format}");
+    r.bytes.to_vec()
+}
+
+fn written(format: &str, quality: u8, chroma: Chroma) -> Vec<u8> {
+    written_by(false, format, quality, chroma)
 }
 
 /// libheif reads the quality from ImageMagick's `ImageInfo`, not from the
@@ -29,20 +37,22 @@ fn written(format: &str, quality: u8, chroma: Chroma) -> Vec<u8> {
 /// (50) whatever the plan said. Each lossy format must grow with quality.
 #[test]
 fn every_lossy_format_is_written_at_the_plans_quality() {
-    for format in ["jpg", "webp", "avif"] {
-        let low = written(format, 30, Chroma::Subsampled).len();
-        let mid = written(format, 60, Chroma::Subsampled).len();
-        let high = written(format, 85, Chroma::Subsampled).len();
-        assert!(
-            low < mid && mid < high && high > 2 * low,
-            "{format}: {low} B at q30, {mid} B at q60, {high} B at q85"
-        );
+    for fast in [false, true] {
+        for format in ["jpg", "webp", "avif"] {
+            let low = written_by(fast, format, 30, Chroma::Subsampled).len();
+            let mid = written_by(fast, format, 60, Chroma::Subsampled).len();
+            let high = written_by(fast, format, 85, Chroma::Subsampled).len();
+            assert!(
+                low < mid && mid < high && high > 2 * low,
+                "{format} (fast path: {fast}): {low} B at q30, {mid} B at q60, {high} B at q85"
+            );
+        }
     }
 }
 
-/// AVIF chroma follows the plan as JPEG's does: 4:2:0 below quality 90,
-/// 4:4:4 from it or with `chroma = "444"` (read from the `av1C` box:
-/// chroma_subsampling_x and _y).
+/// AVIF chroma follows the plan as JPEG's does, in both engines: 4:2:0
+/// below quality 90, 4:4:4 from it or with `chroma = "444"` (read from the
+/// `av1C` box: chroma_subsampling_x and _y).
 #[test]
 fn avif_chroma_follows_quality_and_the_plan() {
     for (quality, chroma, subsampled) in [
