@@ -309,23 +309,16 @@ unsafe extern "C" {
 }
 
 /// Encodes 8-bit RGB (or gray, `components` 1) as a lossy AVIF of
-/// `quality`, with 4:2:0 chroma or not (`avif.c`: ImageMagick's writer
-/// settings).
-pub fn encode_avif(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-    components: u32,
-    quality: u8,
-    subsampled: bool,
-) -> Result<Vec<u8>, String> {
+/// `quality` (`avif.c`: ImageMagick's writer settings, `pipeline`'s speed
+/// and chroma).
+pub fn encode_avif(pixels: &[u8], width: u32, height: u32, components: u32, quality: u8) -> Result<Vec<u8>, String> {
     assert!(components == 1 || components == 3);
     assert!(pixels.len() >= width as usize * height as usize * components as usize);
     let (Ok(w), Ok(h)) = (c_int::try_from(width), c_int::try_from(height)) else {
         return Err("image too large for AVIF".into());
     };
     let speed = std::ffi::CString::new(crate::pipeline::AVIF_SPEED).expect("no NUL");
-    let chroma: &CStr = if subsampled { c"420" } else { c"444" };
+    let chroma = std::ffi::CString::new(crate::pipeline::AVIF_CHROMA).expect("no NUL");
     let mut out: *mut c_uchar = std::ptr::null_mut();
     let mut len = 0usize;
     let mut message = [0 as c_char; 200];

@@ -254,20 +254,17 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
             1 => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
             _ => pixels,
         };
-        let subsampled = output.chroma.subsampled(output.quality);
-        return Ok(
-            codec::encode_avif(&rgb, size.width, size.height, 3, output.quality, subsampled)
-                .map(|bytes| Rendered {
-                    bytes,
-                    format: ImageFormat::Avif,
-                    size,
-                    engine: "fast",
-                    frames: 1,
-                    pixel_estimate: 0,
-                    pixel_peak: 0,
-                })
-                .map_err(JobError::Failed),
-        );
+        return Ok(codec::encode_avif(&rgb, size.width, size.height, 3, output.quality)
+            .map(|bytes| Rendered {
+                bytes,
+                format: ImageFormat::Avif,
+                size,
+                engine: "fast",
+                frames: 1,
+                pixel_estimate: 0,
+                pixel_peak: 0,
+            })
+            .map_err(JobError::Failed));
     }
     if out_format == ImageFormat::Webp {
         // WebP has no gray: ImageMagick's writer repeats the gray value in

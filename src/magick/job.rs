@@ -14,7 +14,7 @@ use crate::pipeline::exif;
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::layers;
 use crate::pipeline::ops::{Dpi, IccProfile, Op, Size};
-use crate::pipeline::{Dialect, OutputSpec};
+use crate::pipeline::Dialect;
 use crate::render::{BYTES_PER_PIXEL, area, check_decode_fits, check_limits};
 pub use crate::render::{Job, Rendered, Source};
 use magick_rust::bindings as im;
@@ -240,7 +240,7 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
             wand.set_option("jpeg:sampling-factor", factor).map_err(op_error)?;
         }
     }
-    for (key, value) in encoder_settings(format, &plan.output) {
+    for (key, value) in encoder_settings(format) {
         wand.set_option(key, &value).map_err(op_error)?;
     }
     wand.set_depth(plan.output.depth_for(format)).map_err(op_error)?;
@@ -261,20 +261,19 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
 /// The encoder settings the native profile states (docs/benchmarks.md has
 /// their measured cost and bytes), beyond quality and JPEG chroma:
 /// - WebP: `pipeline::WEBP_METHOD` (4), as the fast path writes it.
-/// - AVIF: `pipeline::AVIF_SPEED` and the plan's chroma (4:2:0 below
-///   quality 90), as the fast path writes it.
+/// - AVIF: `pipeline::AVIF_SPEED` and `AVIF_CHROMA`, as the fast path
+///   writes it.
 /// - PNG: zlib level 4 with adaptive filters (libpng's heuristic per row).
 ///   On photos level 4 writes the same bytes as ImageMagick's default
 ///   (quality 75: level 7) to within 0.5% in a fraction of the deflate time;
 ///   level 3 and below add 10%.
-fn encoder_settings(format: ImageFormat, output: &OutputSpec) -> Vec<(&'static str, String)> {
-    let chroma = match output.chroma.subsampled(output.quality) {
-        true => "420",
-        false => "444",
-    };
+fn encoder_settings(format: ImageFormat) -> Vec<(&'static str, String)> {
     let settings: &[(&str, &str)] = match format {
         ImageFormat::Webp => return vec![("webp:method", crate::pipeline::WEBP_METHOD.to_string())],
-        ImageFormat::Avif => &[("heic:speed", crate::pipeline::AVIF_SPEED), ("heic:chroma", chroma)],
+        ImageFormat::Avif => &[
+            ("heic:speed", crate::pipeline::AVIF_SPEED),
+            ("heic:chroma", crate::pipeline::AVIF_CHROMA),
+        ],
         ImageFormat::Png => &[("png:compression-level", "4"), ("png:compression-filter", "5")],
         _ => &[],
     };

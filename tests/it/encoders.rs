@@ -1,6 +1,6 @@
 //! What each encoder is told: the plan's quality reaches every lossy format,
-//! AVIF follows the plan's chroma as JPEG does, and a PNG is written at the
-//! stated zlib level whatever quality the plan names (docs/benchmarks.md,
+//! AVIF is full chroma, and a PNG is written at the stated zlib level
+//! whatever quality the plan names (docs/benchmarks.md,
 //! "Encoder settings", has what these settings cost and save).
 
 use crate::common;
@@ -50,26 +50,23 @@ fn every_lossy_format_is_written_at_the_plans_quality() {
     }
 }
 
-/// AVIF chroma follows the plan as JPEG's does, in both engines: 4:2:0
-/// below quality 90, 4:4:4 from it or with `chroma = "444"` (read from the
-/// `av1C` box: chroma_subsampling_x and _y).
+/// AVIF is 4:4:4 at every quality and whatever the plan's (JPEG) chroma,
+/// in both engines (read from the `av1C` box: chroma_subsampling_x and _y
+/// both 0).
 #[test]
-fn avif_chroma_follows_quality_and_the_plan() {
-    for (quality, chroma, subsampled) in [
-        (80, Chroma::Subsampled, true),
-        (90, Chroma::Subsampled, false),
-        (80, Chroma::Full, false),
-    ] {
-        let avif = written("avif", quality, chroma);
-        // av1C: marker and version, profile and level, then the flags byte
-        // (tier, high bitdepth, twelve bit, monochrome, subsampling x, y).
-        let flags = after(&avif, b"av1C")[2];
-        let (x, y) = (flags & 0x08 != 0, flags & 0x04 != 0);
-        assert_eq!(
-            (x, y),
-            (subsampled, subsampled),
-            "q{quality}, {chroma:?}: av1C flags {flags:#04x}"
-        );
+fn avif_is_full_chroma_in_both_engines() {
+    for (quality, chroma) in [(50, Chroma::Subsampled), (80, Chroma::Subsampled), (90, Chroma::Full)] {
+        for fast in [false, true] {
+            let avif = written_by(fast, "avif", quality, chroma);
+            // av1C: marker and version, profile and level, then the flags byte
+            // (tier, high bitdepth, twelve bit, monochrome, subsampling x, y).
+            let flags = after(&avif, b"av1C")[2];
+            assert_eq!(
+                flags & 0x1C,
+                0,
+                "q{quality}, {chroma:?}, fast path {fast}: av1C flags {flags:#04x}"
+            );
+        }
     }
 }
 
