@@ -227,7 +227,7 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     };
     let resize_filter = match &op {
         Some(Op::Resize(r)) => filter(r.filter).expect("checked above"),
-        _ => fr::FilterType::CatmullRom,
+        _ => fr::FilterType::Lanczos3,
     };
     let (mut pixels, mut size) = if stored_target != decoded {
         match resize(pixels, decoded, stored_target, components, resize_filter) {
@@ -391,9 +391,9 @@ fn area(size: Size) -> u64 {
 /// The resize filters this path reproduces (ImageMagick's of the same name).
 fn filter(f: Filter) -> Option<fr::FilterType> {
     match f {
-        Filter::Auto | Filter::Catrom => Some(fr::FilterType::CatmullRom),
+        Filter::Catrom => Some(fr::FilterType::CatmullRom),
         Filter::Mitchell => Some(fr::FilterType::Mitchell),
-        Filter::Lanczos => Some(fr::FilterType::Lanczos3),
+        Filter::Auto | Filter::Lanczos => Some(fr::FilterType::Lanczos3),
         Filter::Triangle => Some(fr::FilterType::Bilinear),
         Filter::Point | Filter::Box => None,
     }

@@ -67,7 +67,8 @@ pub struct OutputSpec {
 /// Raised whenever an encoder setting changes what a plan writes, so that a
 /// result cached before (memory, disk or the bucket) is not served for the
 /// new one. 2: JPEG 4:2:0 below q90, AVIF at the plan's quality (it was
-/// libheif's 50) with 4:4:4 at speed 8, PNG at zlib level 4.
+/// libheif's 50) with 4:4:4 at speed 8, PNG at zlib level 4, and the
+/// `auto` resize filter Lanczos (it was Catmull-Rom).
 pub const ENCODERS_REVISION: u32 = 2;
 
 /// libwebp's method (0 fastest .. 6 smallest) lossy WebP is written with,

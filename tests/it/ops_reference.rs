@@ -118,7 +118,7 @@ const CASES: &[Case] = &[
     (
         PHOTO,
         "resample(150,150)",
-        &["-filter", "Catrom", "-resample", "150"],
+        &["-filter", "Lanczos", "-resample", "150"],
         40.0,
     ),
     (
@@ -127,7 +127,7 @@ const CASES: &[Case] = &[
             &["-density", "150", "tests/fixtures/photo.jpg"],
         ),
         "resample(75,75)",
-        &["-filter", "Catrom", "-resample", "75"],
+        &["-filter", "Lanczos", "-resample", "75"],
         40.0,
     ),
     (
@@ -135,7 +135,7 @@ const CASES: &[Case] = &[
         "pattern(100,100)",
         &[
             "-filter",
-            "Catrom",
+            "Lanczos",
             "-resize",
             "100x100",
             "-write",
@@ -218,7 +218,7 @@ const CASES: &[Case] = &[
             "(",
             "tests/fixtures/alpha.png",
             "-filter",
-            "Catrom",
+            "Lanczos",
             "-resize",
             "120x75!",
             ")",
