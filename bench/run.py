@@ -233,13 +233,15 @@ FORMATS = {
 }
 # What each server's encoder does with those requests (stated next to the figures).
 ENCODERS = {
-    "imaginator": "JPEG: libjpeg-turbo, 4:2:0 below q90, optimised Huffman tables (fast path), ImageMagick's "
-                  "settings otherwise; WebP: libwebp method 4; AVIF: libheif + libaom, speed 8 "
-                  "(imgproxy's default), 8-bit 4:2:0; PNG: zlib level 6, adaptive filters (ImageMagick quality 65)",
-    "thumbor": "Pillow 12: JPEG libjpeg-turbo, 4:2:0, no optimize; WebP libwebp method 4; AVIF libavif (aom) speed 6; "
-               "PNG zlib level 6, adaptive filters",
-    "sharp": "sharp defaults: JPEG mozjpeg-less libjpeg-turbo 4:2:0; WebP effort 4; AVIF effort 4 (aom speed 5), "
-             "4:4:4 off; PNG compressionLevel 6, adaptiveFiltering false",
+    "imaginator": "Debian 12 codecs: libjpeg-turbo 2.1.5, libwebp 1.2.4, libheif 1.15.1 + libaom 3.6.0, zlib 1.2.13. "
+                  "JPEG: 4:2:0 below q90, optimised Huffman tables; WebP: method 4; AVIF: libaom speed 8, 4:4:4, "
+                  "8-bit, one encoder thread; PNG: zlib level 4, adaptive filters; resize filter Lanczos",
+    "thumbor": "Pillow 12.3 (its wheels' codecs: libjpeg-turbo 3.x, libwebp 1.6.0, libavif 1.4.2 + aom 3.14.1, "
+               "zlib 1.2.13): JPEG optimize=True, 4:2:0; WebP method 4; AVIF speed 6, 4:2:0; PNG compress_level 6 "
+               "(PNG_COMPRESSION_LEVEL default); resize LANCZOS",
+    "sharp": "sharp 0.35.6 defaults (libvips 8.18.8 with mozjpeg in libjpeg-turbo mode, libwebp 1.6.0, libheif "
+             "1.23.7 + aom 3.15.3, zlib-ng 2.3.3): JPEG 4:2:0, optimiseCoding; WebP effort 4; AVIF effort 4 "
+             "(aom speed 5), 4:4:4; PNG compressionLevel 6, adaptiveFiltering false; resize lanczos3",
 }
 
 

@@ -1,5 +1,5 @@
 # `cargo clippy --all-targets -- -D warnings` and `cargo fmt --check` as a flake check.
-{ rustPlatform, clippy, rustfmt, pkg-config, imagemagick, libjpeg, libwebp, libheif, lib, src }:
+{ rustPlatform, clippy, rustfmt, pkg-config, imagemagick, libjpeg, libwebp, libheif, libpng, lib, src }:
 
 rustPlatform.buildRustPackage {
   pname = "imaginator-lints";
@@ -7,7 +7,7 @@ rustPlatform.buildRustPackage {
   inherit src;
   cargoLock.lockFile = ../Cargo.lock;
   nativeBuildInputs = [ pkg-config rustPlatform.bindgenHook clippy rustfmt ];
-  buildInputs = [ imagemagick libjpeg libwebp libheif ];
+  buildInputs = [ imagemagick libjpeg libwebp libheif libpng ];
   buildPhase = ''
     cargo fmt --all -- --check
     cargo clippy --all-targets --offline -- -D warnings

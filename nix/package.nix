@@ -8,6 +8,7 @@
 , libjpeg
 , libwebp
 , libheif
+, libpng
 , garage
 , haproxy
 , src
@@ -34,9 +35,9 @@ rustPlatform.buildRustPackage {
     # magick_rust generates its bindings with bindgen (needs libclang).
     rustPlatform.bindgenHook
   ];
-  # libjpeg, libwebp, libheif: the fast path (src/fast/jpeg.c, webp.c,
-  # avif.c) links the libraries ImageMagick itself uses.
-  buildInputs = [ imagemagick libjpeg libwebp libheif ];
+  # libjpeg, libwebp, libheif, libpng: the fast path (src/fast/*.c) links
+  # the libraries ImageMagick itself uses.
+  buildInputs = [ imagemagick libjpeg libwebp libheif libpng ];
 
   # Tests start real servers on 127.0.0.1, a Garage S3 server and HAProxy
   # (tests/it/replicas.rs); `checks.tests` turns them on. The plain package

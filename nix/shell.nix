@@ -14,6 +14,7 @@
 , libjpeg
 , libwebp
 , libheif
+, libpng
 , garage
 , haproxy
 , python3
@@ -32,6 +33,7 @@ mkShell {
     libjpeg # the fast path's JPEG layer
     libwebp # and its WebP layer
     libheif # and its AVIF layer
+    libpng # and its PNG layer
     garage
     haproxy # the load balancer of tests/it/replicas.rs
     python3

@@ -351,3 +351,90 @@ pub fn encode_avif(pixels: &[u8], width: u32, height: u32, components: u32, qual
     unsafe { ima_free(out) };
     Ok(bytes)
 }
+
+unsafe extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn imp_decode(
+        data: *const c_uchar,
+        len: usize,
+        width: c_uint,
+        height: c_uint,
+        rgb: *mut c_uchar,
+        rgb_len: usize,
+        warnings: *mut c_long,
+        message: *mut c_char,
+    ) -> c_int;
+    fn imp_encode(
+        rgb: *const c_uchar,
+        width: c_uint,
+        height: c_uint,
+        level: c_int,
+        orientation: c_int,
+        out: *mut *mut c_uchar,
+        out_len: *mut usize,
+        message: *mut c_char,
+    ) -> c_int;
+    fn imp_free(bytes: *mut c_uchar);
+}
+
+/// Decodes an 8-bit RGB PNG of `width` x `height` (vetted by the caller)
+/// into `rgb`; returns libpng's warning count.
+pub fn decode_png(data: &[u8], width: u32, height: u32, rgb: &mut [u8]) -> Result<i64, String> {
+    let mut warnings: c_long = 0;
+    let mut message = [0 as c_char; 200];
+    // SAFETY: `data` and `rgb` are valid for their lengths, which the C side
+    // is told and checks; the message buffer is the 200 bytes it writes at most.
+    let rc = unsafe {
+        imp_decode(
+            data.as_ptr(),
+            data.len(),
+            width,
+            height,
+            rgb.as_mut_ptr(),
+            rgb.len(),
+            &mut warnings,
+            message.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        // SAFETY: NUL-terminated by snprintf.
+        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
+            .to_string_lossy()
+            .into_owned());
+    }
+    Ok(warnings)
+}
+
+/// Encodes 8-bit RGB as a PNG with ImageMagick's writer settings (`png.c`),
+/// with an orNT chunk when `orientation` (an EXIF value) is given.
+pub fn encode_png(rgb: &[u8], width: u32, height: u32, orientation: Option<u8>) -> Result<Vec<u8>, String> {
+    assert!(rgb.len() >= width as usize * height as usize * 3);
+    let mut out: *mut c_uchar = std::ptr::null_mut();
+    let mut len = 0usize;
+    let mut message = [0 as c_char; 200];
+    // SAFETY: `rgb` holds height rows of width x 3 bytes (checked above); the
+    // out-pointers are valid; the message buffer is 200 bytes.
+    let rc = unsafe {
+        imp_encode(
+            rgb.as_ptr(),
+            width,
+            height,
+            c_int::from(crate::pipeline::PNG_LEVEL),
+            c_int::from(orientation.unwrap_or(0)),
+            &mut out,
+            &mut len,
+            message.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        // SAFETY: NUL-terminated by snprintf.
+        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
+            .to_string_lossy()
+            .into_owned());
+    }
+    // SAFETY: on success `out` points at `len` bytes realloc'ed by png.c;
+    // copied, then freed once.
+    let bytes = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
+    unsafe { imp_free(out) };
+    Ok(bytes)
+}

@@ -1,5 +1,5 @@
 //! The fast path: the commonest plans done without ImageMagick, with the
-//! same result. A JPEG in (sRGB or untagged, gray or colour), at most one
+//! same result. PNG in, PNG or WebP out: `png`. A JPEG in (sRGB or untagged, gray or colour), at most one
 //! `resize`, `fit-in` or `cover`, a lossy JPEG, WebP or AVIF out with
 //! metadata stripped: decoded by libjpeg-turbo at the reduced scale
 //! ImageMagick's `jpeg:size` hint would pick, resized by a SIMD convolution
@@ -15,6 +15,7 @@
 
 mod codec;
 mod orient;
+mod png;
 
 use crate::pipeline::colour::{self, ColourFacts, Conversion};
 use crate::pipeline::exif;
@@ -34,20 +35,19 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     let [source] = job.sources.as_slice() else {
         return Err("more than one image");
     };
-    if source.format != ImageFormat::Jpeg {
-        return Err("not a JPEG");
-    }
+    // What each input format's path writes.
+    let writes: &[ImageFormat] = match source.format {
+        ImageFormat::Jpeg => &[ImageFormat::Jpeg, ImageFormat::Webp, ImageFormat::Avif],
+        ImageFormat::Png => &[ImageFormat::Png, ImageFormat::Webp],
+        _ => return Err("not a JPEG or PNG"),
+    };
     if source.density.is_some() {
         return Err("resolution imposed by download(url,dpi)");
     }
     let output = &plan.output;
     let out_format = output.format_for(source.format);
-    if !matches!(out_format, ImageFormat::Jpeg | ImageFormat::Webp | ImageFormat::Avif)
-        || !output.strip
-        || output.keep_icc
-        || plan.manages_colour()
-    {
-        return Err("output other than a stripped JPEG, WebP or AVIF");
+    if !writes.contains(&out_format) || !output.strip || output.keep_icc || plan.manages_colour() {
+        return Err("output other than a stripped JPEG, WebP or AVIF from a JPEG, or PNG or WebP from a PNG");
     }
     if out_format != ImageFormat::Jpeg && output.quality >= 100 {
         return Err("lossless WebP or AVIF (quality 100)");
@@ -82,6 +82,9 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
         && let Err(e) = crate::render::check_decode_fits(source.format, c.max_area, b.total())
     {
         return Ok(Err(e));
+    }
+    if source.format == ImageFormat::Png {
+        return png::render(job, &source.bytes, geometry, out_format);
     }
     let mut decoder = match codec::Decoder::new(&source.bytes) {
         Ok(d) => d,

@@ -263,21 +263,19 @@ pub fn run(job: Job) -> Result<Rendered, JobError> {
 /// - WebP: `pipeline::WEBP_METHOD` (4), as the fast path writes it.
 /// - AVIF: `pipeline::AVIF_SPEED` and `AVIF_CHROMA`, as the fast path
 ///   writes it.
-/// - PNG: zlib level 4 with adaptive filters (libpng's heuristic per row).
-///   On photos level 4 writes the same bytes as ImageMagick's default
-///   (quality 75: level 7) to within 0.5% in a fraction of the deflate time;
-///   level 3 and below add 10%.
+/// - PNG: `pipeline::PNG_LEVEL` with adaptive filters (libpng's heuristic
+///   per row), as the fast path writes it.
 fn encoder_settings(format: ImageFormat) -> Vec<(&'static str, String)> {
-    let settings: &[(&str, &str)] = match format {
-        ImageFormat::Webp => return vec![("webp:method", crate::pipeline::WEBP_METHOD.to_string())],
-        ImageFormat::Avif => &[
-            ("heic:speed", crate::pipeline::AVIF_SPEED),
-            ("heic:chroma", crate::pipeline::AVIF_CHROMA),
+    use crate::pipeline::{AVIF_CHROMA, AVIF_SPEED, PNG_LEVEL, WEBP_METHOD};
+    match format {
+        ImageFormat::Webp => vec![("webp:method", WEBP_METHOD.to_string())],
+        ImageFormat::Avif => vec![("heic:speed", AVIF_SPEED.into()), ("heic:chroma", AVIF_CHROMA.into())],
+        ImageFormat::Png => vec![
+            ("png:compression-level", PNG_LEVEL.to_string()),
+            ("png:compression-filter", "5".into()),
         ],
-        ImageFormat::Png => &[("png:compression-level", "4"), ("png:compression-filter", "5")],
-        _ => &[],
-    };
-    settings.iter().map(|&(k, v)| (k, v.to_string())).collect()
+        _ => Vec::new(),
+    }
 }
 
 /// Writes an image the original's way: metadata and ImageMagick's quality

@@ -79,7 +79,7 @@ pub(crate) fn render(bytes: &[u8], plan: &Plan, fast_path: bool) -> Result<Rende
         sources: vec![Source {
             id: imaginator::storage::ImageId::of(bytes),
             bytes: bytes::Bytes::copy_from_slice(bytes),
-            format: ImageFormat::Jpeg,
+            format: ImageFormat::sniff(bytes).unwrap_or(ImageFormat::Jpeg),
             density: None,
             hold: None,
         }],
@@ -407,4 +407,154 @@ fn jpeg_chroma_follows_quality_and_the_plan_in_both_engines() {
             );
         }
     }
+}
+
+/// The chunk types of a PNG in order, runs of IDAT counted once.
+fn png_chunks(png: &[u8]) -> Vec<String> {
+    let mut at = 8;
+    let mut kinds: Vec<String> = Vec::new();
+    while at + 8 <= png.len() {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        let kind = String::from_utf8_lossy(&png[at + 4..at + 8]).into_owned();
+        if kinds.last() != Some(&kind) {
+            kinds.push(kind);
+        }
+        at += 12 + len;
+    }
+    kinds
+}
+
+/// 8-bit RGB PNGs with nothing but pixels: the fixtures' photos written by
+/// the `image` crate (as exporters write them), and the corpus PNGs.
+fn pngs() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for name in ["photo.jpg", "oriented.jpg"] {
+        let rgb = common::decode(&common::fixture(name)).1.to_rgb8();
+        let mut png = Vec::new();
+        rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        out.push((format!("{name}.png"), png));
+    }
+    let corpus = std::env::var("IMAGINATOR_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| common::repo_path("target/corpus"));
+    let mut found: Vec<PathBuf> = common::files_under(&corpus)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.to_string_lossy().to_ascii_lowercase().ends_with(".png"))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() < 4 << 20))
+        .collect();
+    found.sort();
+    for p in found {
+        let bytes = std::fs::read(&p).unwrap();
+        if ImageFormat::sniff(&bytes) == Some(ImageFormat::Png) {
+            out.push((p.file_name().unwrap().to_string_lossy().into_owned(), bytes));
+        }
+    }
+    out
+}
+
+/// PNG in, PNG or WebP out: the fast path's file has ImageMagick's chunks,
+/// size and pixels (within the resizers' difference), or the fast path
+/// declines and ImageMagick renders it.
+#[test]
+fn the_png_fast_path_gives_imagemagicks_result() {
+    let plans = [
+        "fit-in(300,300):format(png)",
+        "cover(200,120):format(png)",
+        "resize(150,0,catrom):format(png)",
+        "fit-in(300,300):format(webp):quality(75)",
+    ];
+    let (mut taken, mut worst, mut ratios) = (0, f64::INFINITY, (f64::INFINITY, 0.0f64));
+    let mut taken_files = std::collections::BTreeSet::new();
+    for (name, input) in pngs() {
+        for steps in plans {
+            let plan = plan(steps);
+            let case = format!("{name} {steps}");
+            let (reference, fast) = (render(&input, &plan, false), render(&input, &plan, true));
+            let (r, f) = match (&reference, &fast) {
+                (Ok(r), Ok(f)) => (r, f),
+                (Err(r), Err(f)) => {
+                    assert_eq!(
+                        std::mem::discriminant(f),
+                        std::mem::discriminant(r),
+                        "{case}: {f} vs {r}"
+                    );
+                    continue;
+                }
+                _ => panic!(
+                    "{case}: ImageMagick {:?}, fast path {:?}",
+                    reference.as_ref().map(|r| r.size),
+                    fast.as_ref().map(|r| r.size)
+                ),
+            };
+            if f.engine != "fast" {
+                continue;
+            }
+            taken += 1;
+            taken_files.insert(name.clone());
+            assert_eq!((f.format, f.size), (r.format, r.size), "{case}");
+            let (a, b) = (common::decode(&r.bytes).1, common::decode(&f.bytes).1);
+            if f.format == ImageFormat::Png {
+                assert_eq!(png_chunks(&f.bytes), png_chunks(&r.bytes), "{case}: chunks");
+                assert_eq!(
+                    (f.bytes[24], f.bytes[25]),
+                    (r.bytes[24], r.bytes[25]),
+                    "{case}: depth, colour type"
+                );
+                let psnr = common::psnr(&a, &b);
+                assert!(psnr >= MIN_PSNR, "{case}: {psnr:.1} dB between the paths");
+                worst = worst.min(psnr);
+            } else {
+                let exact = common::decode(
+                    &render(
+                        &input,
+                        &self::plan(&steps.replace("format(webp)", "format(png)")),
+                        false,
+                    )
+                    .unwrap()
+                    .bytes,
+                )
+                .1;
+                let (ours, theirs) = (common::psnr(&exact, &b), common::psnr(&exact, &a));
+                // Above 42 dB (flat graphics) the encoder loses less than the
+                // resizers differ: there the paths are compared with each other.
+                let between = common::psnr(&a, &b);
+                assert!(
+                    ours >= theirs - MAX_WEBP_LOSS_DB || theirs >= 42.0 && between >= MIN_PSNR,
+                    "{case}: fast {ours:.2} dB, ImageMagick {theirs:.2} dB, {between:.2} dB between them"
+                );
+            }
+            let ratio = f.bytes.len() as f64 / r.bytes.len() as f64;
+            if r.bytes.len() > 16 << 10 {
+                ratios = (ratios.0.min(ratio), ratios.1.max(ratio));
+            }
+            // Never larger than ImageMagick's by more than 5%. Smaller by up
+            // to 10%: the SIMD resizer's 8-bit rounding leaves smoother low
+            // bits than ImageMagick's 16-bit one, which deflate rewards.
+            // (A file of a few KiB may differ by up to 1 KiB either way.)
+            let near = f.bytes.len().abs_diff(r.bytes.len()) <= 1024;
+            assert!(
+                near || (0.90..=1.05).contains(&ratio),
+                "{case}: {} vs {} bytes",
+                f.bytes.len(),
+                r.bytes.len()
+            );
+        }
+    }
+    eprintln!(
+        "PNG fast path took {taken} renders of {} files; lowest PSNR between the paths {worst:.1} dB; bytes {:.3}..{:.3} of ImageMagick's (files over 16 KiB)",
+        taken_files.len(),
+        ratios.0,
+        ratios.1
+    );
+    assert!(taken_files.len() >= 100, "the PNG fast path took only {taken_files:?}");
+    // What it must leave to ImageMagick: transparency, a palette, 16 bits.
+    let alpha = common::fixture("alpha.png");
+    assert_eq!(
+        render(&alpha, &plan("fit-in(100,100):format(png)"), true)
+            .unwrap()
+            .engine,
+        "imagemagick"
+    );
 }
