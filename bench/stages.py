@@ -33,6 +33,8 @@ STAGES = [
     ("fast path: encode JPEG (libjpeg-turbo)", ["imj_encode"]),
     ("fast path: encode WebP (libwebp)", ["imw_encode"]),
     ("fast path: encode AVIF (libheif, libaom)", ["ima_encode"]),
+    ("fast path: decode PNG (libpng, zlib inflate)", ["imp_decode"]),
+    ("fast path: encode PNG (libpng, zlib deflate)", ["imp_encode"]),
     ("fast path: orientation, checks", ["imaginator::fast"]),
     ("ping (header read by ImageMagick)", ["PingBlob", "PingImage", "MagickPingImage"]),
     ("decode: JPEG (libjpeg-turbo via ImageMagick)", ["ReadJPEGImage"]),

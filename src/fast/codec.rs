@@ -359,6 +359,7 @@ unsafe extern "C" {
         len: usize,
         width: c_uint,
         height: c_uint,
+        components: c_int,
         rgb: *mut c_uchar,
         rgb_len: usize,
         warnings: *mut c_long,
@@ -368,6 +369,7 @@ unsafe extern "C" {
         rgb: *const c_uchar,
         width: c_uint,
         height: c_uint,
+        components: c_int,
         level: c_int,
         orientation: c_int,
         out: *mut *mut c_uchar,
@@ -377,9 +379,10 @@ unsafe extern "C" {
     fn imp_free(bytes: *mut c_uchar);
 }
 
-/// Decodes an 8-bit RGB PNG of `width` x `height` (vetted by the caller)
-/// into `rgb`; returns libpng's warning count.
-pub fn decode_png(data: &[u8], width: u32, height: u32, rgb: &mut [u8]) -> Result<i64, String> {
+/// Decodes an 8-bit RGB (`components` 3) or gray (1) PNG of `width` x
+/// `height` (vetted by the caller) into `rgb`; returns libpng's warning count.
+pub fn decode_png(data: &[u8], width: u32, height: u32, components: u32, rgb: &mut [u8]) -> Result<i64, String> {
+    assert!(components == 1 || components == 3);
     let mut warnings: c_long = 0;
     let mut message = [0 as c_char; 200];
     // SAFETY: `data` and `rgb` are valid for their lengths, which the C side
@@ -390,6 +393,7 @@ pub fn decode_png(data: &[u8], width: u32, height: u32, rgb: &mut [u8]) -> Resul
             data.len(),
             width,
             height,
+            components as c_int,
             rgb.as_mut_ptr(),
             rgb.len(),
             &mut warnings,
@@ -405,10 +409,18 @@ pub fn decode_png(data: &[u8], width: u32, height: u32, rgb: &mut [u8]) -> Resul
     Ok(warnings)
 }
 
-/// Encodes 8-bit RGB as a PNG with ImageMagick's writer settings (`png.c`),
-/// with an orNT chunk when `orientation` (an EXIF value) is given.
-pub fn encode_png(rgb: &[u8], width: u32, height: u32, orientation: Option<u8>) -> Result<Vec<u8>, String> {
-    assert!(rgb.len() >= width as usize * height as usize * 3);
+/// Encodes 8-bit RGB (`components` 3) or gray (1) as a PNG with
+/// ImageMagick's writer settings (`png.c`), with an orNT chunk when
+/// `orientation` (an EXIF value) is given.
+pub fn encode_png(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    components: u32,
+    orientation: Option<u8>,
+) -> Result<Vec<u8>, String> {
+    assert!(components == 1 || components == 3);
+    assert!(rgb.len() >= width as usize * height as usize * components as usize);
     let mut out: *mut c_uchar = std::ptr::null_mut();
     let mut len = 0usize;
     let mut message = [0 as c_char; 200];
@@ -419,6 +431,7 @@ pub fn encode_png(rgb: &[u8], width: u32, height: u32, orientation: Option<u8>) 
             rgb.as_ptr(),
             width,
             height,
+            components as c_int,
             c_int::from(crate::pipeline::PNG_LEVEL),
             c_int::from(orientation.unwrap_or(0)),
             &mut out,

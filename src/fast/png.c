@@ -1,9 +1,11 @@
 /*
  * The fast path's PNG layer over the system's libpng (the library
- * ImageMagick links): decoding an 8-bit RGB PNG whose chunks the Rust side
- * has already vetted, and writing 8-bit RGB as ImageMagick's PNG writer
- * (coders/png.c) does for the native profile: zlib level 4, all filters
- * (libpng's adaptive choice per row), memory level 9, a 32 KiB compression
+ * ImageMagick links): decoding an 8-bit RGB or gray PNG whose chunks the
+ * Rust side has already vetted, and writing 8-bit RGB or gray as
+ * ImageMagick's PNG writer (coders/png.c) does for the native profile:
+ * zlib level 4, all filters (libpng's adaptive choice per row; for 8-bit
+ * gray too, where ImageMagick's "no filters" leaves libpng's default, all),
+ * memory level 9, a 32 KiB compression
  * buffer (IDAT chunks of 32 KiB), and no chunk but IHDR, orNT, IDAT and
  * IEND.
  *
@@ -54,10 +56,11 @@ static void imp_read(png_structp png, png_bytep out, png_size_t n) {
   s->at += n;
 }
 
-/* Decodes an 8-bit RGB PNG of width x height (interlaced or not) into
- * `rgb` (width * height * 3 bytes). *warnings gets libpng's warning count. */
-int imp_decode(const uint8_t *data, size_t len, uint32_t width, uint32_t height, uint8_t *rgb, size_t rgb_len,
-               long *warnings, char *message) {
+/* Decodes an 8-bit RGB (components 3) or gray (1) PNG of width x height
+ * (interlaced or not) into `rgb` (width * height * components bytes).
+ * *warnings gets libpng's warning count. */
+int imp_decode(const uint8_t *data, size_t len, uint32_t width, uint32_t height, int components, uint8_t *rgb,
+               size_t rgb_len, long *warnings, char *message) {
   struct imp_state s;
   memset(&s, 0, sizeof s);
   s.data = data;
@@ -80,10 +83,11 @@ int imp_decode(const uint8_t *data, size_t len, uint32_t width, uint32_t height,
   /* The Rust side checked the size against the limits; libpng checks too. */
   png_set_user_limits(png, width, height);
   png_read_info(png, info);
+  int type = components == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY;
   if (png_get_image_width(png, info) != width || png_get_image_height(png, info) != height ||
-      png_get_bit_depth(png, info) != 8 || png_get_color_type(png, info) != PNG_COLOR_TYPE_RGB)
-    png_error(png, "not the 8-bit RGB PNG its header promised");
-  if ((size_t)width * height * 3 > rgb_len)
+      png_get_bit_depth(png, info) != 8 || png_get_color_type(png, info) != type)
+    png_error(png, "not the 8-bit PNG its header promised");
+  if ((size_t)width * height * components > rgb_len)
     png_error(png, "pixel buffer too small");
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
@@ -91,7 +95,7 @@ int imp_decode(const uint8_t *data, size_t len, uint32_t width, uint32_t height,
   if (rows == NULL)
     png_error(png, "out of memory");
   for (uint32_t y = 0; y < height; y++)
-    rows[y] = rgb + (size_t)y * width * 3;
+    rows[y] = rgb + (size_t)y * width * components;
   png_read_image(png, rows);
   png_read_end(png, NULL);
   free(rows);
@@ -119,12 +123,13 @@ static void imp_write(png_structp png, png_bytep data, png_size_t n) {
 
 static void imp_flush(png_structp png) { (void)png; }
 
-/* Writes width x height 8-bit RGB. A nonzero `orientation` (an EXIF value)
+/* Writes width x height 8-bit RGB (components 3) or gray (1). A nonzero
+ * `orientation` (an EXIF value)
  * is written in an orNT chunk right after IHDR, as ImageMagick writes one
  * for an image whose orientation it knows. On success *out (free with
  * imp_free) and *out_len hold the file. */
-int imp_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int level, int orientation, uint8_t **out,
-               size_t *out_len, char *message) {
+int imp_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int components, int level, int orientation,
+               uint8_t **out, size_t *out_len, char *message) {
   struct imp_state s;
   memset(&s, 0, sizeof s);
   *out = NULL;
@@ -147,7 +152,8 @@ int imp_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int level, i
   png_set_compression_mem_level(png, 9);
   png_set_compression_level(png, level);
   png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_ALL_FILTERS);
-  png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE,
+  png_set_IHDR(png, info, width, height, 8, components == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE,
                PNG_FILTER_TYPE_BASE);
   png_write_info(png, info);
   if (orientation != 0) {
@@ -155,7 +161,7 @@ int imp_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int level, i
     png_write_chunk(png, (png_const_bytep) "orNT", &value, 1);
   }
   for (uint32_t y = 0; y < height; y++)
-    png_write_row(png, (png_const_bytep)(rgb + (size_t)y * width * 3));
+    png_write_row(png, (png_const_bytep)(rgb + (size_t)y * width * components));
   png_write_end(png, info);
   png_destroy_write_struct(&png, &info);
   *out = s.out;

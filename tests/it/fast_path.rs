@@ -424,16 +424,23 @@ fn png_chunks(png: &[u8]) -> Vec<String> {
     kinds
 }
 
-/// 8-bit RGB PNGs with nothing but pixels: the fixtures' photos written by
-/// the `image` crate (as exporters write them), and the corpus PNGs.
+/// 8-bit RGB and gray PNGs with nothing but pixels: the fixtures' photos
+/// written by the `image` crate (as exporters write them), and the corpus
+/// PNGs.
 fn pngs() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for name in ["photo.jpg", "oriented.jpg"] {
-        let rgb = common::decode(&common::fixture(name)).1.to_rgb8();
-        let mut png = Vec::new();
-        rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .unwrap();
-        out.push((format!("{name}.png"), png));
+        let decoded = common::decode(&common::fixture(name)).1;
+        for (suffix, image) in [
+            ("png", image::DynamicImage::ImageRgb8(decoded.to_rgb8())),
+            ("gray.png", image::DynamicImage::ImageLuma8(decoded.to_luma8())),
+        ] {
+            let mut png = Vec::new();
+            image
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            out.push((format!("{name}.{suffix}"), png));
+        }
     }
     let corpus = std::env::var("IMAGINATOR_CORPUS_DIR")
         .map(PathBuf::from)
@@ -529,13 +536,14 @@ fn the_png_fast_path_gives_imagemagicks_result() {
             if r.bytes.len() > 16 << 10 {
                 ratios = (ratios.0.min(ratio), ratios.1.max(ratio));
             }
-            // Never larger than ImageMagick's by more than 5%. Smaller by up
-            // to 10%: the SIMD resizer's 8-bit rounding leaves smoother low
-            // bits than ImageMagick's 16-bit one, which deflate rewards.
-            // (A file of a few KiB may differ by up to 1 KiB either way.)
-            let near = f.bytes.len().abs_diff(r.bytes.len()) <= 1024;
+            // Never larger than ImageMagick's by more than 5% (or 1 KiB for a
+            // file of a few KiB). Smaller is allowed: the SIMD resizer's
+            // 8-bit rounding leaves smoother low bits than ImageMagick's
+            // 16-bit one, which deflate rewards (photos 0.92-1.00; a fractal
+            // 0.81), and the pixels are held to MIN_PSNR above.
+            let near = f.bytes.len() <= r.bytes.len() + 1024;
             assert!(
-                near || (0.90..=1.05).contains(&ratio),
+                near || ratio <= 1.05,
                 "{case}: {} vs {} bytes",
                 f.bytes.len(),
                 r.bytes.len()
@@ -549,6 +557,9 @@ fn the_png_fast_path_gives_imagemagicks_result() {
         ratios.1
     );
     assert!(taken_files.len() >= 100, "the PNG fast path took only {taken_files:?}");
+    for must in ["photo.jpg.png", "photo.jpg.gray.png"] {
+        assert!(taken_files.contains(must), "{must} should take the PNG fast path");
+    }
     // What it must leave to ImageMagick: transparency, a palette, 16 bits.
     let alpha = common::fixture("alpha.png");
     assert_eq!(
