@@ -67,7 +67,7 @@ pub struct OutputSpec {
 /// Raised whenever an encoder setting changes what a plan writes, so that a
 /// result cached before (memory, disk or the bucket) is not served for the
 /// new one. 2: JPEG 4:2:0 below q90, AVIF at the plan's quality (it was
-/// libheif's 50) with 4:4:4 at speed 8, PNG at zlib level 4, and the
+/// libheif's 50) with 4:4:4 at speed 7, PNG at zlib level 4, and the
 /// `auto` resize filter Lanczos (it was Catmull-Rom).
 pub const ENCODERS_REVISION: u32 = 2;
 
@@ -76,9 +76,13 @@ pub const ENCODERS_REVISION: u32 = 2;
 pub const WEBP_METHOD: u8 = 4;
 
 /// libaom's speed (0 slowest .. 9 fastest) AVIF is written with, by both
-/// engines: imgproxy's default, 8. libheif's own, 6, costs about twice the
-/// encode CPU for 1-2% fewer bytes at equal PSNR (docs/benchmarks.md).
-pub const AVIF_SPEED: &str = "8";
+/// engines. Measured on the benchmark photos against thumbor (libavif speed
+/// 6) and sharp (speed 5), bytes at equal PSNR against the worse of the two
+/// and misses per second against the faster: speed 6 (libheif's default)
+/// 0.96x the bytes but 1.03x the speed; 8 (imgproxy's default) 2.35x the
+/// speed but 1.06x the bytes; 7 1.02x the bytes at 1.77x the speed
+/// (docs/benchmarks.md).
+pub const AVIF_SPEED: &str = "7";
 
 /// zlib level PNG is written with, by both engines, with libpng's adaptive
 /// filters: on photos level 4 is as small as ImageMagick's default (7) to
