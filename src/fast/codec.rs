@@ -61,6 +61,38 @@ unsafe extern "C" {
     fn imj_free(p: *mut std::ffi::c_void);
 }
 
+/// The message a C layer wrote into its 200-byte buffer (NUL-terminated:
+/// libjpeg's format_message and snprintf both terminate it).
+fn c_message(message: &[c_char; 200]) -> String {
+    // SAFETY: the buffer is NUL-terminated within its 200 bytes (above), and
+    // was zeroed before the call.
+    unsafe { CStr::from_ptr(message.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// What a C encoder returned: on `rc` 0 a copy of its `len`-byte output,
+/// which `free` then releases; else the message it wrote.
+///
+/// # Safety
+/// With `rc` 0, `out` must point at `len` readable bytes that `free`
+/// releases and nothing else uses afterwards.
+unsafe fn take_output(
+    rc: c_int,
+    out: *mut c_uchar,
+    len: usize,
+    message: &[c_char; 200],
+    free: impl FnOnce(*mut c_uchar),
+) -> Result<Vec<u8>, String> {
+    if rc != 0 {
+        return Err(c_message(message));
+    }
+    // SAFETY: the caller's promise.
+    let bytes = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
+    free(out);
+    Ok(bytes)
+}
+
 /// libjpeg's colour space numbers (`J_COLOR_SPACE`).
 pub const JCS_GRAYSCALE: i32 = 1;
 pub const JCS_RGB: i32 = 2;
@@ -224,17 +256,9 @@ pub fn encode(pixels: &[u8], width: u32, height: u32, components: u32, s: Encode
             message.as_mut_ptr(),
         )
     };
-    if rc != 0 {
-        // SAFETY: NUL-terminated by libjpeg's format_message.
-        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
-            .to_string_lossy()
-            .into_owned());
-    }
     // SAFETY: on success `out` points at `len` bytes malloc'ed by libjpeg's
-    // memory destination; copied, then freed once.
-    let bytes = unsafe { std::slice::from_raw_parts(out, len as usize) }.to_vec();
-    unsafe { imj_free(out.cast()) };
-    Ok(bytes)
+    // memory destination, freed once by `imj_free`.
+    unsafe { take_output(rc, out, len as usize, &message, |p| imj_free(p.cast())) }
 }
 
 unsafe extern "C" {
@@ -278,17 +302,9 @@ pub fn encode_webp(rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<V
             message.as_mut_ptr(),
         )
     };
-    if rc != 0 {
-        // SAFETY: NUL-terminated by snprintf.
-        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
-            .to_string_lossy()
-            .into_owned());
-    }
-    // SAFETY: on success `out` points at `len` bytes allocated by libwebp's
-    // memory writer; copied, then freed once with WebPFree.
-    let bytes = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
-    unsafe { imw_free(out) };
-    Ok(bytes)
+    // SAFETY: on success `out` points at `len` bytes the C side allocated,
+    // freed once by `imw_free`.
+    unsafe { take_output(rc, out, len, &message, |p| imw_free(p)) }
 }
 
 unsafe extern "C" {
@@ -339,17 +355,9 @@ pub fn encode_avif(pixels: &[u8], width: u32, height: u32, components: u32, qual
             message.as_mut_ptr(),
         )
     };
-    if rc != 0 {
-        // SAFETY: NUL-terminated by snprintf.
-        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
-            .to_string_lossy()
-            .into_owned());
-    }
-    // SAFETY: on success `out` points at `len` bytes malloc'ed by avif.c;
-    // copied, then freed once.
-    let bytes = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
-    unsafe { ima_free(out) };
-    Ok(bytes)
+    // SAFETY: on success `out` points at `len` bytes the C side allocated,
+    // freed once by `ima_free`.
+    unsafe { take_output(rc, out, len, &message, |p| ima_free(p)) }
 }
 
 unsafe extern "C" {
@@ -401,10 +409,7 @@ pub fn decode_png(data: &[u8], width: u32, height: u32, components: u32, rgb: &m
         )
     };
     if rc != 0 {
-        // SAFETY: NUL-terminated by snprintf.
-        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
-            .to_string_lossy()
-            .into_owned());
+        return Err(c_message(&message));
     }
     Ok(warnings)
 }
@@ -439,15 +444,7 @@ pub fn encode_png(
             message.as_mut_ptr(),
         )
     };
-    if rc != 0 {
-        // SAFETY: NUL-terminated by snprintf.
-        return Err(unsafe { CStr::from_ptr(message.as_ptr()) }
-            .to_string_lossy()
-            .into_owned());
-    }
-    // SAFETY: on success `out` points at `len` bytes realloc'ed by png.c;
-    // copied, then freed once.
-    let bytes = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
-    unsafe { imp_free(out) };
-    Ok(bytes)
+    // SAFETY: on success `out` points at `len` bytes the C side allocated,
+    // freed once by `imp_free`.
+    unsafe { take_output(rc, out, len, &message, |p| imp_free(p)) }
 }

@@ -177,16 +177,7 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     };
 
     // Where the pixels go: the same budget ImageMagick's jobs reserve from.
-    let (target, crop) = match &op {
-        None => (logical, None),
-        Some(Op::Resize(r)) => (r.output_size(logical), None),
-        Some(Op::FitIn(f)) => (f.output_size(logical), None),
-        Some(Op::Cover(c)) => (
-            c.scaled_size(logical),
-            Some((c.crop_offset(logical), c.output_size(logical))),
-        ),
-        Some(_) => unreachable!("checked above"),
-    };
+    let (target, crop) = placement(op.as_ref(), logical);
     if let Some(op) = &op
         && let Err(e) = crate::render::check_result_area(op.output_size(logical), op, limits)
     {
@@ -199,12 +190,9 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     }
     let bytes_per_pixel = u64::from(components);
     let need = (area(decoded) + 2 * area(target)) * bytes_per_pixel;
-    let _grant = match budget::get() {
-        Some(b) => match b.reserve(need, job.deadline) {
-            Some(g) => Some(g),
-            None => return Ok(Err(JobError::Deadline)),
-        },
-        None => None,
+    let _grant = match budget::reserve_for_job(need, job.deadline) {
+        Ok(grant) => grant,
+        Err(e) => return Ok(Err(e)),
     };
 
     let mut pixels = vec![0u8; (area(decoded) * bytes_per_pixel) as usize];
@@ -228,12 +216,8 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
     } else {
         target
     };
-    let resize_filter = match &op {
-        Some(Op::Resize(r)) => filter(r.filter).expect("checked above"),
-        _ => fr::FilterType::Lanczos3,
-    };
     let (mut pixels, mut size) = if stored_target != decoded {
-        match resize(pixels, decoded, stored_target, components, resize_filter) {
+        match resize(pixels, decoded, stored_target, components, resize_filter(op.as_ref())) {
             Ok(p) => (p, stored_target),
             Err(e) => return Ok(Err(JobError::Failed(e))),
         }
@@ -250,72 +234,85 @@ pub fn try_render(job: &Job) -> Result<Result<Rendered, JobError>, Declined> {
         size = to;
     }
 
-    if out_format == ImageFormat::Avif {
+    let encoded = match out_format {
         // ImageMagick hands a gray JPEG's pixels to libheif as RGB too (its
         // image has three channels by then): a colour AVIF, as here.
-        let rgb = match components {
-            1 => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
-            _ => pixels,
-        };
-        return Ok(codec::encode_avif(&rgb, size.width, size.height, 3, output.quality)
-            .map(|bytes| Rendered {
-                bytes,
-                format: ImageFormat::Avif,
-                size,
-                engine: "fast",
-                frames: 1,
-                pixel_estimate: 0,
-                pixel_peak: 0,
-            })
-            .map_err(JobError::Failed));
-    }
-    if out_format == ImageFormat::Webp {
+        ImageFormat::Avif => {
+            codec::encode_avif(&to_rgb(pixels, components), size.width, size.height, 3, output.quality)
+        }
         // WebP has no gray: ImageMagick's writer repeats the gray value in
         // R, G and B, and libwebp converts to YUV from there.
-        let rgb = match components {
-            1 => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
-            _ => pixels,
-        };
-        return Ok(codec::encode_webp(&rgb, size.width, size.height, output.quality)
-            .map(|bytes| Rendered {
-                bytes,
-                format: ImageFormat::Webp,
-                size,
-                engine: "fast",
-                frames: 1,
-                pixel_estimate: 0,
-                pixel_peak: 0,
-            })
-            .map_err(JobError::Failed));
+        ImageFormat::Webp => codec::encode_webp(&to_rgb(pixels, components), size.width, size.height, output.quality),
+        _ => {
+            // ImageMagick writes a colour image whose pixels are all gray as a
+            // one-component JPEG.
+            let (pixels, out_components) = if components == 3 && all_gray(&pixels) {
+                (pixels.chunks_exact(3).map(|p| p[0]).collect(), 1)
+            } else {
+                (pixels, components)
+            };
+            // The plan's chroma, as the ImageMagick path writes it: 4:2:0 below
+            // quality 90 (libjpeg's default, `None`), else 4:4:4.
+            let settings = codec::EncodeSettings {
+                quality: output.quality,
+                progressive: output.interlace,
+                density: resolution.jfif(),
+                sampling: (output.chroma.sampling_factor(output.quality) == "1x1,1x1,1x1").then_some([1; 6]),
+            };
+            codec::encode(&pixels, size.width, size.height, out_components, settings)
+        }
+    };
+    Ok(rendered(encoded, out_format, size))
+}
+
+/// A `cover`'s window: its offset and size in the scaled image.
+type Crop = Option<((u32, u32), Size)>;
+
+/// The output size of the plan's one geometry step (`None`: no step) on an
+/// image of `logical` size, and for a `cover` the window cropped from it.
+fn placement(op: Option<&Op>, logical: Size) -> (Size, Crop) {
+    match op {
+        None => (logical, None),
+        Some(Op::Resize(r)) => (r.output_size(logical), None),
+        Some(Op::FitIn(f)) => (f.output_size(logical), None),
+        Some(Op::Cover(c)) => (
+            c.scaled_size(logical),
+            Some((c.crop_offset(logical), c.output_size(logical))),
+        ),
+        Some(_) => unreachable!("try_render takes only these steps"),
     }
-    // ImageMagick writes a colour image whose pixels are all gray as a
-    // one-component JPEG.
-    let (pixels, out_components) = if components == 3 && all_gray(&pixels) {
-        (pixels.chunks_exact(3).map(|p| p[0]).collect(), 1)
-    } else {
-        (pixels, components)
-    };
-    // The plan's chroma, as the ImageMagick path writes it: 4:2:0 below
-    // quality 90 (libjpeg's default, `None`), else 4:4:4.
-    let settings = codec::EncodeSettings {
-        quality: output.quality,
-        progressive: output.interlace,
-        density: resolution.jfif(),
-        sampling: (output.chroma.sampling_factor(output.quality) == "1x1,1x1,1x1").then_some([1; 6]),
-    };
-    Ok(
-        codec::encode(&pixels, size.width, size.height, out_components, settings)
-            .map(|bytes| Rendered {
-                bytes,
-                format: ImageFormat::Jpeg,
-                size,
-                engine: "fast",
-                frames: 1,
-                pixel_estimate: 0,
-                pixel_peak: 0,
-            })
-            .map_err(JobError::Failed),
-    )
+}
+
+/// The resize filter of the plan's geometry step: a `resize` names one,
+/// the others use ImageMagick's default, Lanczos.
+fn resize_filter(op: Option<&Op>) -> fr::FilterType {
+    match op {
+        Some(Op::Resize(r)) => filter(r.filter).expect("checked by try_render"),
+        _ => fr::FilterType::Lanczos3,
+    }
+}
+
+/// Gray pixels repeated into R, G and B; RGB ones as they are.
+fn to_rgb(pixels: Vec<u8>, components: u32) -> Vec<u8> {
+    match components {
+        1 => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
+        _ => pixels,
+    }
+}
+
+/// The fast path's answer: the encoded file, or the encoder's failure.
+fn rendered(encoded: Result<Vec<u8>, String>, format: ImageFormat, size: Size) -> Result<Rendered, JobError> {
+    encoded
+        .map(|bytes| Rendered {
+            bytes,
+            format,
+            size,
+            engine: "fast",
+            frames: 1,
+            pixel_estimate: 0,
+            pixel_peak: 0,
+        })
+        .map_err(JobError::Failed)
 }
 
 /// An image's resolution as ImageMagick holds it after reading a JPEG: the

@@ -8,7 +8,7 @@
 //! or have 256 colours or fewer go back to ImageMagick, whose writer picks a
 //! gray or palette PNG for them.
 
-use super::{Declined, area, codec, filter, orient, resize};
+use super::{Declined, area, codec, orient, placement, rendered, resize, resize_filter};
 use crate::pipeline::format::ImageFormat;
 use crate::pipeline::ops::{Dpi, Op, Size};
 use crate::render::budget;
@@ -79,16 +79,7 @@ pub(super) fn render(
     }
     // No pHYs: the resolution is ImageMagick's default.
     let op = op.map(|op| op.in_pixels(Dpi::DEFAULT));
-    let (target, crop) = match &op {
-        None => (stored, None),
-        Some(Op::Resize(r)) => (r.output_size(stored), None),
-        Some(Op::FitIn(f)) => (f.output_size(stored), None),
-        Some(Op::Cover(c)) => (
-            c.scaled_size(stored),
-            Some((c.crop_offset(stored), c.output_size(stored))),
-        ),
-        Some(_) => unreachable!("checked by the caller"),
-    };
+    let (target, crop) = placement(op.as_ref(), stored);
     if let Some(op) = &op
         && let Err(e) = crate::render::check_result_area(op.output_size(stored), op, limits)
     {
@@ -97,12 +88,10 @@ pub(super) fn render(
     if target.width > stored.width || target.height > stored.height {
         return Err("enlarging");
     }
-    let _grant = match budget::get() {
-        Some(b) => match b.reserve((area(stored) + 2 * area(target)) * u64::from(components), job.deadline) {
-            Some(g) => Some(g),
-            None => return Ok(Err(JobError::Deadline)),
-        },
-        None => None,
+    let need = (area(stored) + 2 * area(target)) * u64::from(components);
+    let _grant = match budget::reserve_for_job(need, job.deadline) {
+        Ok(grant) => grant,
+        Err(e) => return Ok(Err(e)),
     };
 
     let mut pixels = vec![0u8; (area(stored) * u64::from(components)) as usize];
@@ -116,12 +105,8 @@ pub(super) fn render(
     if std::time::Instant::now() >= job.deadline {
         return Ok(Err(JobError::Deadline));
     }
-    let resize_filter = match &op {
-        Some(Op::Resize(r)) => filter(r.filter).expect("checked by the caller"),
-        _ => fast_image_resize::FilterType::Lanczos3,
-    };
     let (mut pixels, mut size) = if target != stored {
-        match resize(pixels, stored, target, components, resize_filter) {
+        match resize(pixels, stored, target, components, resize_filter(op.as_ref())) {
             Ok(p) => (p, target),
             Err(e) => return Ok(Err(JobError::Failed(e))),
         }
@@ -158,17 +143,7 @@ pub(super) fn render(
         ImageFormat::Webp => codec::encode_webp(&pixels, size.width, size.height, output.quality),
         _ => unreachable!("checked by the caller"),
     };
-    Ok(encoded
-        .map(|bytes| Rendered {
-            bytes,
-            format: out_format,
-            size,
-            engine: "fast",
-            frames: 1,
-            pixel_estimate: 0,
-            pixel_peak: 0,
-        })
-        .map_err(JobError::Failed))
+    Ok(rendered(encoded, out_format, size))
 }
 
 /// Whether RGB pixels have 256 distinct colours or fewer (stops at 257).
