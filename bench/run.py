@@ -464,6 +464,16 @@ def scenario_overload(photos, requests, results):
     results.append(row)
 
 
+def reference(photo, tmp):
+    """The full-decode Lanczos reference of `photo` fitted in 512x512 (magick
+    CLI), as (path, width, height)."""
+    ref = tmp / f"{photo.stem}.ref.png"
+    subprocess.run(["magick", str(photo), "-filter", "Lanczos", "-resize", "512x512", str(ref)], check=True)
+    w, h = subprocess.run(["magick", "identify", "-format", "%w %h", str(ref)], capture_output=True,
+                          text=True).stdout.split()
+    return ref, w, h
+
+
 def quality(photo_sets, results, formats=tuple(FORMATS)):
     """PSNR and SSIM of each server's output (fit 512x512) against a
     full-decode Lanczos reference made by the magick CLI, and its bytes, per
@@ -479,10 +489,7 @@ def quality(photo_sets, results, formats=tuple(FORMATS)):
             servers["imaginator-im"] = imaginator(cache=False, fast_path=False)
         scores = {name: {"psnr": [], "ssim": [], "bytes": []} for name in servers}
         for p in photos:
-            ref = tmp / f"{p.stem}.ref.png"
-            subprocess.run(["magick", str(p), "-filter", "Lanczos", "-resize", "512x512", str(ref)], check=True)
-            w, h = subprocess.run(["magick", "identify", "-format", "%w %h", str(ref)], capture_output=True,
-                                  text=True).stdout.split()
+            ref, w, h = reference(p, tmp)
             outs = {
                 "thumbor": f"{servers['thumbor'].base}/unsafe/fit-in/512x512/{unescape(how['thumbor'])}/{p.name}",
                 "sharp": f"{servers['sharp'].base}/fit/512x512/{how['sharp']}/{p.name}",
@@ -540,10 +547,7 @@ def rate_distortion(photo_sets, results, formats=("jpeg", "webp", "avif"), quali
     tmp = Path(scratch_dir())
     refs = {}
     for p in photos:
-        ref = tmp / f"{p.stem}.ref.png"
-        subprocess.run(["magick", str(p), "-filter", "Lanczos", "-resize", "512x512", str(ref)], check=True)
-        refs[p.name] = (ref, *subprocess.run(["magick", "identify", "-format", "%w %h", str(ref)],
-                                             capture_output=True, text=True).stdout.split())
+        refs[p.name] = reference(p, tmp)
     im = imaginator(cache=False, env_extra={"IMAGINATOR_ALLOW_BUILTIN_FILTERS": "true"})
     th, sh = thumbor(photos[0].parent), sharp(photos[0].parent)
     ids = {p.name: upload(im.base, p) for p in photos}
